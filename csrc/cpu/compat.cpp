@@ -1,0 +1,184 @@
+#include "cpu/compat.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "cpu/runs.h"
+
+namespace dwd {
+namespace cpu {
+namespace {
+
+struct AllRuns {
+  index_t cols;
+  index_t next(index_t, index_t c) const { return c; }
+  index_t end(index_t, index_t) const { return cols; }
+  bool joined(const Run&, const Run&) const { return true; }
+};
+
+// 8-connected components of energy > cut (or of every pixel).
+void components(const Planes& e, double cut, bool all, RunLabels& lab) {
+  if (all) {
+    lab.build(AllRuns{e.cols}, e.rows, e.cols, 2);
+    return;
+  }
+  dispatch(e.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const ImageView<const T> v = plane_view<T>(e, 0);
+    if constexpr (std::is_floating_point<T>::value) {
+      lab.build(AboveRuns<T>{v, static_cast<T>(cut)}, e.rows, e.cols, 2);
+    } else {
+      const double f = std::floor(cut);
+      const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+      const double hi = static_cast<double>(std::numeric_limits<T>::max());
+      if (f < lo) lab.build(AllRuns{e.cols}, e.rows, e.cols, 2);
+      else lab.build(AboveRuns<T>{v, static_cast<T>(std::min(f, hi))}, e.rows, e.cols, 2);
+    }
+  });
+}
+
+// Renumbers lab's labels in OpenCV's 8-connected order: by the component's first 2x2 block.
+void to_block_order(RunLabels& lab) {
+  std::vector<std::int64_t> key(lab.count, std::numeric_limits<std::int64_t>::max());
+  for (const Run& run : lab.runs) {
+    const std::int64_t k = (static_cast<std::int64_t>(run.row / 2) << 32) | static_cast<std::int64_t>(run.c0 / 2);
+    key[run.id - 1] = std::min(key[run.id - 1], k);
+  }
+  std::vector<std::int32_t> idx(lab.count);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](std::int32_t a, std::int32_t b) { return key[a] < key[b]; });
+  std::vector<std::int32_t> rank(lab.count);
+  for (std::int32_t i = 0; i < lab.count; ++i) rank[idx[i]] = i + 1;
+  for (Run& run : lab.runs) run.id = rank[run.id - 1];
+}
+
+// Per-row sorted, disjoint column intervals: the pixels already claimed by objects.
+class Claimed {
+ public:
+  explicit Claimed(index_t rows) : rows_(static_cast<std::size_t>(rows)) {}
+  bool overlaps(const Run& r) const {
+    const auto& v = rows_[r.row];
+    auto it = std::upper_bound(v.begin(), v.end(), r.c0, [](std::int32_t c, const std::pair<std::int32_t, std::int32_t>& iv) {
+      return c < iv.second;
+    });
+    return it != v.end() && it->first < r.c1;
+  }
+  void add(const Run& r) { pending_.push_back(r); }
+  void commit() {
+    for (const Run& r : pending_) rows_[r.row].emplace_back(r.c0, r.c1);
+    for (const Run& r : pending_) std::sort(rows_[r.row].begin(), rows_[r.row].end());
+    pending_.clear();
+  }
+
+ private:
+  std::vector<std::vector<std::pair<std::int32_t, std::int32_t>>> rows_;
+  std::vector<Run> pending_;
+};
+
+}  // namespace
+
+DwsBoxes perform_dws(const Planes& energy, const Planes& classes, const Planes& sizes, const DwsParams& p) {
+  // Objects as runs with the label value the original gives them (order of the output).
+  std::vector<Run> objs;
+  std::int64_t max_label = 0;
+  Claimed claimed(energy.rows);
+  for (std::size_t k = 0; k < p.cutoffs.size(); ++k) {
+    const double cut = p.cutoffs[k];
+    RunLabels lab;
+    components(energy, cut, p.neg_all && cut < 0, lab);
+    if (p.block_order) to_block_order(lab);
+    if (k == 0) {
+      for (const Run& run : lab.runs) claimed.add(run);
+      objs = lab.runs;
+      max_label = lab.count;
+    } else {
+      // A component is added whole if none of its pixels belongs to an earlier object.
+      std::vector<char> tainted(lab.count, 0);
+      for (const Run& run : lab.runs)
+        if (!tainted[run.id - 1] && claimed.overlaps(run)) tainted[run.id - 1] = 1;
+      const std::int64_t next = max_label + 1;
+      std::int64_t top = max_label;
+      for (Run run : lab.runs) {
+        if (tainted[run.id - 1]) continue;
+        claimed.add(run);
+        const std::int64_t value = run.id + next;
+        top = std::max(top, value);
+        if (value > std::numeric_limits<std::int32_t>::max())
+          throw std::invalid_argument("too many components for the original's label arithmetic");
+        run.id = static_cast<std::int32_t>(value);
+        objs.push_back(run);
+      }
+      max_label = top;
+    }
+    claimed.commit();
+  }
+
+  // Dense object ids in increasing label value; the original keeps area > min (2020) or >= min (2018).
+  std::vector<std::int32_t> values;
+  values.reserve(objs.size());
+  for (const Run& run : objs) values.push_back(run.id);
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  for (Run& run : objs) run.id = static_cast<std::int32_t>(std::lower_bound(values.begin(), values.end(), run.id) - values.begin()) + 1;
+  const auto n_all = static_cast<std::int64_t>(values.size());
+  std::vector<Geometry> geo(n_all);
+  for (const Run& run : objs) geo[run.id - 1].add(run);
+  std::vector<std::int32_t> keep_id(n_all, 0);
+  std::int32_t n = 0;
+  for (std::int64_t i = 0; i < n_all; ++i) {
+    const bool keep = p.keep_equal ? geo[i].area >= p.min_size : geo[i].area > p.min_size;
+    if (keep) keep_id[i] = ++n;
+  }
+  for (Run& run : objs) run.id = keep_id[run.id - 1];
+  std::vector<std::int32_t> order;
+  std::vector<index_t> offset;
+  group_runs(objs, n, order, offset);
+
+  DwsBoxes out;
+  out.n = n;
+  out.boxes.resize(5 * static_cast<std::size_t>(n));
+  const auto class_reader = classes.present() ? make_reader(classes) : nullptr;
+  const auto size_reader = make_reader(sizes);
+  ClassVote vote;
+  std::vector<std::int64_t> ibuf;
+  std::vector<double> dbuf;
+  std::int64_t i_all = 0;
+  for (std::int32_t o = 0; o < n; ++o) {
+    while (keep_id[i_all] != o + 1) ++i_all;
+    const Geometry& g = geo[i_all];
+    // int(np.mean(rows)): the mean of non-negative integers, truncated.
+    const auto cy = static_cast<std::int64_t>(static_cast<double>(g.sum_r) / static_cast<double>(g.area));
+    const auto cx = static_cast<std::int64_t>(static_cast<double>(g.sum_c) / static_cast<double>(g.area));
+    double hmax = -std::numeric_limits<double>::infinity(), wmax = hmax;
+    for (index_t k = offset[o]; k < offset[o + 1]; ++k) {
+      const Run& run = objs[order[k]];
+      const index_t len = run.c1 - run.c0;
+      if (class_reader) {
+        ibuf.resize(len);
+        class_reader->read_i64(0, run.row, run.c0, run.c1, ibuf.data());
+        for (std::int64_t id : ibuf) vote.add(id);
+      }
+      dbuf.resize(len);
+      size_reader->read_f64(0, run.row, run.c0, run.c1, dbuf.data());
+      for (double x : dbuf) hmax = std::max(hmax, x);
+      size_reader->read_f64(1, run.row, run.c0, run.c1, dbuf.data());
+      for (double x : dbuf) wmax = std::max(wmax, x);
+    }
+    const std::int64_t cls = class_reader ? vote.take().first : 0;
+    // np.amax(...).astype(int): truncation toward zero
+    const auto h = static_cast<std::int64_t>(std::trunc(hmax));
+    const auto w = static_cast<std::int64_t>(std::trunc(wmax));
+    std::int64_t* b = out.boxes.data() + 5 * o;
+    // np.round (half to even) of the float corners; nearbyint rounds half to even in the default mode
+    b[0] = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(cx) - static_cast<double>(w) / 2));
+    b[1] = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(cy) - static_cast<double>(h) / 2));
+    b[2] = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(cx) + static_cast<double>(w) / 2));
+    b[3] = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(cy) + static_cast<double>(h) / 2));
+    b[4] = cls;
+  }
+  return out;
+}
+
+}  // namespace cpu
+}  // namespace dwd

@@ -1,0 +1,276 @@
+// Run-based connected components on the CPU: the engine behind label, decode and compat.
+//
+// One pass over the page finds the runs of each row (maximal horizontal stretches of joined
+// foreground pixels), skipping background with a vectorised search, and unites each run with the
+// runs of the row above that it touches. Union links the larger root under the smaller, so a
+// component's root is its first run in raster order and numbering roots in run order gives
+// skimage's labels (raster order of each component's first pixel). Per-component geometry
+// (area, bbox, coordinate sums) comes from the runs alone; anything that needs pixel values
+// (class votes, sizes, sums) walks the runs of a component, i.e. only foreground pixels.
+//
+// Work is O(pixels read + foreground runs); nothing page-sized is allocated.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <type_traits>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "dwd/core.h"
+
+namespace dwd {
+namespace cpu {
+
+struct Run {
+  std::int32_t row;
+  std::int32_t c0;  // first column
+  std::int32_t c1;  // one past the last column
+  std::int32_t id;  // union-find parent while labelling, then the final label (0 = dropped)
+};
+
+// ---- background skipping --------------------------------------------------------------------
+
+// First column in [c, n) where row[col] != 0, or n.
+template <class T>
+inline index_t find_nonzero(const T* row, index_t c, index_t n) {
+#if defined(__SSE2__)
+  if constexpr (sizeof(T) == 1) {
+    const __m128i zero = _mm_setzero_si128();
+    // 64 bytes per step while nothing is found (the common case on a sparse page) ...
+    while (c + 64 <= n) {
+      const __m128i* q = reinterpret_cast<const __m128i*>(row + c);
+      const __m128i v = _mm_or_si128(_mm_or_si128(_mm_loadu_si128(q), _mm_loadu_si128(q + 1)),
+                                     _mm_or_si128(_mm_loadu_si128(q + 2), _mm_loadu_si128(q + 3)));
+      if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)) != 0xFFFF) break;
+      c += 64;
+    }
+    // ... then 16 at a time to locate it
+    while (c + 16 <= n) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c));
+      const int m = _mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)) ^ 0xFFFF;
+      if (m) return c + __builtin_ctz(static_cast<unsigned>(m));
+      c += 16;
+    }
+  }
+#endif
+  constexpr index_t B = 64 / sizeof(T) > 8 ? 64 / sizeof(T) : 8;
+  while (c + B <= n) {
+    bool any = false;
+    for (index_t k = 0; k < B; ++k) any |= row[c + k] != T(0);
+    if (any) break;
+    c += B;
+  }
+  while (c < n && row[c] == T(0)) ++c;
+  return c;
+}
+
+// First column in [c, n) where row[col] > cut, or n.
+template <class T>
+inline index_t find_above(const T* row, index_t c, index_t n, T cut) {
+#if defined(__SSE2__)
+  if constexpr (std::is_same<T, std::uint8_t>::value) {
+    if (cut < 255) {
+      const __m128i c1 = _mm_set1_epi8(static_cast<char>(cut + 1));
+      while (c + 64 <= n) {  // any of 64 bytes > cut  <=>  their maximum > cut
+        const __m128i* q = reinterpret_cast<const __m128i*>(row + c);
+        const __m128i v = _mm_max_epu8(_mm_max_epu8(_mm_loadu_si128(q), _mm_loadu_si128(q + 1)),
+                                       _mm_max_epu8(_mm_loadu_si128(q + 2), _mm_loadu_si128(q + 3)));
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, c1), v))) break;
+        c += 64;
+      }
+      while (c + 16 <= n) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c));
+        // v > cut  <=>  max(v, cut + 1) == v
+        const int m = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, c1), v));
+        if (m) return c + __builtin_ctz(static_cast<unsigned>(m));
+        c += 16;
+      }
+    } else {
+      return n;
+    }
+  }
+#endif
+  constexpr index_t B = 64 / sizeof(T) > 8 ? 64 / sizeof(T) : 8;
+  while (c + B <= n) {
+    bool any = false;
+    for (index_t k = 0; k < B; ++k) any |= row[c + k] > cut;
+    if (any) break;
+    c += B;
+  }
+  while (c < n && !(row[c] > cut)) ++c;
+  return c;
+}
+
+// ---- row scanners: what a run is ---------------------------------------------------------------
+
+// Runs of equal non-zero values; runs join only if their values are equal (skimage's label on
+// bool and integer images).
+template <class T>
+struct EqualRuns {
+  ImageView<const T> img;
+  index_t next(index_t r, index_t c) const { return find_nonzero(img.row(r), c, img.cols); }
+  index_t end(index_t r, index_t c) const {
+    const T* p = img.row(r);
+    const T v = p[c];
+    ++c;
+    while (c < img.cols && p[c] == v) ++c;
+    return c;
+  }
+  bool joined(const Run& a, const Run& b) const { return img(a.row, a.c0) == img(b.row, b.c0); }
+};
+
+// Runs of pixels above a cut-off; all such runs join when they touch (energy > cutoff).
+template <class T>
+struct AboveRuns {
+  ImageView<const T> img;
+  T cut;
+  index_t next(index_t r, index_t c) const { return find_above(img.row(r), c, img.cols, cut); }
+  index_t end(index_t r, index_t c) const {
+    const T* p = img.row(r);
+    ++c;
+    while (c < img.cols && p[c] > cut) ++c;
+    return c;
+  }
+  bool joined(const Run&, const Run&) const { return true; }
+};
+
+// ---- labelling -----------------------------------------------------------------------------
+
+class RunLabels {
+ public:
+  std::vector<Run> runs;
+  std::vector<index_t> row_start;  // runs of row r: [row_start[r], row_start[r + 1])
+  std::int32_t count = 0;          // number of components
+
+  // Finds the runs of `scan` and labels them 1..count in raster order of each component's first
+  // pixel. connectivity: 1 (4-neighbourhood) or 2 (8-neighbourhood).
+  template <class Scanner>
+  void build(const Scanner& scan, index_t rows, index_t cols, int connectivity) {
+    runs.clear();
+    row_start.assign(static_cast<std::size_t>(rows) + 1, 0);
+    const std::int32_t touch = connectivity == 2 ? 1 : 0;  // 8-conn runs touch diagonally
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t first = static_cast<index_t>(runs.size());
+      row_start[r] = first;
+      index_t c = scan.next(r, 0);
+      while (c < cols) {
+        const index_t e = scan.end(r, c);
+        runs.push_back(Run{static_cast<std::int32_t>(r), static_cast<std::int32_t>(c),
+                           static_cast<std::int32_t>(e), static_cast<std::int32_t>(runs.size())});
+        c = e < cols ? scan.next(r, e) : cols;
+      }
+      if (r == 0) continue;
+      // Unite with the runs of the row above (two-pointer sweep; both lists are sorted by column).
+      index_t p = row_start[r - 1];
+      const index_t pe = first;
+      for (index_t k = first; k < static_cast<index_t>(runs.size()) && p < pe; ++k) {
+        const Run& cur = runs[k];
+        while (p < pe && runs[p].c1 + touch <= cur.c0) ++p;
+        for (index_t q = p; q < pe && runs[q].c0 < cur.c1 + touch; ++q) {
+          if (scan.joined(runs[q], cur)) unite(static_cast<std::int32_t>(q), static_cast<std::int32_t>(k));
+        }
+      }
+    }
+    row_start[rows] = static_cast<index_t>(runs.size());
+    if (runs.size() >= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+      throw std::invalid_argument("image has too many foreground runs for 32-bit labels");
+    // Final labels: a root (the first run of its component) opens a new label; any other run copies
+    // its root's label (the root comes earlier, so it is already numbered).
+    // Parents only ever point to earlier runs, so one forward pass compresses every run to its root.
+    for (std::size_t k = 0; k < runs.size(); ++k) runs[k].id = find(static_cast<std::int32_t>(k));
+    count = 0;
+    for (std::size_t k = 0; k < runs.size(); ++k) {
+      const std::int32_t root = runs[k].id;  // negative once numbered
+      runs[k].id = root == static_cast<std::int32_t>(k) ? -(++count) : runs[root].id;
+    }
+    for (Run& run : runs) run.id = -run.id;
+  }
+
+  // Writes the label image (every pixel, background 0).
+  void paint(ImageView<std::int32_t> out) const {
+    for (index_t r = 0; r < out.rows; ++r) {
+      std::int32_t* o = out.row(r);
+      std::memset(o, 0, sizeof(std::int32_t) * static_cast<std::size_t>(out.cols));
+      for (index_t k = row_start[r]; k < row_start[r + 1]; ++k) {
+        const Run& run = runs[k];
+        if (run.id > 0) std::fill(o + run.c0, o + run.c1, run.id);
+      }
+    }
+  }
+
+  // Runs grouped by label (see group_runs).
+  void group(std::vector<std::int32_t>& order, std::vector<index_t>& offset) const;
+
+ private:
+  std::int32_t find(std::int32_t x) {
+    while (runs[x].id != x) {
+      runs[x].id = runs[runs[x].id].id;  // path halving
+      x = runs[x].id;
+    }
+    return x;
+  }
+  void unite(std::int32_t a, std::int32_t b) {
+    a = find(a);
+    b = find(b);
+    if (a == b) return;
+    if (a < b) runs[b].id = a;
+    else runs[a].id = b;
+  }
+};
+
+// Runs grouped by label (run.id, 1..count; 0 = dropped): order[offset[l - 1] .. offset[l]) are the
+// indices of the runs of label l, in raster order (a counting sort by label).
+inline void group_runs(const std::vector<Run>& runs, std::int64_t count, std::vector<std::int32_t>& order,
+                       std::vector<index_t>& offset) {
+  offset.assign(static_cast<std::size_t>(count) + 1, 0);
+  for (const Run& run : runs)
+    if (run.id > 0) ++offset[run.id];
+  for (std::int64_t l = 0; l < count; ++l) offset[l + 1] += offset[l];
+  order.resize(static_cast<std::size_t>(offset[count]));
+  std::vector<index_t> pos(offset.begin(), offset.end() - 1);
+  for (std::size_t k = 0; k < runs.size(); ++k)
+    if (runs[k].id > 0) order[static_cast<std::size_t>(pos[runs[k].id - 1]++)] = static_cast<std::int32_t>(k);
+}
+
+inline void RunLabels::group(std::vector<std::int32_t>& order, std::vector<index_t>& offset) const {
+  group_runs(runs, count, order, offset);
+}
+
+// Per-component geometry from runs: exact integer accumulators.
+struct Geometry {
+  std::int64_t area = 0;
+  std::int64_t sum_r = 0;
+  std::int64_t sum_c = 0;
+  std::int32_t min_r = std::numeric_limits<std::int32_t>::max();
+  std::int32_t min_c = std::numeric_limits<std::int32_t>::max();
+  std::int32_t max_r = -1;  // inclusive
+  std::int32_t max_c = -1;  // inclusive
+
+  void add(const Run& run) {
+    const std::int64_t len = run.c1 - run.c0;
+    area += len;
+    sum_r += static_cast<std::int64_t>(run.row) * len;
+    sum_c += (static_cast<std::int64_t>(run.c0) + run.c1 - 1) * len / 2;
+    min_r = std::min(min_r, run.row);
+    max_r = std::max(max_r, run.row);
+    min_c = std::min(min_c, run.c0);
+    max_c = std::max(max_c, run.c1 - 1);
+  }
+};
+
+inline std::vector<Geometry> geometry(const RunLabels& lab) {
+  std::vector<Geometry> g(static_cast<std::size_t>(lab.count));
+  for (const Run& run : lab.runs)
+    if (run.id > 0) g[run.id - 1].add(run);
+  return g;
+}
+
+}  // namespace cpu
+}  // namespace dwd

@@ -1,0 +1,104 @@
+// CudaExec: the executor of csrc/dwd/exec.h as CUDA kernels on the caller's stream.
+//
+// for_each launches one generic kernel over a DWD_HD functor (one thread per element). Workspace is
+// allocated with cudaMallocAsync on the stream (stream-ordered; the driver's pool makes repeated
+// calls cheap) and freed when the executor is destroyed. Every CUDA call is checked; errors become
+// std::runtime_error with the call and the CUDA message.
+#pragma once
+
+#include <cub/device/device_scan.cuh>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dwd/exec.h"
+
+namespace dwd {
+
+inline void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+template <class F>
+__global__ void for_each_kernel(index_t n, F f) {
+  const index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) f(i);
+}
+
+template <class T>
+__global__ void fill_kernel(T* p, index_t n, T v) {
+  const index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) p[i] = v;
+}
+
+class CudaExec {
+ public:
+  static constexpr int kBlock = 256;
+
+  explicit CudaExec(cudaStream_t stream) : stream_(stream) {}
+  CudaExec(const CudaExec&) = delete;
+  CudaExec& operator=(const CudaExec&) = delete;
+  ~CudaExec() {
+    for (void* p : blocks_) cudaFreeAsync(p, stream_);  // errors here cannot be reported
+  }
+
+  template <class F>
+  void for_each(index_t n, F f) {
+    if (n <= 0) return;
+    const index_t grid = (n + kBlock - 1) / kBlock;
+    for_each_kernel<<<static_cast<unsigned>(grid), kBlock, 0, stream_>>>(n, f);
+    cuda_check(cudaGetLastError(), "for_each launch");
+    ++launches_;
+  }
+
+  template <class T>
+  T* alloc(index_t n) {
+    void* p = nullptr;
+    cuda_check(cudaMallocAsync(&p, sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1), stream_), "cudaMallocAsync");
+    blocks_.push_back(p);
+    return static_cast<T*>(p);
+  }
+
+  template <class T>
+  void fill(T* p, index_t n, T v) {
+    if (n <= 0) return;
+    fill_kernel<<<static_cast<unsigned>((n + kBlock - 1) / kBlock), kBlock, 0, stream_>>>(p, n, v);
+    cuda_check(cudaGetLastError(), "fill launch");
+    ++launches_;
+  }
+
+  // out[i] = sum(in[0..i)) for i <= n (out holds n + 1 elements).
+  void exclusive_scan(const std::int32_t* in, std::int32_t* out, index_t n) {
+    std::size_t bytes = 0;
+    cuda_check(cub::DeviceScan::InclusiveSum(nullptr, bytes, in, out + 1, static_cast<int>(n), stream_),
+               "DeviceScan size");
+    void* tmp = alloc<unsigned char>(static_cast<index_t>(bytes));
+    fill<std::int32_t>(out, 1, 0);
+    cuda_check(cub::DeviceScan::InclusiveSum(tmp, bytes, in, out + 1, static_cast<int>(n), stream_),
+               "DeviceScan");
+    ++launches_;
+  }
+
+  // Copies device -> host and waits for it (the one place a data-dependent count reaches the host).
+  template <class T>
+  void to_host(T* dst, const T* src, index_t n) {
+    cuda_check(cudaMemcpyAsync(dst, src, sizeof(T) * static_cast<std::size_t>(n), cudaMemcpyDeviceToHost, stream_),
+               "cudaMemcpyAsync");
+    sync();
+  }
+
+  void sync() { cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+
+  cudaStream_t stream() const { return stream_; }
+  std::int64_t launches() const { return launches_; }
+
+ private:
+  cudaStream_t stream_;
+  std::vector<void*> blocks_;
+  std::int64_t launches_ = 0;
+};
+
+}  // namespace dwd

@@ -1,0 +1,64 @@
+// Python binding of decode: a batch (B, ...) of pages, OpenMP across the batch.
+#include "cpu/decode.h"
+
+#include "python/common.h"
+
+namespace dwd {
+
+namespace {
+
+py::list decode(const py::array& energy, const py::object& classes, const py::object& sizes, double cutoff,
+                std::int64_t min_size, int connectivity, int size_reduce, std::int64_t levels, bool energy_logits,
+                bool class_logits, const py::object& label_map) {
+  const std::int64_t B = energy.shape(0);
+  cpu::DecodeParams p;
+  p.cutoff = cutoff;
+  p.min_size = min_size;
+  p.connectivity = connectivity;
+  p.size_reduce = static_cast<cpu::SizeReduce>(size_reduce);
+  p.levels = levels;
+  p.energy_logits = energy_logits;
+  p.class_logits = class_logits;
+  std::vector<cpu::Planes> ep(B), cp(B), sp(B);
+  std::vector<ImageView<std::int32_t>> lm(B);
+  py::array_t<std::int32_t> lm_arr;
+  if (!label_map.is_none()) lm_arr = label_map.cast<py::array_t<std::int32_t>>();
+  for (std::int64_t b = 0; b < B; ++b) {
+    ep[b] = planes_of(energy, b, "energy");
+    if (!classes.is_none()) cp[b] = planes_of(classes.cast<py::array>(), b, "classes");
+    if (!sizes.is_none()) sp[b] = planes_of(sizes.cast<py::array>(), b, "sizes");
+    if (!label_map.is_none())
+      lm[b] = make_view(lm_arr.mutable_data() + b * ep[b].rows * ep[b].cols, ep[b].rows, ep[b].cols);
+  }
+  const bool want_label_map = !label_map.is_none();
+  std::vector<cpu::Detections> out(B);
+  {
+    py::gil_scoped_release nogil;
+    parallel_for(B, [&](std::int64_t b) {
+      out[b] = cpu::decode(ep[b], cp[b], sp[b], p, want_label_map ? &lm[b] : nullptr);
+    });
+  }
+  py::list res;
+  for (const cpu::Detections& d : out) {
+    const py::ssize_t n = d.n;
+    py::dict r;
+    r["boxes"] = to_numpy(d.boxes, {n, 4});
+    r["labels"] = to_numpy(d.labels, {n});
+    r["scores"] = to_numpy(d.scores, {n});
+    r["class_scores"] = to_numpy(d.class_scores, {n});
+    r["centers"] = to_numpy(d.centers, {n, 2});
+    r["areas"] = to_numpy(d.areas, {n});
+    res.append(r);
+  }
+  return res;
+}
+
+}  // namespace
+
+void bind_decode(py::module_& m) {
+  m.def("decode", &decode, py::arg("energy"), py::arg("classes"), py::arg("sizes"), py::arg("cutoff"),
+        py::arg("min_size"), py::arg("connectivity"), py::arg("size_reduce"), py::arg("levels"),
+        py::arg("energy_logits"), py::arg("class_logits"), py::arg("label_map"));
+}
+
+}  // namespace dwd

@@ -1,0 +1,44 @@
+// Python binding of region_stats.
+#include "cpu/region_stats.h"
+
+#include "python/common.h"
+
+namespace dwd {
+
+namespace {
+
+py::dict region_stats(const py::array& labels, const py::object& image, const py::object& classes,
+                      std::int64_t num_classes) {
+  const cpu::Planes lp = planes_of(labels, 0, "labels");
+  cpu::Planes ip, cp;
+  if (!image.is_none()) ip = planes_of(image.cast<py::array>(), 0, "image");
+  if (!classes.is_none()) cp = planes_of(classes.cast<py::array>(), 0, "classes");
+  cpu::RegionStats s;
+  {
+    py::gil_scoped_release nogil;
+    s = cpu::region_stats(lp, ip, cp, num_classes);
+  }
+  const py::ssize_t n = s.n;
+  py::dict d;
+  d["area"] = to_numpy(s.area, {n});
+  d["bbox"] = to_numpy(s.bbox, {n, 4});
+  d["centroid"] = to_numpy(s.centroid, {n, 2});
+  if (ip.present()) {
+    d["image_sum"] = to_numpy(s.image_sum, {n});
+    d["image_max"] = to_numpy(s.image_max, {n});
+  }
+  if (cp.present()) {
+    d["vote"] = to_numpy(s.vote, {n});
+    d["vote_count"] = to_numpy(s.vote_count, {n});
+  }
+  return d;
+}
+
+}  // namespace
+
+void bind_region_stats(py::module_& m) {
+  m.def("region_stats", &region_stats, py::arg("labels"), py::arg("image"), py::arg("classes"),
+        py::arg("num_classes"));
+}
+
+}  // namespace dwd

@@ -1,0 +1,21 @@
+"""dwd_fast: fast post-processing and training targets for the Deep Watershed Detector.
+
+Public API (everything else is private):
+
+- :func:`label`, :func:`region_stats` — connected components and their statistics
+- :func:`decode`, :class:`Detections` — the DWD decoder
+- :mod:`dwd_fast.compat` — exact drop-ins for the original DWD functions
+- :mod:`dwd_fast.data` — the reference page used by the benchmarks
+- :func:`info` — what was built and what is usable
+"""
+
+from . import compat, data
+from ._info import info
+from .decode import Detections, decode
+from .label import label
+from .region_stats import RegionStats, region_stats
+
+__version__ = "0.1.0"
+
+__all__ = ["label", "region_stats", "RegionStats", "decode", "Detections", "compat", "data", "info",
+           "__version__"]

@@ -1,0 +1,29 @@
+"""dwd_fast.info(): what was built and what is usable on this machine."""
+
+from __future__ import annotations
+
+from ._ext import cpu_ext, cuda_ext
+
+
+def info():
+    """Build and runtime facts as a dict.
+
+    Keys: ``version``, ``cpu`` (compiler, OpenMP, threads, SIMD), ``cuda_built`` (whether the CUDA
+    extension was compiled), ``cuda_archs``, ``cuda`` (runtime / driver versions, devices, and
+    ``usable`` with the ``error`` that says why not).
+
+    Examples
+    --------
+    >>> import dwd_fast
+    >>> sorted(dwd_fast.info())
+    ['cpu', 'cuda', 'cuda_archs', 'cuda_built', 'version']
+    """
+    from . import __version__
+
+    out = {"version": __version__, "cpu": dict(cpu_ext().build_info())}
+    cu = cuda_ext()
+    out["cuda_built"] = cu is not None
+    out["cuda_archs"] = cu.archs.split(";") if cu is not None else []
+    out["cuda"] = dict(cu.device_info()) if cu is not None else {
+        "usable": False, "error": "dwd_fast was built without CUDA (no nvcc at build time, or DWD_FAST_CUDA=0)"}
+    return out

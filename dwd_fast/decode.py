@@ -1,0 +1,192 @@
+"""The DWD decoder: energy map -> objects -> boxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _arrays
+from ._ext import cpu_ext
+
+__all__ = ["decode", "Detections"]
+
+_SIZE_REDUCE = {"max": 0, "mean": 1, "median": 2}
+
+
+@dataclass
+class Detections:
+    """Objects found on one page.
+
+    Attributes
+    ----------
+    boxes : (N, 4) float32
+        ``(x1, y1, x2, y2)`` in pixel coordinates where pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``
+        (torchvision's convention, no +1): a box of predicted size ``(h, w)`` centred on the object's
+        centre, or the object's own extent when no size map was given.
+    labels : (N,) int64
+        Class ids (majority vote of a class-id map, or argmax of the mean class probability of class
+        logits); -1 when no classes were given.
+    scores : (N,) float32
+        Confidence in [0, 1]: the mean probability of the energy levels above the cut-off when energy
+        logits are given, else peak level / (levels - 1).
+    centers : (N, 2) float64
+        Mean ``(row, col)`` of the object's pixels (scikit-image's centroid convention).
+    areas : (N,) int64
+        Object pixels.
+    class_scores : (N,) float32
+        Share of the object's pixels that voted for its class, or its mean class probability.
+    label_map : (H, W) int32, optional
+        Object ids 1..N (row i of the arrays above is object i + 1), with ``return_label_map=True``.
+    """
+
+    boxes: Any
+    labels: Any
+    scores: Any
+    centers: Any
+    areas: Any
+    class_scores: Any
+    label_map: Optional[Any] = None
+
+    def __len__(self):
+        return int(self.boxes.shape[0])
+
+    def as_dict(self):
+        """torchvision's detection format: ``{"boxes", "labels", "scores"}``."""
+        return {"boxes": self.boxes, "labels": self.labels, "scores": self.scores}
+
+
+def _split_energy(e):
+    """(batched, is_logits, 4-D view (B, K|1, H, W)) for an energy array."""
+    if e.dtype.kind in "biu":
+        _arrays.check_ndim(e, "energy", (2, 3), "2-D (H, W) or 3-D (B, H, W) for an integer level map")
+        return e.ndim == 3, False, (e[None, None] if e.ndim == 2 else e[:, None])
+    _arrays.check_ndim(e, "energy", (2, 3, 4),
+                       "2-D (H, W), 3-D (K, H, W) logits or 4-D (B, K, H, W) logits for a float map")
+    if e.ndim == 2:
+        return False, False, e[None, None]
+    return e.ndim == 4, True, (e[None] if e.ndim == 3 else e)
+
+
+def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, connectivity=2, size_reduce="max",
+           levels=None, return_label_map=False, backend="auto"):
+    """Decode DWD network outputs into detections.
+
+    Objects are the connected components (8-connected by default) of ``energy > cutoff`` with at
+    least ``min_size`` pixels, in the raster order of their first pixel. For each object: its centre
+    is the mean of its pixels, its class the majority of ``classes`` over its pixels (or the argmax of
+    the mean class probability), its size the ``size_reduce`` of ``sizes`` over its pixels, its box
+    that size around the centre, and its score in [0, 1] from the energy.
+
+    Parameters
+    ----------
+    energy : array
+        Integer level map ``(H, W)`` or batch ``(B, H, W)``; or float logits ``(K, H, W)`` / ``(B, K, H,
+        W)``, reduced by argmax inside the kernel; or a float energy map ``(H, W)`` thresholded as is.
+    classes : array, optional
+        Class ids ``(H, W)`` (non-negative integers) or class logits ``(C, H, W)``; batched with a
+        leading B like ``energy``.
+    sizes : array, optional
+        ``(2, H, W)`` box sizes (height, width) per pixel; batched ``(B, 2, H, W)``. Without it the
+        box is the object's extent.
+    cutoff : float, optional
+        Energy level a pixel must exceed to belong to an object (default 7).
+    min_size : int, optional
+        Smallest object, in pixels (default 4).
+    connectivity : {1, 2}, optional
+        4- (1) or 8-connected (2, default, as the original DWD) components.
+    size_reduce : {"max", "mean", "median"}, optional
+        How the size map is reduced over an object (default ``"max"``, the original's).
+    levels : int, optional
+        Number of energy levels, for the score of a level map (peak / (levels - 1)). Defaults to K for
+        logits and to 20 (the original DWD's) for level maps.
+    return_label_map : bool, optional
+        Also return the ``(H, W)`` int32 map of object ids in ``Detections.label_map``.
+    backend : {"auto", "cpu"}, optional
+
+    Returns
+    -------
+    Detections, or a list of Detections for batched input.
+
+    Examples
+    --------
+    >>> import dwd_fast
+    >>> page = dwd_fast.data.reference_page(250)
+    >>> det = dwd_fast.decode(page.energy, page.classes, page.sizes, cutoff=7)
+    >>> det.as_dict()["boxes"].shape[1]
+    4
+    """
+    he = _arrays.to_host(energy, "energy")
+    e = he.array
+    _arrays.check_dtype(e, "energy")
+    batched, logits, e4 = _split_energy(e)
+    _arrays.check_nonempty(e4, "energy")
+    B, K, H, W = e4.shape
+    if logits and K > 255:
+        raise ValueError(f"energy logits may have at most 255 levels, got {K}")
+
+    c4 = None
+    class_logits = False
+    if classes is not None:
+        c = _arrays.to_host(classes, "classes").array
+        _arrays.check_dtype(c, "classes")
+        class_logits = c.dtype.kind == "f"
+        if class_logits:
+            want = (B, c.shape[-3] if c.ndim >= 3 else -1, H, W)
+            c4 = c if c.ndim == 4 else (c[None] if c.ndim == 3 else None)
+            what = "(B, C, H, W)" if batched else "(C, H, W)"
+        else:
+            c4 = c[:, None] if (batched and c.ndim == 3) else (c[None, None] if c.ndim == 2 else None)
+            want = (B, 1, H, W)
+            what = "(B, H, W)" if batched else "(H, W)"
+        if c4 is None or c4.shape != want or (c.ndim == 4) != (batched and class_logits):
+            raise ValueError(f"classes must be {'logits' if class_logits else 'class ids'} of shape {what} "
+                             f"matching energy {tuple(e.shape)}, got shape {tuple(c.shape)}")
+        if c4.shape[1] == 0:
+            raise ValueError("classes logits have no class channel")
+        if not class_logits:
+            c4 = _arrays.kernel_view(c4)
+        elif c4.dtype == np.bool_:
+            c4 = c4.view(np.uint8)
+
+    s4 = None
+    if sizes is not None:
+        s = _arrays.to_host(sizes, "sizes").array
+        _arrays.check_dtype(s, "sizes")
+        s4 = s if batched else (s[None] if s.ndim == 3 else None)
+        what = "(B, 2, H, W)" if batched else "(2, H, W)"
+        if s4 is None or s4.ndim != 4 or s4.shape != (B, 2, H, W):
+            raise ValueError(f"sizes must be {what} (height, width) matching energy {tuple(e.shape)}, "
+                             f"got shape {tuple(s.shape)}")
+        if s4.dtype.kind != "f":
+            s4 = s4.astype(np.float32)
+        elif not s4.dtype.isnative:
+            s4 = s4.astype(s4.dtype.newbyteorder("="))
+
+    if isinstance(cutoff, (bool, np.bool_)) or not isinstance(cutoff, (int, float, np.integer, np.floating)):
+        raise TypeError(f"cutoff must be a number, got {type(cutoff).__name__}")
+    if not np.isfinite(cutoff):
+        raise ValueError(f"cutoff must be finite, got {cutoff!r}")
+    if int(min_size) != min_size or min_size < 0:
+        raise ValueError(f"min_size must be a non-negative integer, got {min_size!r}")
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
+    if size_reduce not in _SIZE_REDUCE:
+        raise ValueError(f"size_reduce must be one of {sorted(_SIZE_REDUCE)}, got {size_reduce!r}")
+    if levels is None:
+        levels = K if logits else 20
+    if int(levels) != levels or levels < 2:
+        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    _arrays.resolve_backend(backend, energy)
+
+    label_map = np.empty((B, H, W), np.int32) if return_label_map else None
+    raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
+                           _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits), label_map)
+    dets = []
+    for b, r in enumerate(raw):
+        w = {k: _arrays.wrap(v, he) for k, v in r.items()}
+        if label_map is not None:
+            w["label_map"] = _arrays.wrap(label_map[b], he)
+        dets.append(Detections(**w))
+    return dets if batched else dets[0]

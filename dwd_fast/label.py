@@ -1,0 +1,63 @@
+"""Connected-component labelling (``skimage.measure.label`` semantics)."""
+
+from __future__ import annotations
+
+from . import _arrays
+from ._ext import cpu_ext
+
+__all__ = ["label"]
+
+_ORDERS = {"forward": 0, "reversed": 1, "shuffled": 2}
+
+
+def label(image, *, connectivity=2, return_num=False, backend="auto", order="forward", seed=0):
+    """Label the connected regions of a 2-D integer or boolean image.
+
+    Same result as ``skimage.measure.label(image, connectivity=connectivity, return_num=return_num)``
+    (background 0): pixels are joined when they are neighbours and hold the same non-zero value, and
+    labels ``1..n`` follow the raster order of each region's first pixel.
+
+    Parameters
+    ----------
+    image : (H, W) array of bool or integers
+        numpy array or CPU torch tensor. Not modified.
+    connectivity : {1, 2}, optional
+        Maximum number of orthogonal hops to a neighbour: 1 is the 4-neighbourhood, 2 (default, as in
+        scikit-image) the 8-neighbourhood.
+    return_num : bool, optional
+        Also return the number of labels.
+    backend : {"auto", "cpu", "host"}, optional
+        ``"cpu"`` runs the sequential run-based labeller. ``"host"`` runs the data-parallel GPU
+        algorithm (union-find with atomicMin) on the CPU, one element at a time in ``order``
+        (``"forward"``, ``"reversed"`` or ``"shuffled"`` with ``seed``); it exists to verify the GPU
+        code without a GPU and is slow.
+
+    Returns
+    -------
+    labels : (H, W) int32 array, in the caller's array library
+    num : int
+        Only with ``return_num=True``.
+
+    Examples
+    --------
+    >>> import numpy as np, dwd_fast
+    >>> dwd_fast.label(np.array([[1, 0, 1], [0, 0, 1]], dtype=bool))
+    array([[1, 0, 2],
+           [0, 0, 2]], dtype=int32)
+    """
+    h = _arrays.to_host(image, "image")
+    a = h.array
+    _arrays.check_dtype(a, "image", integer=True)
+    _arrays.check_ndim(a, "image", (2,), "2-D (H, W)")
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2 for a 2-D image, got {connectivity!r}")
+    backend = _arrays.resolve_backend(backend, image)
+    a4 = _arrays.kernel_view(a)[None, None]
+    if backend == "host":
+        if order not in _ORDERS:
+            raise ValueError(f"order must be one of {sorted(_ORDERS)}, got {order!r}")
+        out, n, _ = cpu_ext().label_host(a4, connectivity, _ORDERS[order], int(seed))
+    else:
+        out, n = cpu_ext().label(a4, connectivity)
+    out = _arrays.wrap(out, h)
+    return (out, int(n)) if return_num else out
