@@ -145,10 +145,10 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, connectivi
                              f"matching energy {tuple(e.shape)}, got shape {tuple(c.shape)}")
         if c4.shape[1] == 0:
             raise ValueError("classes logits have no class channel")
-        if not class_logits:
-            c4 = _arrays.kernel_view(c4)
-        elif c4.dtype == np.bool_:
+        if c4.dtype == np.bool_:
             c4 = c4.view(np.uint8)
+        if not c4.dtype.isnative:
+            c4 = c4.astype(c4.dtype.newbyteorder("="))
 
     s4 = None
     if sizes is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import _arrays
 from ._ext import cpu_ext
 
@@ -52,6 +54,9 @@ def label(image, *, connectivity=2, return_num=False, backend="auto", order="for
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 or 2 for a 2-D image, got {connectivity!r}")
     backend = _arrays.resolve_backend(backend, image)
+    if a.size == 0:  # like scikit-image: an empty image has no labels
+        out = _arrays.wrap(np.zeros(a.shape, np.int32), h)
+        return (out, 0) if return_num else out
     a4 = _arrays.kernel_view(a)[None, None]
     if backend == "host":
         if order not in _ORDERS:

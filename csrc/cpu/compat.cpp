@@ -180,5 +180,115 @@ DwsBoxes perform_dws(const Planes& energy, const Planes& classes, const Planes& 
   return out;
 }
 
+std::vector<std::int64_t> perform_dws_fatten(const Planes& energy, double cutoff, std::int64_t min_size,
+                                             double fatten_cutoff) {
+  const index_t rows = energy.rows, cols = energy.cols;
+  // L: components at the cut-off, OpenCV order, small ones erased (size == min_size is kept).
+  RunLabels lab;
+  components(energy, cutoff, false, lab);
+  to_block_order(lab);
+  {
+    const std::vector<Geometry> g = geometry(lab);
+    for (Run& run : lab.runs)
+      if (g[run.id - 1].area < min_size) run.id = 0;
+  }
+  std::vector<std::int32_t> L(static_cast<std::size_t>(rows * cols));
+  lab.paint(make_view(L.data(), rows, cols));
+
+  // L0: components at the fatten cut-off, in OpenCV order, processed one after the other.
+  RunLabels low;
+  components(energy, fatten_cutoff, false, low);
+  to_block_order(low);
+  std::vector<std::uint8_t> low_fg(static_cast<std::size_t>(rows * cols), 0);
+  for (const Run& run : low.runs) std::fill(&low_fg[run.row * cols + run.c0], &low_fg[run.row * cols + run.c1], 1);
+  const std::vector<Geometry> lg = geometry(low);
+  std::vector<std::int32_t> order;
+  std::vector<index_t> offset;
+  low.group(order, offset);
+
+  constexpr std::int32_t kNoSeed = 1000000;  // the original's distance for a label absent from the window
+  std::vector<std::int32_t> support, dist, best_d, best_l;
+  for (std::int32_t i = 0; i < low.count; ++i) {
+    support.clear();
+    for (index_t k = offset[i]; k < offset[i + 1]; ++k) {
+      const Run& run = low.runs[order[k]];
+      for (index_t c = run.c0; c < run.c1; ++c)
+        if (const std::int32_t l = L[run.row * cols + c]) support.push_back(l);
+    }
+    std::sort(support.begin(), support.end());
+    support.erase(std::unique(support.begin(), support.end()), support.end());
+    if (support.size() == 1) {
+      for (index_t k = offset[i]; k < offset[i + 1]; ++k) {
+        const Run& run = low.runs[order[k]];
+        std::fill(&L[run.row * cols + run.c0], &L[run.row * cols + run.c1], support[0]);
+      }
+      continue;
+    }
+    if (support.empty()) continue;
+    // Window rows [min_r, max_r), cols [min_c, max_c): the original's slice excludes the last row and column.
+    const Geometry& g = lg[i];
+    const index_t r0 = g.min_r, r1 = g.max_r, c0 = g.min_c, c1 = g.max_c;
+    const index_t ph = r1 - r0, pw = c1 - c0;
+    if (ph <= 0 || pw <= 0) continue;
+    best_d.assign(static_cast<std::size_t>(ph * pw), std::numeric_limits<std::int32_t>::max());
+    best_l.assign(static_cast<std::size_t>(ph * pw), 0);
+    dist.resize(static_cast<std::size_t>(ph * pw));
+    for (const std::int32_t s : support) {  // ascending: ties keep the smaller label (argmin)
+      bool any = false;
+      for (index_t r = 0; r < ph; ++r)
+        for (index_t c = 0; c < pw; ++c) {
+          const bool seed = L[(r0 + r) * cols + c0 + c] == s;
+          any |= seed;
+          dist[r * pw + c] = seed ? 0 : kNoSeed;
+        }
+      if (any) {  // exact taxicab distance inside the window: two raster passes
+        for (index_t r = 0; r < ph; ++r)
+          for (index_t c = 0; c < pw; ++c) {
+            std::int32_t& d = dist[r * pw + c];
+            if (r > 0) d = std::min(d, dist[(r - 1) * pw + c] + 1);
+            if (c > 0) d = std::min(d, dist[r * pw + c - 1] + 1);
+          }
+        for (index_t r = ph; r-- > 0;)
+          for (index_t c = pw; c-- > 0;) {
+            std::int32_t& d = dist[r * pw + c];
+            if (r + 1 < ph) d = std::min(d, dist[(r + 1) * pw + c] + 1);
+            if (c + 1 < pw) d = std::min(d, dist[r * pw + c + 1] + 1);
+          }
+      }
+      for (index_t j = 0; j < ph * pw; ++j)
+        if (dist[j] < best_d[j]) {
+          best_d[j] = dist[j];
+          best_l[j] = s;
+        }
+    }
+    for (index_t r = 0; r < ph; ++r)
+      for (index_t c = 0; c < pw; ++c) {
+        const index_t at = (r0 + r) * cols + c0 + c;
+        if (low_fg[at]) L[at] = best_l[r * pw + c];
+      }
+  }
+
+  // Boxes of the remaining labels, ascending.
+  const std::int32_t nl = lab.count;
+  std::vector<std::int64_t> ext(4 * static_cast<std::size_t>(nl));
+  for (std::int32_t l = 0; l < nl; ++l) {
+    ext[4 * l] = ext[4 * l + 1] = std::numeric_limits<std::int64_t>::max();
+    ext[4 * l + 2] = ext[4 * l + 3] = -1;
+  }
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t c = 0; c < cols; ++c)
+      if (const std::int32_t l = L[r * cols + c]) {
+        std::int64_t* e = &ext[4 * (l - 1)];
+        e[0] = std::min<std::int64_t>(e[0], c);
+        e[1] = std::min<std::int64_t>(e[1], r);
+        e[2] = std::max<std::int64_t>(e[2], c);
+        e[3] = std::max<std::int64_t>(e[3], r);
+      }
+  std::vector<std::int64_t> out;
+  for (std::int32_t l = 0; l < nl; ++l)
+    if (ext[4 * l + 2] >= 0) out.insert(out.end(), &ext[4 * l], &ext[4 * l] + 4);
+  return out;
+}
+
 }  // namespace cpu
 }  // namespace dwd

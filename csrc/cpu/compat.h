@@ -31,5 +31,11 @@ struct DwsBoxes {
 // energy, classes: (H, W) maps (classes may be absent: class 0); sizes: 2 planes (h, w).
 DwsBoxes perform_dws(const Planes& energy, const Planes& classes, const Planes& sizes, const DwsParams& p);
 
+// The 2019 ("D", master) decoder's boxes: components of energy > cutoff (OpenCV order; smaller than
+// min_size erased) "fattened" over the components of energy > fatten_cutoff; returns n x 4
+// inclusive pixel extents [min col, min row, max col, max row] in ascending label order.
+std::vector<std::int64_t> perform_dws_fatten(const Planes& energy, double cutoff, std::int64_t min_size,
+                                             double fatten_cutoff);
+
 }  // namespace cpu
 }  // namespace dwd

@@ -30,11 +30,24 @@ py::array_t<std::int64_t> perform_dws(const py::array& energy, const py::object&
   return to_numpy(r.boxes, {static_cast<py::ssize_t>(r.n), 5});
 }
 
+py::array_t<std::int64_t> perform_dws_fatten(const py::array& energy, double cutoff, std::int64_t min_size,
+                                             double fatten_cutoff) {
+  const cpu::Planes ep = planes_of(energy, 0, "stamp_energy");
+  std::vector<std::int64_t> r;
+  {
+    py::gil_scoped_release nogil;
+    r = cpu::perform_dws_fatten(ep, cutoff, min_size, fatten_cutoff);
+  }
+  return to_numpy(r, {static_cast<py::ssize_t>(r.size() / 4), 4});
+}
+
 }  // namespace
 
 void bind_compat(py::module_& m) {
   m.def("perform_dws", &perform_dws, py::arg("energy"), py::arg("classes"), py::arg("sizes"), py::arg("cutoffs"),
         py::arg("min_size"), py::arg("keep_equal"), py::arg("block_order"), py::arg("neg_all"));
+  m.def("perform_dws_fatten", &perform_dws_fatten, py::arg("energy"), py::arg("cutoff"), py::arg("min_size"),
+        py::arg("fatten_cutoff"));
 }
 
 }  // namespace dwd

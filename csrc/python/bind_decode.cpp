@@ -25,8 +25,8 @@ py::list decode(const py::array& energy, const py::object& classes, const py::ob
   if (!label_map.is_none()) lm_arr = label_map.cast<py::array_t<std::int32_t>>();
   for (std::int64_t b = 0; b < B; ++b) {
     ep[b] = planes_of(energy, b, "energy");
-    if (!classes.is_none()) cp[b] = planes_of(classes.cast<py::array>(), b, "classes");
-    if (!sizes.is_none()) sp[b] = planes_of(sizes.cast<py::array>(), b, "sizes");
+    if (!classes.is_none()) cp[b] = planes_of(classes.cast<py::array>(), b, "classes", true);
+    if (!sizes.is_none()) sp[b] = planes_of(sizes.cast<py::array>(), b, "sizes", true);
     if (!label_map.is_none())
       lm[b] = make_view(lm_arr.mutable_data() + b * ep[b].rows * ep[b].cols, ep[b].rows, ep[b].cols);
   }

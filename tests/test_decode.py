@@ -1,0 +1,177 @@
+"""decode: against the numpy/scikit-image statement of the decoder, batches, bad input."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import dwd_fast
+from tests.conftest import assert_unchanged, torch_or_skip
+from tests.reference.decode_numpy import decode_reference
+from tests.strategies import blob_maps
+
+FIELDS = ("boxes", "labels", "scores", "class_scores", "centers", "areas")
+
+
+def assert_matches(det, ref, exact_scores=True):
+    assert len(det) == len(ref["areas"])
+    np.testing.assert_array_equal(det.areas, ref["areas"])
+    np.testing.assert_array_equal(det.labels, ref["labels"])
+    np.testing.assert_array_equal(det.centers, ref["centers"])  # exact: integer sums / area
+    np.testing.assert_allclose(det.boxes, ref["boxes"], rtol=0, atol=1e-4)
+    if exact_scores:
+        np.testing.assert_array_equal(det.scores, ref["scores"])
+    else:
+        np.testing.assert_allclose(det.scores, ref["scores"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(det.class_scores, ref["class_scores"], rtol=1e-5, atol=1e-6)
+
+
+@st.composite
+def pages(draw, logits=False):
+    e = draw(blob_maps(max_side=30, levels=12))
+    H, W = e.shape
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    classes = rng.integers(0, 5, (H, W)).astype(draw(st.sampled_from([np.uint8, np.int32, np.int64])))
+    sizes = (rng.random((2, H, W)) * 20 - 1).astype(draw(st.sampled_from([np.float32, np.float64])))
+    if logits:
+        K = 12
+        el = rng.normal(size=(K, H, W)).astype(np.float32)
+        el[e, np.arange(H)[:, None], np.arange(W)[None]] += 3  # argmax mostly = e
+        cl = rng.normal(size=(4, H, W)).astype(np.float64)
+        return el, cl, sizes
+    return e, classes, sizes
+
+
+@given(p=pages(), cutoff=st.integers(-1, 11), min_size=st.integers(0, 6), conn=st.sampled_from([1, 2]),
+       reduce=st.sampled_from(["max", "mean", "median"]))
+def test_level_map_equals_reference(p, cutoff, min_size, conn, reduce):
+    e, c, s = p
+    before = [x.copy() for x in p]
+    det = dwd_fast.decode(e, c, s, cutoff=cutoff, min_size=min_size, connectivity=conn, size_reduce=reduce,
+                          levels=12)
+    ref = decode_reference(e, c, s, cutoff=cutoff, min_size=min_size, connectivity=conn, size_reduce=reduce,
+                           levels=12)
+    assert_matches(det, ref)
+    for b, a in zip(before, p):
+        assert_unchanged(b, a)
+
+
+@given(p=pages(), cutoff=st.integers(0, 8))
+def test_without_classes_and_sizes_boxes_are_extents(p, cutoff):
+    e = p[0]
+    det = dwd_fast.decode(e, cutoff=cutoff, min_size=1, return_label_map=True)
+    ref = decode_reference(e, cutoff=cutoff, min_size=1)
+    assert_matches(det, ref)
+    assert (det.labels == -1).all()
+    # the label map is the labelling of the kept objects, ids in the order of the detections
+    from skimage.measure import label as sk_label
+    np.testing.assert_array_equal(det.label_map, sk_label(e > cutoff, connectivity=2))
+
+
+@given(p=pages(logits=True), cutoff=st.integers(0, 10))
+def test_logits_equal_reference(p, cutoff):
+    el, cl, s = p
+    det = dwd_fast.decode(el, cl, s, cutoff=cutoff, min_size=1)
+    ref = decode_reference(el, cl, s, cutoff=cutoff, min_size=1)
+    assert_matches(det, ref, exact_scores=False)
+    assert ((det.scores >= 0) & (det.scores <= 1)).all()
+
+
+def test_reference_page(page250):
+    p = page250
+    det = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, min_size=4, levels=16)
+    ref = decode_reference(p.energy, p.classes, p.sizes, cutoff=7, min_size=4, levels=16)
+    assert_matches(det, ref)
+    assert 200 < len(det) <= 250
+    # sizes come back exactly: every box height (width) is one of the drawn objects' heights (widths)
+    gt_h = set(np.round(p.boxes[:, 3] - p.boxes[:, 1], 3))
+    gt_w = set(np.round(p.boxes[:, 2] - p.boxes[:, 0], 3))
+    assert set(np.round(det.boxes[:, 3] - det.boxes[:, 1], 3)) <= gt_h
+    assert set(np.round(det.boxes[:, 2] - det.boxes[:, 0], 3)) <= gt_w
+
+
+def test_batch_equals_pages(page250):
+    p = page250
+    e = np.stack([p.energy[:500, :400], p.energy[500:1000, :400], p.energy[1000:1500, :400]])
+    c = np.stack([p.classes[:500, :400], p.classes[500:1000, :400], p.classes[1000:1500, :400]])
+    s = np.stack([p.sizes[:, :500, :400], p.sizes[:, 500:1000, :400], p.sizes[:, 1000:1500, :400]])
+    dets = dwd_fast.decode(e, c, s, return_label_map=True)
+    assert isinstance(dets, list) and len(dets) == 3
+    for b in range(3):
+        one = dwd_fast.decode(e[b], c[b], s[b], return_label_map=True)
+        for f in FIELDS + ("label_map",):
+            np.testing.assert_array_equal(getattr(dets[b], f), getattr(one, f))
+
+
+def test_as_dict_is_torchvision_format(page250):
+    det = dwd_fast.decode(page250.energy, page250.classes, page250.sizes)
+    d = det.as_dict()
+    assert set(d) == {"boxes", "labels", "scores"}
+    assert d["boxes"].dtype == np.float32 and d["boxes"].shape == (len(det), 4)
+    assert d["labels"].dtype == np.int64 and d["scores"].dtype == np.float32
+
+
+def test_torch_in_torch_out(page250):
+    torch = torch_or_skip()
+    p = page250
+    det = dwd_fast.decode(torch.from_numpy(p.energy), torch.from_numpy(p.classes), torch.from_numpy(p.sizes))
+    ref = dwd_fast.decode(p.energy, p.classes, p.sizes)
+    assert isinstance(det.boxes, torch.Tensor)
+    np.testing.assert_array_equal(det.boxes.numpy(), ref.boxes)
+    np.testing.assert_array_equal(det.labels.numpy(), ref.labels)
+
+
+def test_strided_and_fortran_inputs(page250):
+    p = page250
+    e = np.asfortranarray(p.energy[:300, :300])
+    c = p.classes[:300, :300]
+    s = np.ascontiguousarray(np.moveaxis(p.sizes[:, :300, :300], 0, -1))  # (H, W, 2) ...
+    s = np.moveaxis(s, -1, 0)                                              # ... viewed as (2, H, W)
+    det = dwd_fast.decode(e, c, s)
+    ref = decode_reference(np.ascontiguousarray(e), c, np.ascontiguousarray(s))
+    assert_matches(det, ref)
+
+
+def test_negative_sizes_clamp_to_zero():
+    e = np.zeros((5, 5), np.uint8)
+    e[2, 2] = 9
+    s = np.full((2, 5, 5), -3.0, np.float32)
+    det = dwd_fast.decode(e, sizes=s, min_size=1)
+    np.testing.assert_array_equal(det.boxes, [[2.5, 2.5, 2.5, 2.5]])
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    (dict(energy=np.zeros((2, 2, 2, 2, 2), np.float32)), ValueError, "energy must be"),
+    (dict(energy=np.zeros((4, 5, 6), np.complex64)), TypeError, "energy has unsupported dtype"),
+    (dict(energy=np.zeros((0, 5), np.uint8)), ValueError, "energy is empty"),
+    (dict(energy=np.full((3, 3), np.nan, np.float32)), ValueError, "energy contains NaN"),
+    (dict(energy=np.zeros((3, 4, 4), np.float32) + np.where(np.eye(4) > 0, np.nan, 0)), ValueError,
+     "energy contains NaN"),
+    (dict(energy=np.zeros((4, 4), np.uint8), classes=np.zeros((4, 5), np.int32)), ValueError,
+     r"classes must be class ids of shape \(H, W\) matching energy \(4, 4\), got shape \(4, 5\)"),
+    (dict(energy=np.zeros((4, 4), np.uint8), sizes=np.zeros((4, 4), np.float32)), ValueError,
+     r"sizes must be \(2, H, W\)"),
+    (dict(energy=np.full((4, 4), 9, np.uint8), classes=np.full((4, 4), -2, np.int32)), ValueError,
+     "classes must be non-negative class ids, got -2"),
+    (dict(energy=np.full((4, 4), 9, np.uint8), sizes=np.full((2, 4, 4), np.nan, np.float32)), ValueError,
+     "sizes contains NaN"),
+    (dict(energy=np.full((4, 4), 9, np.uint8), classes=np.full((3, 4, 4), np.nan)), ValueError,
+     "classes contains NaN"),
+    (dict(energy=np.zeros((4, 4), np.uint8), cutoff=float("nan")), ValueError, "cutoff must be finite"),
+    (dict(energy=np.zeros((4, 4), np.uint8), cutoff="7"), TypeError, "cutoff must be a number"),
+    (dict(energy=np.zeros((4, 4), np.uint8), min_size=-1), ValueError, "min_size must be"),
+    (dict(energy=np.zeros((4, 4), np.uint8), size_reduce="sum"), ValueError, "size_reduce must be one of"),
+    (dict(energy=np.zeros((4, 4), np.uint8), levels=1), ValueError, "levels must be"),
+    (dict(energy=np.zeros((4, 4), np.uint8), connectivity=0), ValueError, "connectivity must be"),
+])
+def test_bad_input(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        dwd_fast.decode(**kwargs)
+
+
+def test_cutoffs_outside_dtype_range():
+    e = np.array([[0, 3], [255, 0]], np.uint8)
+    assert len(dwd_fast.decode(e, cutoff=255, min_size=1)) == 0
+    assert len(dwd_fast.decode(e, cutoff=-1, min_size=1)) == 1     # every pixel is above -1
+    assert len(dwd_fast.decode(e, cutoff=2.5, min_size=1, connectivity=1)) == 2
+    assert len(dwd_fast.decode(e, cutoff=2.5, min_size=1)) == 1  # diagonal neighbours
