@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+import numpy as np
+
 from . import _arrays
 from ._ext import cpu_ext
 
@@ -70,6 +72,9 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None):
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if a.dtype.kind == "b":
         raise TypeError("labels must be an integer label image, got dtype bool (label it first)")
+    if a.size == 0:
+        a = np.zeros((1, 1), a.dtype)  # no regions; keeps the optional maps' checks above
+        extra = {k: (None if v is None else np.zeros((1, 1, 1, 1), v.dtype)) for k, v in extra.items()}
     d = cpu_ext().region_stats(_arrays.kernel_view(a)[None, None], extra["image"], extra["classes"],
                                -1 if num_classes is None else int(num_classes))
     w = {k: _arrays.wrap(v, h) for k, v in d.items()}
