@@ -177,12 +177,17 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 
 def record(benchmark, implementation, page, **extra):
-    """Record in ``benchmark.extra_info`` what ran, on which page, and on which machine."""
+    """Record in ``benchmark.extra_info`` what ran, on which page, and on which machine.
+
+    ``load_1min`` is the system load average when the benchmark started: on a shared machine a load
+    above the core count means other processes competed for the CPU and the timings are inflated.
+    """
     benchmark.extra_info.update({
         "implementation": implementation,
         "n": page.n,
         "foreground_e8": round(float(np.count_nonzero(page.mask)) / page.mask.size, 5),
         "floor": implementation == FLOOR,
+        "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         **machine_facts(),
         **extra,
     })

@@ -3,6 +3,7 @@
 Public API (everything else is private):
 
 - :func:`label`, :func:`region_stats` — connected components and their statistics
+- :func:`watershed` — marker watershed (canonical, or exactly scikit-image's)
 - :func:`decode`, :class:`Detections` — the DWD decoder
 - :mod:`dwd_fast.compat` — exact drop-ins for the original DWD functions
 - :mod:`dwd_fast.data` — the reference page used by the benchmarks
@@ -14,8 +15,9 @@ from ._info import info
 from .decode import Detections, decode
 from .label import label
 from .region_stats import RegionStats, region_stats
+from .watershed import watershed
 
 __version__ = "0.1.0"
 
-__all__ = ["label", "region_stats", "RegionStats", "decode", "Detections", "compat", "data", "info",
+__all__ = ["label", "region_stats", "RegionStats", "watershed", "decode", "Detections", "compat", "data", "info",
            "__version__"]

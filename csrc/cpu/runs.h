@@ -39,7 +39,21 @@ struct Run {
 
 // First column in [c, n) where row[col] != 0, or n.
 template <class T>
+inline index_t find_nonzero(const T* row, index_t c, index_t n);
+
+// Integers wider than a byte are non-zero exactly when one of their bytes is: scan the bytes.
+template <class T>
+inline index_t find_nonzero_wide(const T* row, index_t c, index_t n) {
+  const auto* b = reinterpret_cast<const std::uint8_t*>(row);
+  const index_t k = find_nonzero(b, c * index_t(sizeof(T)), n * index_t(sizeof(T)));
+  return k / index_t(sizeof(T));
+}
+
+template <class T>
 inline index_t find_nonzero(const T* row, index_t c, index_t n) {
+  if constexpr (std::is_integral<T>::value && sizeof(T) > 1) {
+    return find_nonzero_wide(row, c, n);
+  }
 #if defined(__SSE2__)
   if constexpr (sizeof(T) == 1) {
     const __m128i zero = _mm_setzero_si128();

@@ -1,0 +1,467 @@
+#include "cpu/watershed.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#include "cpu/runs.h"
+#include "dwd/watershed.h"
+#include "host/host_exec.h"
+
+namespace dwd {
+namespace cpu {
+namespace {
+
+// The neighbour offsets (dr, dc) in scikit-image's order: sorted by length, then C order.
+struct Neighbours {
+  int n;
+  int dr[8], dc[8];
+  explicit Neighbours(int connectivity) {
+    const int o4[4][2] = {{-1, 0}, {0, -1}, {0, 1}, {1, 0}};
+    const int o8[4][2] = {{-1, -1}, {-1, 1}, {1, -1}, {1, 1}};
+    n = 0;
+    for (auto& o : o4) dr[n] = o[0], dc[n++] = o[1];
+    if (connectivity == 2)
+      for (auto& o : o8) dr[n] = o[0], dc[n++] = o[1];
+  }
+};
+
+inline bool in_mask(const std::uint8_t* mask, index_t stride_r, index_t r, index_t c) {
+  return mask == nullptr || mask[r * stride_r + c] != 0;
+}
+
+// Buckets of pending items keyed by image value, popped in increasing value. Narrow integer types
+// use one bucket per value (a bucket queue whose cursor only moves up); others an ordered map.
+template <class T, class Item, bool Narrow = std::is_integral<T>::value && (sizeof(T) <= 2)>
+class Levels {
+ public:
+  std::vector<Item>& at(T v) { return map_[v]; }
+  bool pop(T& v, std::vector<Item>& items) {
+    if (map_.empty()) return false;
+    const auto it = map_.begin();
+    v = it->first;
+    items = std::move(it->second);
+    map_.erase(it);
+    return true;
+  }
+
+ private:
+  std::map<T, std::vector<Item>> map_;
+};
+
+template <class T, class Item>
+class Levels<T, Item, true> {
+ public:
+  Levels() : buckets_(std::size_t(1) << (8 * sizeof(T))) {}
+  std::vector<Item>& at(T v) {
+    const std::size_t k = slot(v);
+    if (k < cursor_) cursor_ = k;  // only markers are added below the cursor, before the first pop
+    if (k + 1 > end_) end_ = k + 1;
+    return buckets_[k];
+  }
+  bool pop(T& v, std::vector<Item>& items) {
+    while (cursor_ < end_ && buckets_[cursor_].empty()) ++cursor_;
+    if (cursor_ >= end_) {  // drained: ready for the next component
+      cursor_ = std::numeric_limits<std::size_t>::max();
+      end_ = 0;
+      return false;
+    }
+    v = static_cast<T>(static_cast<std::int64_t>(cursor_) + std::numeric_limits<T>::lowest());
+    items.clear();
+    items.swap(buckets_[cursor_]);
+    return true;
+  }
+
+ private:
+  static std::size_t slot(T v) {
+    return static_cast<std::size_t>(static_cast<std::int64_t>(v) - std::numeric_limits<T>::lowest());
+  }
+  std::vector<std::vector<Item>> buckets_;
+  std::size_t cursor_ = std::numeric_limits<std::size_t>::max();
+  std::size_t end_ = 0;  // one past the highest bucket used
+};
+
+// ---- canonical: level-synchronous breadth-first flooding -------------------------------------------
+//
+// Levels are processed in increasing value. A level's first layer (d = 0) holds its markers and the
+// pixels of that value entered from a lower level (each takes the label of its smallest-key lower
+// neighbour); then layers d = 1, 2, ... spread over pixels of value <= the level, a pixel reached from
+// several pixels of the previous layer taking the smallest label. Lower neighbours hand a pixel to a
+// higher level as "entries" (pixel, segment, label); a segment is one (level, layer) step, so entries
+// arrive in key order and the first segment that reaches a pixel decides it (smallest label within).
+// While a layer is being built, its labels are stored negated (tentative).
+struct Entry {
+  index_t pixel;
+  std::int64_t seg;  // -1 for markers
+  std::int32_t label;
+};
+
+// Scratch space reused across the components of a page.
+template <class T>
+struct CanonicalWork {
+  Levels<T, Entry> pending;
+  std::vector<index_t> layer, next, touched;
+  std::vector<Entry> entries;
+  std::int64_t seg = 0;
+};
+
+template <class T>
+void canonical(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
+               std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
+               ImageView<std::int32_t> out, CanonicalWork<T>& w) {
+  const Neighbours nb(connectivity);
+  const index_t rows = img.rows, cols = img.cols;
+  std::int32_t* lab = out.data;  // contiguous rows x cols
+  auto& pending = w.pending;
+  auto& layer = w.layer;
+  auto& next = w.next;
+  auto& touched = w.touched;
+  auto& entries = w.entries;
+  auto& seg = w.seg;
+  for (std::size_t k = 0; k < n_markers; ++k) {
+    const index_t p = marker_px[k];
+    lab[p] = marker_id[k];
+    pending.at(img(p / cols, p % cols)).push_back(Entry{p, -1, marker_id[k]});
+  }
+  T level;
+  while (pending.pop(level, entries)) {
+    layer.clear();
+    for (std::size_t a = 0; a < entries.size();) {
+      std::size_t b = a;
+      while (b < entries.size() && entries[b].seg == entries[a].seg) ++b;
+      for (std::size_t k = a; k < b; ++k) {
+        const Entry& e = entries[k];
+        if (e.seg < 0) {
+          layer.push_back(e.pixel);
+          continue;
+        }
+        const std::int32_t cur = lab[e.pixel];
+        if (cur > 0) continue;
+        if (cur == 0) {
+          lab[e.pixel] = -e.label;
+          touched.push_back(e.pixel);
+        } else if (e.label < -cur) {
+          lab[e.pixel] = -e.label;
+        }
+      }
+      for (index_t p : touched) {
+        lab[p] = -lab[p];
+        layer.push_back(p);
+      }
+      touched.clear();
+      a = b;
+    }
+    while (!layer.empty()) {
+      ++seg;
+      next.clear();
+      for (index_t p : layer) {
+        const std::int32_t lp = lab[p];
+        const index_t r = p / cols, c = p % cols;
+        for (int k = 0; k < nb.n; ++k) {
+          const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
+          if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
+          const index_t q = rr * cols + cc;
+          const std::int32_t lq = lab[q];
+          if (lq > 0) continue;
+          const T v = img(rr, cc);
+          if (level < v) {
+            pending.at(v).push_back(Entry{q, seg, lp});
+          } else if (lq == 0) {
+            lab[q] = -lp;
+            next.push_back(q);
+          } else if (lp < -lq) {
+            lab[q] = -lp;
+          }
+        }
+      }
+      for (index_t q : next) lab[q] = -lab[q];
+      layer.swap(next);
+    }
+  }
+}
+
+// ---- method="skimage": scikit-image 0.26's priority flooding, its binary heap's tie rules included ----
+struct HeapItem {
+  double value;
+  std::int32_t age;    // int32 like scikit-image's Heapitem.age (wraps after 2^31 pushes)
+  std::int32_t index;  // pages hold fewer than 2^31 pixels (checked)
+};
+
+inline bool smaller(const HeapItem& a, const HeapItem& b) {
+  if (a.value != b.value) return a.value < b.value;
+  return a.age < b.age;
+}
+
+// The array heap of heap_general.pxi: push sifts up while strictly smaller than the parent; pop moves
+// the last item to the root and sifts down, the left child first, equal children keeping the left.
+class SkHeap {
+ public:
+  bool empty() const { return v_.empty(); }
+  void push(const HeapItem& it) {
+    v_.push_back(it);
+    std::size_t child = v_.size() - 1;
+    while (child > 0) {
+      const std::size_t parent = (child + 1) / 2 - 1;
+      if (!smaller(v_[child], v_[parent])) break;
+      std::swap(v_[child], v_[parent]);
+      child = parent;
+    }
+  }
+  HeapItem pop() {
+    const HeapItem top = v_[0];
+    v_[0] = v_.back();
+    v_.pop_back();
+    const std::size_t n = v_.size();
+    std::size_t i = 0;
+    while (true) {
+      const std::size_t l = 2 * i + 1, r = 2 * i + 2;
+      if (l >= n) break;
+      std::size_t s = i;
+      if (smaller(v_[l], v_[i])) s = l;
+      if (r < n && smaller(v_[r], v_[s])) s = r;
+      if (s == i) break;
+      std::swap(v_[i], v_[s]);
+      i = s;
+    }
+    return top;
+  }
+
+ private:
+  std::vector<HeapItem> v_;
+};
+
+template <class T>
+void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
+                   std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
+                   ImageView<std::int32_t> out) {
+  const Neighbours nb(connectivity);
+  const index_t rows = img.rows, cols = img.cols;
+  if (rows * cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
+  std::int32_t* lab = out.data;
+  SkHeap heap;
+  for (std::size_t k = 0; k < n_markers; ++k) {  // raster order, like np.flatnonzero
+    const index_t p = marker_px[k];
+    lab[p] = marker_id[k];
+    heap.push(HeapItem{static_cast<double>(img(p / cols, p % cols)), 0, static_cast<std::int32_t>(p)});
+  }
+  std::int64_t age = 1;
+  while (!heap.empty()) {
+    const HeapItem e = heap.pop();
+    const index_t r = e.index / cols, c = e.index % cols;
+    for (int k = 0; k < nb.n; ++k) {
+      const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
+      if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
+      const index_t q = rr * cols + cc;
+      if (lab[q] != 0) continue;
+      ++age;
+      lab[q] = lab[e.index];  // labelled when pushed
+      const double v = static_cast<double>(img(rr, cc));
+      heap.push(HeapItem{v < e.value ? e.value : v, static_cast<std::int32_t>(age), static_cast<std::int32_t>(q)});
+    }
+  }
+}
+
+struct MaskRuns {
+  const std::uint8_t* mask;
+  index_t stride, cols;
+  index_t next(index_t r, index_t c) const { return find_nonzero(mask + r * stride, c, cols); }
+  index_t end(index_t r, index_t c) const {
+    const std::uint8_t* p = mask + r * stride;
+    while (c < cols && p[c]) ++c;
+    return c;
+  }
+  bool joined(const Run&, const Run&) const { return true; }
+};
+
+// Both floods read a few bytes per pixel at scattered places of a page far larger than the caches, so
+// on a sparse mask they are bound by memory latency. Flooding never crosses the mask's boundary, so
+// each connected component of the mask can be moved, with its bounding box, into a small "packed
+// page": component windows placed side by side on shelves, separated by one row / column of masked-out
+// pixels. Neighbour offsets stay uniform, markers keep their raster order, so both floods give the
+// same labels there, with all their reads in cache. The result is copied back along the mask's runs.
+template <class T>
+class Packed {
+ public:
+  index_t rows = 0, cols = 0;
+  std::vector<T> img;
+  std::vector<std::uint8_t> mask;
+  std::vector<std::int32_t> lab;
+  std::vector<index_t> px;        // markers, packed indices (original raster order)
+  std::vector<std::int32_t> id;
+
+  // Returns false (nothing built) when packing would not shrink the page enough to pay.
+  bool build(const ImageView<const T> src, const Markers& m, const std::uint8_t* msk, index_t mstride,
+             int connectivity) {
+    comps_.build(MaskRuns{msk, mstride, src.cols}, src.rows, src.cols, connectivity);
+    const std::vector<Geometry> geo = geometry(comps_);
+    const index_t shelf_w = 1024;
+    index_t widest = 0, area = 0;
+    for (const Geometry& g : geo) {
+      widest = std::max<index_t>(widest, g.max_c - g.min_c + 1);
+      area += (g.max_r - g.min_r + 2) * (g.max_c - g.min_c + 2);
+    }
+    cols = std::max(shelf_w, widest + 2);
+    if (area * 2 > src.rows * src.cols) return false;
+    // Shelf placement: window k's pixel (r, c) goes to (oy[k] + r - min_r, ox[k] + c - min_c).
+    oy_.resize(geo.size());
+    ox_.resize(geo.size());
+    index_t x = 1, y = 1, shelf_h = 0;
+    for (std::size_t k = 0; k < geo.size(); ++k) {
+      const index_t w = geo[k].max_c - geo[k].min_c + 1, h = geo[k].max_r - geo[k].min_r + 1;
+      if (x + w + 1 > cols) {
+        y += shelf_h + 1;
+        x = 1;
+        shelf_h = 0;
+      }
+      oy_[k] = y - geo[k].min_r;
+      ox_[k] = x - geo[k].min_c;
+      x += w + 1;
+      shelf_h = std::max(shelf_h, h);
+    }
+    rows = y + shelf_h + 1;
+    img.assign(static_cast<std::size_t>(rows * cols), T(0));
+    mask.assign(img.size(), 0);
+    lab.assign(img.size(), 0);
+    for (const Run& run : comps_.runs) {
+      const index_t at = (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1];
+      std::copy(src.row(run.row) + run.c0, src.row(run.row) + run.c1, img.data() + at + run.c0);
+      std::fill(mask.data() + at + run.c0, mask.data() + at + run.c1, std::uint8_t(1));
+    }
+    px.resize(m.pixel.size());
+    id = m.id;
+    for (std::size_t k = 0; k < m.pixel.size(); ++k) {
+      const index_t r = m.pixel[k] / src.cols, c = m.pixel[k] % src.cols;
+      const std::int32_t comp = component_of(r, c);
+      px[k] = (r + oy_[comp - 1]) * cols + c + ox_[comp - 1];
+    }
+    return true;
+  }
+
+  ImageView<const T> img_view() const { return ImageView<const T>{img.data(), rows, cols, cols, 1}; }
+  ImageView<std::int32_t> lab_view() { return make_view(lab.data(), rows, cols); }
+
+  // Copies the packed labels back to `out` along the mask's runs.
+  void unpack(ImageView<std::int32_t> out) const {
+    for (const Run& run : comps_.runs) {
+      const std::int32_t* from = lab.data() + (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1];
+      std::copy(from + run.c0, from + run.c1, out.row(run.row) + run.c0);
+    }
+  }
+
+ private:
+  std::int32_t component_of(index_t r, index_t c) const {  // c lies in one of row r's runs
+    const auto first = comps_.runs.begin() + comps_.row_start[r], last = comps_.runs.begin() + comps_.row_start[r + 1];
+    return std::upper_bound(first, last, c, [](index_t col, const Run& run) { return col < run.c1; })->id;
+  }
+  RunLabels comps_;
+  std::vector<index_t> oy_, ox_;
+};
+
+template <class T>
+void flood(const ImageView<const T> img, const index_t* px, const std::int32_t* id, std::size_t n,
+           const std::uint8_t* mask, index_t mstride, int connectivity, WatershedMethod method,
+           ImageView<std::int32_t> out) {
+  if (method == WatershedMethod::canonical) {
+    CanonicalWork<T> work;
+    canonical<T>(img, px, id, n, mask, mstride, connectivity, out, work);
+  } else {
+    skimage_flood<T>(img, px, id, n, mask, mstride, connectivity, out);
+  }
+}
+
+const std::uint8_t* mask_data(const Planes& mask, index_t& stride) {
+  if (!mask.present()) return nullptr;
+  if (mask.dtype != DType::u8 && mask.dtype != DType::i8)
+    throw std::invalid_argument("mask must be a bool array");
+  stride = mask.stride_r;
+  return static_cast<const std::uint8_t*>(mask.data);
+}
+
+}  // namespace
+
+Markers find_markers(const Planes& markers, const Planes& mask) {
+  index_t ms = 0;
+  const std::uint8_t* mk = mask_data(mask, ms);
+  Markers m;
+  std::vector<std::pair<std::int64_t, std::uint64_t>> values;  // (signed, unsigned) view of each value
+  dispatch(markers.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point<T>::value) {
+      throw std::invalid_argument("markers must be an integer array");
+    } else {
+      const ImageView<const T> v = plane_view<T>(markers, 0);
+      std::vector<T> val, uniq;
+      for (index_t r = 0; r < v.rows; ++r) {
+        const T* row = v.row(r);
+        for (index_t c = find_nonzero(row, 0, v.cols); c < v.cols; c = find_nonzero(row, c + 1, v.cols)) {
+          if (!in_mask(mk, ms, r, c)) continue;
+          m.pixel.push_back(r * v.cols + c);
+          val.push_back(row[c]);
+          if (uniq.empty() || uniq.back() != row[c]) uniq.push_back(row[c]);  // runs repeat values
+        }
+      }
+      std::sort(uniq.begin(), uniq.end());
+      uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+      if (uniq.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max() - 1))
+        throw std::invalid_argument("markers hold more distinct labels than int32 can index");
+      m.id.resize(val.size());
+      m.first_pixel.assign(uniq.size(), -1);
+      for (std::size_t k = 0; k < val.size(); ++k) {
+        const auto id = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), val[k]) - uniq.begin());
+        m.id[k] = id + 1;
+        if (m.first_pixel[id] < 0) m.first_pixel[id] = m.pixel[k];
+      }
+    }
+  });
+  return m;
+}
+
+void watershed(const Planes& image, const Markers& m, const Planes& mask, int connectivity, WatershedMethod method,
+               ImageView<std::int32_t> out) {
+  index_t ms = 0;
+  const std::uint8_t* mk = mask_data(mask, ms);
+  dispatch(image.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const ImageView<const T> v = plane_view<T>(image, 0);
+    if (mk != nullptr) {
+      Packed<T> packed;
+      if (packed.build(v, m, mk, ms, connectivity)) {
+        flood<T>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), packed.mask.data(),
+                 packed.cols, connectivity, method, packed.lab_view());
+        packed.unpack(out);
+        return;
+      }
+    }
+    flood<T>(v, m.pixel.data(), m.id.data(), m.pixel.size(), mk, ms, connectivity, method, out);
+  });
+}
+
+std::int64_t watershed_host(const Planes& image, const Markers& m, const Planes& mask, int connectivity, int order,
+                            std::uint64_t seed, ImageView<std::int32_t> out) {
+  index_t ms = 0;
+  const std::uint8_t* mk = mask_data(mask, ms);
+  const index_t rows = image.rows, cols = image.cols, n = rows * cols;
+  // Level ranks of the in-mask values (order-preserving), -1 outside the mask.
+  std::vector<std::int32_t> level(static_cast<std::size_t>(n), -1), marker(static_cast<std::size_t>(n), 0);
+  dispatch(image.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const ImageView<const T> v = plane_view<T>(image, 0);
+    std::vector<T> uniq;
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c)
+        if (in_mask(mk, ms, r, c)) uniq.push_back(v(r, c));
+    std::sort(uniq.begin(), uniq.end());
+    uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c)
+        if (in_mask(mk, ms, r, c))
+          level[r * cols + c] = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), v(r, c)) - uniq.begin());
+  });
+  for (std::size_t k = 0; k < m.pixel.size(); ++k) marker[m.pixel[k]] = m.id[k];
+  HostExec ex(static_cast<Order>(order), seed);
+  return watershed_dp::watershed(ex, level.data(), marker.data(), rows, cols, connectivity, out.data);
+}
+
+}  // namespace cpu
+}  // namespace dwd

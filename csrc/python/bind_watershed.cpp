@@ -1,0 +1,38 @@
+// Python binding of watershed: canonical and scikit-image flooding on the CPU, and the data-parallel
+// algorithm through HostExec.
+#include "cpu/watershed.h"
+
+#include "python/common.h"
+
+namespace dwd {
+
+namespace {
+
+// Floods into `out` (int32, zero-initialised, rows x cols) and returns (first pixel of each dense
+// label, sweeps) — sweeps is 0 except for the host backend.
+py::tuple watershed(const py::array& image, const py::array& markers, const py::object& mask, int connectivity,
+                    int method, bool host, int order, std::uint64_t seed, py::array_t<std::int32_t> out) {
+  const cpu::Planes ip = planes_of(image, 0, "image");
+  const cpu::Planes mp = planes_of(markers, 0, "markers");
+  cpu::Planes kp;
+  if (!mask.is_none()) kp = planes_of(mask.cast<py::array>(), 0, "mask");
+  ImageView<std::int32_t> ov = make_view(out.mutable_data(), ip.rows, ip.cols);
+  cpu::Markers m;
+  std::int64_t sweeps = 0;
+  {
+    py::gil_scoped_release nogil;
+    m = cpu::find_markers(mp, kp);
+    if (host) sweeps = cpu::watershed_host(ip, m, kp, connectivity, order, seed, ov);
+    else cpu::watershed(ip, m, kp, connectivity, static_cast<cpu::WatershedMethod>(method), ov);
+  }
+  return py::make_tuple(to_numpy(m.first_pixel, {static_cast<py::ssize_t>(m.first_pixel.size())}), sweeps);
+}
+
+}  // namespace
+
+void bind_watershed(py::module_& m) {
+  m.def("watershed", &watershed, py::arg("image"), py::arg("markers"), py::arg("mask"), py::arg("connectivity"),
+        py::arg("method"), py::arg("host"), py::arg("order"), py::arg("seed"), py::arg("out"));
+}
+
+}  // namespace dwd

@@ -1,0 +1,155 @@
+"""watershed: canonical == its slow oracle == the host-executed GPU algorithm; skimage == scikit-image."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from skimage.segmentation import watershed as sk_watershed
+
+import dwd_fast
+from tests.conftest import assert_unchanged, torch_or_skip
+from tests.reference.watershed_oracle import canonical_watershed
+
+ORDERS = ["forward", "reversed", "shuffled"]
+
+
+@st.composite
+def scenes(draw, max_side=18):
+    """Tie-heavy floods: few image levels (plateaus), many markers with repeated labels, masks."""
+    H = draw(st.integers(1, max_side))
+    W = draw(st.integers(1, max_side))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    kind = draw(st.sampled_from(["int", "float", "uint8", "cones"]))
+    if kind == "cones":  # DWD-like: -energy of overlapping cones
+        E = np.zeros((H, W), np.int16)
+        for _ in range(rng.integers(1, 5)):
+            y, x = rng.integers(0, H), rng.integers(0, W)
+            yy, xx = np.ogrid[:H, :W]
+            E = np.maximum(E, np.clip(6 - np.abs(yy - y) - np.abs(xx - x), 0, 6).astype(np.int16))
+        img = -E
+    elif kind == "float":
+        img = rng.integers(0, 3, (H, W)) * 0.5 - 0.25
+    elif kind == "uint8":
+        img = rng.integers(0, 3, (H, W)).astype(np.uint8)
+    else:
+        img = rng.integers(-2, 2, (H, W)).astype(np.int32)
+    density = draw(st.sampled_from([0.05, 0.2, 0.5]))
+    labels = draw(st.sampled_from([[1], [1, 2], [-3, 2, 7], list(range(1, 9))]))
+    markers = (rng.choice(labels, (H, W)) * (rng.random((H, W)) < density))
+    markers = markers.astype(draw(st.sampled_from([np.int32, np.int64, np.int16, np.uint8])) if min(labels) > 0
+                             else np.int32)
+    mask = None if draw(st.booleans()) else rng.random((H, W)) < draw(st.sampled_from([0.1, 0.3, 0.6, 0.9]))  # sparse masks are packed
+    return img, markers, mask
+
+
+@given(sc=scenes(), conn=st.sampled_from([1, 2]))
+def test_canonical_equals_oracle(sc, conn):
+    img, markers, mask = sc
+    before = [img.copy(), markers.copy()]
+    out = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn)
+    assert out.dtype == markers.dtype
+    np.testing.assert_array_equal(out, canonical_watershed(img, markers, mask, conn))
+    assert_unchanged(before[0], img)
+    assert_unchanged(before[1], markers)
+
+
+@given(sc=scenes(), conn=st.sampled_from([1, 2]), seed=st.integers(0, 100))
+def test_host_algorithm_equals_cpu_in_every_order(sc, conn, seed):
+    img, markers, mask = sc
+    cpu = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn)
+    for order in ORDERS:
+        host = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn, backend="host", order=order, seed=seed)
+        np.testing.assert_array_equal(host, cpu, err_msg=order)
+
+
+@given(sc=scenes(), conn=st.sampled_from([1, 2]))
+def test_skimage_method_is_bit_identical(sc, conn):
+    img, markers, mask = sc
+    out = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn, method="skimage")
+    ref = sk_watershed(img, markers, mask=mask, connectivity=conn)
+    assert out.dtype == ref.dtype
+    np.testing.assert_array_equal(out, ref)
+
+
+def _page_case(page):
+    E = page.energy.astype(np.int16)
+    return -E, dwd_fast.label(E >= 8), E >= 2
+
+
+@pytest.mark.parametrize("conn", [1, 2])
+def test_reference_page(page250, conn, record_property):
+    img, markers, mask = _page_case(page250)
+    ref = sk_watershed(img, markers, mask=mask, connectivity=conn)
+    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, connectivity=conn,
+                                                     method="skimage"), ref)
+    canon = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn)
+    agree = float((canon == ref)[mask].mean())
+    record_property("canonical_vs_skimage_agreement", agree)
+    print(f"\ncanonical vs scikit-image, n=250, connectivity {conn}: {100 * agree:.3f}% of masked pixels agree")
+    assert agree > 0.995
+    # the canonical answer equals its oracle on a crop, and the GPU algorithm on the host
+    crop = (slice(0, 400), slice(0, 600))
+    c_img, c_mk, c_mask = img[crop], markers[crop], mask[crop]
+    c_out = dwd_fast.watershed(c_img, c_mk, mask=c_mask, connectivity=conn)
+    np.testing.assert_array_equal(c_out, canonical_watershed(c_img, c_mk, c_mask, conn))
+    np.testing.assert_array_equal(
+        dwd_fast.watershed(c_img, c_mk, mask=c_mask, connectivity=conn, backend="host", order="shuffled"), c_out)
+
+
+def test_page_2000_agreement(page2000):
+    img, markers, mask = _page_case(page2000)
+    ref = sk_watershed(img, markers, mask=mask)
+    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, method="skimage"), ref)
+    agree = float((dwd_fast.watershed(img, markers, mask=mask) == ref)[mask].mean())
+    print(f"\ncanonical vs scikit-image, n=2000, connectivity 1: {100 * agree:.3f}% of masked pixels agree")
+    assert agree > 0.995
+
+
+def test_documented_ties():
+    flat = np.zeros((1, 7))
+    mk = np.array([[1, 0, 0, 0, 0, 0, 2]])
+    np.testing.assert_array_equal(dwd_fast.watershed(flat, mk), [[1, 1, 1, 1, 2, 2, 2]])  # smallest label
+    np.testing.assert_array_equal(dwd_fast.watershed(flat, mk[:, ::-1]), [[2, 2, 2, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(dwd_fast.watershed(flat, mk, method="skimage"), [[1, 1, 1, 1, 2, 2, 2]])
+    # a marker on a higher value floods later
+    np.testing.assert_array_equal(dwd_fast.watershed(np.array([[1, 0, 0, 0, 0, 0, 0]]), mk), [[1, 2, 2, 2, 2, 2, 2]])
+
+
+def test_unreached_and_outside_mask_are_zero():
+    img = np.zeros((3, 5))
+    mk = np.zeros((3, 5), np.int32)
+    mk[0, 0] = 4
+    mask = np.ones((3, 5), bool)
+    mask[:, 2] = False
+    out = dwd_fast.watershed(img, mk, mask=mask)
+    assert (out[:, :2] == 4).all() and (out[:, 2:] == 0).all()
+    mk[1, 2] = 9  # a marker outside the mask is ignored
+    np.testing.assert_array_equal(dwd_fast.watershed(img, mk, mask=mask), out)
+
+
+def test_torch_in_torch_out():
+    torch = torch_or_skip()
+    img = torch.zeros(3, 3)
+    mk = torch.zeros(3, 3, dtype=torch.int64)
+    mk[0, 0] = 1
+    out = dwd_fast.watershed(img, mk)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.int64 and bool((out == 1).all())
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    (dict(image=np.zeros((3, 3, 3)), markers=np.zeros((3, 3, 3), int)), ValueError, r"image must be 2-D"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 4), int)), ValueError, "markers must have the shape of image"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3))), TypeError, "markers must be an integer"),
+    (dict(image=np.full((3, 3), np.nan), markers=np.zeros((3, 3), int)), ValueError, "image contains NaN"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), mask=np.zeros((2, 3), bool)), ValueError,
+     "mask must have the shape of image"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), mask=np.zeros((3, 3), np.float32)), TypeError,
+     "mask must be a bool array"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), connectivity=3), ValueError, "connectivity"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), method="fast"), ValueError, "method must be"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), method="skimage", backend="host"), ValueError,
+     "cpu backend only"),
+])
+def test_bad_input(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        dwd_fast.watershed(**kwargs)
