@@ -287,23 +287,23 @@ class Packed {
   std::vector<T> img;
   std::vector<std::uint8_t> mask;
   std::vector<std::int32_t> lab;
-  std::vector<index_t> px;        // markers, packed indices (original raster order)
+  std::vector<index_t> px;  // markers, packed indices (original raster order)
   std::vector<std::int32_t> id;
 
-  // Returns false (nothing built) when packing would not shrink the page enough to pay.
-  bool build(const ImageView<const T> src, const Markers& m, const std::uint8_t* msk, index_t mstride,
-             int connectivity) {
-    comps_.build(MaskRuns{msk, mstride, src.cols}, src.rows, src.cols, connectivity);
+  // Places the components' windows; returns false (nothing placed) when `only_if_smaller` and the
+  // packed page would not be much smaller than the original.
+  bool place(RunLabels comps, index_t src_rows, index_t src_cols, bool only_if_smaller) {
+    comps_ = std::move(comps);
+    src_cols_ = src_cols;
     const std::vector<Geometry> geo = geometry(comps_);
-    const index_t shelf_w = 1024;
     index_t widest = 0, area = 0;
     for (const Geometry& g : geo) {
       widest = std::max<index_t>(widest, g.max_c - g.min_c + 1);
       area += (g.max_r - g.min_r + 2) * (g.max_c - g.min_c + 2);
     }
-    cols = std::max(shelf_w, widest + 2);
-    if (area * 2 > src.rows * src.cols) return false;
-    // Shelf placement: window k's pixel (r, c) goes to (oy[k] + r - min_r, ox[k] + c - min_c).
+    if (only_if_smaller && area * 2 > src_rows * src_cols) return false;
+    cols = std::max<index_t>(1024, widest + 2);
+    // Shelf placement: window k's pixel (r, c) goes to (r + oy[k], c + ox[k]).
     oy_.resize(geo.size());
     ox_.resize(geo.size());
     index_t x = 1, y = 1, shelf_h = 0;
@@ -323,38 +323,49 @@ class Packed {
     img.assign(static_cast<std::size_t>(rows * cols), T(0));
     mask.assign(img.size(), 0);
     lab.assign(img.size(), 0);
+    return true;
+  }
+
+  // Copies value(r, c0, c1, dst) into the packed image along the components' runs and marks the mask.
+  template <class F>
+  void fill(F&& value) {
     for (const Run& run : comps_.runs) {
-      const index_t at = (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1];
-      std::copy(src.row(run.row) + run.c0, src.row(run.row) + run.c1, img.data() + at + run.c0);
+      const index_t at = offset(run);
+      value(run.row, run.c0, run.c1, img.data() + at + run.c0);
       std::fill(mask.data() + at + run.c0, mask.data() + at + run.c1, std::uint8_t(1));
     }
-    px.resize(m.pixel.size());
-    id = m.id;
-    for (std::size_t k = 0; k < m.pixel.size(); ++k) {
-      const index_t r = m.pixel[k] / src.cols, c = m.pixel[k] % src.cols;
+  }
+
+  // Markers (original raster indices, inside the components) in packed coordinates.
+  void set_markers(const std::vector<index_t>& pixel, const std::vector<std::int32_t>& ids) {
+    px.resize(pixel.size());
+    id = ids;
+    for (std::size_t k = 0; k < pixel.size(); ++k) {
+      const index_t r = pixel[k] / src_cols_, c = pixel[k] % src_cols_;
       const std::int32_t comp = component_of(r, c);
       px[k] = (r + oy_[comp - 1]) * cols + c + ox_[comp - 1];
     }
-    return true;
   }
 
   ImageView<const T> img_view() const { return ImageView<const T>{img.data(), rows, cols, cols, 1}; }
   ImageView<std::int32_t> lab_view() { return make_view(lab.data(), rows, cols); }
+  const RunLabels& comps() const { return comps_; }
+  // Packed labels of a component run's row, indexed by original column.
+  const std::int32_t* lab_row(const Run& run) const { return lab.data() + offset(run); }
 
-  // Copies the packed labels back to `out` along the mask's runs.
+  // Copies the packed labels back to `out` along the components' runs.
   void unpack(ImageView<std::int32_t> out) const {
-    for (const Run& run : comps_.runs) {
-      const std::int32_t* from = lab.data() + (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1];
-      std::copy(from + run.c0, from + run.c1, out.row(run.row) + run.c0);
-    }
+    for (const Run& run : comps_.runs) std::copy(lab_row(run) + run.c0, lab_row(run) + run.c1, out.row(run.row) + run.c0);
   }
 
  private:
+  index_t offset(const Run& run) const { return (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1]; }
   std::int32_t component_of(index_t r, index_t c) const {  // c lies in one of row r's runs
     const auto first = comps_.runs.begin() + comps_.row_start[r], last = comps_.runs.begin() + comps_.row_start[r + 1];
     return std::upper_bound(first, last, c, [](index_t col, const Run& run) { return col < run.c1; })->id;
   }
   RunLabels comps_;
+  index_t src_cols_ = 0;
   std::vector<index_t> oy_, ox_;
 };
 
@@ -426,7 +437,11 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
     const ImageView<const T> v = plane_view<T>(image, 0);
     if (mk != nullptr) {
       Packed<T> packed;
-      if (packed.build(v, m, mk, ms, connectivity)) {
+      RunLabels comps;
+      comps.build(MaskRuns{mk, ms, v.cols}, v.rows, v.cols, connectivity);
+      if (packed.place(std::move(comps), v.rows, v.cols, true)) {
+        packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
+        packed.set_markers(m.pixel, m.id);
         flood<T>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), packed.mask.data(),
                  packed.cols, connectivity, method, packed.lab_view());
         packed.unpack(out);
