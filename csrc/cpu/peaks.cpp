@@ -52,6 +52,15 @@ inline bool window_max(const ImageView<const T>& img, index_t r, index_t c, inde
 }
 
 template <class T>
+inline bool candidate_test(const ImageView<const T>& img, index_t r, index_t c, index_t d, T v) {
+  if constexpr (peaks::filter_rounds<T>) {
+    return peaks::is_filter_max(img, r, c, d);
+  } else {
+    return window_max(img, r, c, d, v);
+  }
+}
+
+template <class T>
 bool is_constant(const ImageView<const T>& img) {
   const T v = img(0, 0);
   for (index_t r = 0; r < img.rows; ++r) {
@@ -79,7 +88,7 @@ void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::ve
       if (!above.all_pass) c = find_above(row, c, c1, above.cut);
       if (c >= c1) break;
       const T v = row[c];
-      if (plain || window_max(img, r, c, d, v)) out.push_back(Candidate{peaks::order_key(v), r * img.cols + c});
+      if (plain || candidate_test(img, r, c, d, v)) out.push_back(Candidate{peaks::order_key(v), r * img.cols + c});
       ++c;
     }
   }
@@ -135,28 +144,30 @@ T tmax(T a, T b) {
   return a < b ? b : a;
 }
 
-// Max filter over a (h, w) buffer, window (2d+1)^2 clamped to the buffer (mode='nearest'), separable.
+// scipy's maximum_filter (mode='nearest', (2d+1)^2 ones) over a (h, w) buffer: two separable passes,
+// axis 0 then axis 1, each writing filter_round(max) as scipy's double line buffers do.
 template <class T>
 void max_filter(const std::vector<T>& in, index_t h, index_t w, index_t d, std::vector<T>& tmp, std::vector<T>& out) {
   tmp.resize(in.size());
   out.resize(in.size());
   for (index_t r = 0; r < h; ++r) {
-    const T* p = in.data() + r * w;
+    const index_t a = r > d ? r - d : 0, b = r + d < h - 1 ? r + d : h - 1;
     T* q = tmp.data() + r * w;
+    std::copy(in.data() + a * w, in.data() + (a + 1) * w, q);
+    for (index_t k = a + 1; k <= b; ++k) {
+      const T* s = in.data() + k * w;
+      for (index_t c = 0; c < w; ++c) q[c] = tmax(q[c], s[c]);
+    }
+    for (index_t c = 0; c < w; ++c) q[c] = peaks::filter_round(q[c]);
+  }
+  for (index_t r = 0; r < h; ++r) {
+    const T* p = tmp.data() + r * w;
+    T* q = out.data() + r * w;
     for (index_t c = 0; c < w; ++c) {
       const index_t a = c > d ? c - d : 0, b = c + d < w - 1 ? c + d : w - 1;
       T m = p[a];
       for (index_t k = a + 1; k <= b; ++k) m = tmax(m, p[k]);
-      q[c] = m;
-    }
-  }
-  for (index_t r = 0; r < h; ++r) {
-    const index_t a = r > d ? r - d : 0, b = r + d < h - 1 ? r + d : h - 1;
-    T* q = out.data() + r * w;
-    std::copy(tmp.data() + a * w, tmp.data() + (a + 1) * w, q);
-    for (index_t k = a + 1; k <= b; ++k) {
-      const T* s = tmp.data() + k * w;
-      for (index_t c = 0; c < w; ++c) q[c] = tmax(q[c], s[c]);
+      q[c] = peaks::filter_round(m);
     }
   }
 }

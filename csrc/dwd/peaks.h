@@ -12,6 +12,8 @@
 // The caller copies the list to the host and sorts it by (key, index), which makes the order
 // deterministic: intensity descending as numpy's stable argsort(-v) sees it (the negation wraps for
 // integers), ties in raster order. Greedy spacing is sequential and runs on the host.
+// "Equals the window maximum" follows scipy exactly, including its rounding of 64-bit integers
+// (filter_round below).
 #pragma once
 
 #include <cstring>
@@ -78,6 +80,53 @@ DWD_HD bool is_window_max(const ImageView<const T>& img, index_t r, index_t c, i
   return true;
 }
 
+// scipy.ndimage's maximum_filter carries 64-bit integers through double line buffers: every 1-D pass
+// (axis 0, then axis 1) writes T(double(max)), with x86's conversion of out-of-range doubles
+// (int64: INT64_MIN, uint64: 0). Values beyond 2^53 thus compare with a rounded maximum; the
+// candidate test of 64-bit integer images reproduces that. Other dtypes round-trip exactly.
+template <class T>
+constexpr bool filter_rounds = std::is_integral<T>::value && sizeof(T) == 8;
+
+template <class T>
+DWD_HD T filter_round(T v) {
+  if constexpr (filter_rounds<T>) {
+    const double x = static_cast<double>(v);
+    if constexpr (std::is_signed<T>::value) {
+      return x >= 9223372036854775808.0 ? T(-9223372036854775807LL - 1) : static_cast<T>(x);
+    } else {
+      return x >= 18446744073709551616.0 ? T(0) : static_cast<T>(x);
+    }
+  } else {
+    return v;
+  }
+}
+
+// img(r, c) equals scipy's separable maximum_filter (mode='nearest') at (r, c), with the rounding of
+// filter_round: the column maxima of the window (axis 0 pass) rounded, their maximum rounded.
+template <class T>
+DWD_HD bool is_filter_max(const ImageView<const T>& img, index_t r, index_t c, index_t d) {
+  const index_t r0 = r - d < 0 ? 0 : r - d, r1 = r + d >= img.rows ? img.rows - 1 : r + d;
+  const index_t c0 = c - d < 0 ? 0 : c - d, c1 = c + d >= img.cols ? img.cols - 1 : c + d;
+  T m = T(0);
+  for (index_t cc = c0; cc <= c1; ++cc) {
+    T col = img(r0, cc);
+    for (index_t rr = r0 + 1; rr <= r1; ++rr) col = dmax(col, img(rr, cc));
+    col = filter_round(col);
+    m = cc == c0 ? col : dmax(m, col);
+  }
+  return img(r, c) == filter_round(m);
+}
+
+// The candidate window test: exact for every dtype, scipy's rounding for 64-bit integers.
+template <class T>
+DWD_HD bool is_candidate(const ImageView<const T>& img, index_t r, index_t c, index_t d) {
+  if constexpr (filter_rounds<T>) {
+    return is_filter_max(img, r, c, d);
+  } else {
+    return is_window_max(img, r, c, d);
+  }
+}
+
 // What the candidate step needs to know about the call.
 template <class T>
 struct CandidateSpec {
@@ -99,7 +148,7 @@ struct CandidateStep {
     const index_t r = s.r0 + i / w, c = s.c0 + i % w;
     const T v = s.img(r, c);
     if (!s.above(v)) return;
-    if (!s.plain && !is_window_max(s.img, r, c, s.radius)) return;
+    if (!s.plain && !is_candidate(s.img, r, c, s.radius)) return;
     const std::int32_t k = atomic_add(count, std::int32_t(1));
     list[k] = Candidate{order_key(v), r * s.img.cols + c};
   }
