@@ -19,45 +19,20 @@ using peaks::Candidate;
 
 namespace {
 
+template <class T>
+inline T tmax(T a, T b) {
+  return a < b ? b : a;
+}
+
+// dst[k] = max(dst[k], src[k]) for k in [0, n) (vectorised).
+template <class T>
+inline void max_into(T* __restrict dst, const T* __restrict src, index_t n) {
+  for (index_t k = 0; k < n; ++k) dst[k] = src[k] > dst[k] ? src[k] : dst[k];
+}
+
 void check_params(const PeakParams& p) {
   if (p.min_distance < 0) throw std::invalid_argument("min_distance must be >= 0, got " + std::to_string(p.min_distance));
   if (p.border_r < 0 || p.border_c < 0) throw std::invalid_argument("exclude_border widths must be >= 0");
-}
-
-// No pixel of the clamped (2d+1)^2 window exceeds v = img(r, c)? The 3x3 neighbourhood first (where a
-// pixel on a slope usually finds a larger neighbour), then the whole window with a branch-free
-// inner loop over each row.
-template <class T>
-inline bool window_max(const ImageView<const T>& img, index_t r, index_t c, index_t d, T v) {
-  const index_t last_r = img.rows - 1, last_c = img.cols - 1;
-  {
-    const index_t r0 = r > 0 ? r - 1 : 0, r1 = r < last_r ? r + 1 : last_r;
-    const index_t c0 = c > 0 ? c - 1 : 0, c1 = c < last_c ? c + 1 : last_c;
-    for (index_t rr = r0; rr <= r1; ++rr) {
-      const T* p = img.row(rr);
-      for (index_t cc = c0; cc <= c1; ++cc)
-        if (p[cc] > v) return false;
-    }
-  }
-  if (d <= 1) return true;
-  const index_t r0 = r > d ? r - d : 0, r1 = r + d < last_r ? r + d : last_r;
-  const index_t c0 = c > d ? c - d : 0, c1 = c + d < last_c ? c + d : last_c;
-  for (index_t rr = r0; rr <= r1; ++rr) {
-    const T* p = img.row(rr);
-    bool larger = false;
-    for (index_t cc = c0; cc <= c1; ++cc) larger |= p[cc] > v;
-    if (larger) return false;
-  }
-  return true;
-}
-
-template <class T>
-inline bool candidate_test(const ImageView<const T>& img, index_t r, index_t c, index_t d, T v) {
-  if constexpr (peaks::filter_rounds<T>) {
-    return peaks::is_filter_max(img, r, c, d);
-  } else {
-    return window_max(img, r, c, d, v);
-  }
 }
 
 template <class T>
@@ -72,7 +47,13 @@ bool is_constant(const ImageView<const T>& img) {
   return true;
 }
 
-// Candidates of the plain (label-free) call in raster order.
+// Candidates of the plain (label-free) call in raster order. Pixels above the threshold come in runs,
+// found with the vectorised search of runs.h; runs of a row closer than kGap columns are merged into
+// a segment. For each segment, the maxima of the window's rows are taken column by column over the
+// segment's span (long contiguous loops, vectorised), then each pixel above the threshold takes the
+// maximum of its 2d+1 columns.
+constexpr index_t kGap = 64;
+
 template <class T>
 void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::vector<Candidate>& out) {
   const peaks::Above<T> above = p.above<T>();
@@ -80,16 +61,52 @@ void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::ve
   const index_t c0 = p.border_c, c1 = img.cols - p.border_c;
   if (r1 <= r0 || c1 <= c0) return;
   const bool plain = p.min_distance == 0 || img.size() == 1;
-  const index_t d = p.min_distance;
+  const index_t d = p.min_distance, H = img.rows, W = img.cols;
+  std::vector<T> colmax(static_cast<std::size_t>(W));
+  T* cm = colmax.data();
+  auto run_end = [&](const T* row, index_t a) {
+    if (above.all_pass) return c1;
+    index_t b = a + 1;
+    while (b < c1 && row[b] > above.cut) ++b;
+    return b;
+  };
   for (index_t r = r0; r < r1; ++r) {
     const T* row = img.row(r);
+    const index_t wr0 = r > d ? r - d : 0, wr1 = r + d < H - 1 ? r + d : H - 1;  // window rows
     index_t c = c0;
-    while (true) {
-      if (!above.all_pass) c = find_above(row, c, c1, above.cut);
-      if (c >= c1) break;
-      const T v = row[c];
-      if (plain || candidate_test(img, r, c, d, v)) out.push_back(Candidate{peaks::order_key(v), r * img.cols + c});
-      ++c;
+    while (c < c1) {
+      // next segment [a, b): runs above the threshold with gaps below kGap
+      const index_t a = above.all_pass ? c : find_above(row, c, c1, above.cut);
+      if (a >= c1) break;
+      index_t b = run_end(row, a);
+      while (b < c1) {
+        const index_t next = find_above(row, b, b + kGap < c1 ? b + kGap : c1, above.cut);
+        if (next >= (b + kGap < c1 ? b + kGap : c1)) break;
+        b = run_end(row, next);
+      }
+      c = b;
+      if (plain) {
+        for (index_t k = a; k < b; ++k)
+          if (above(row[k])) out.push_back(Candidate{peaks::order_key(row[k]), r * W + k});
+        continue;
+      }
+      if constexpr (peaks::filter_rounds<T>) {
+        for (index_t k = a; k < b; ++k)
+          if (above(row[k]) && peaks::is_filter_max(img, r, k, d))
+            out.push_back(Candidate{peaks::order_key(row[k]), r * W + k});
+      } else {
+        const index_t lo = a > d ? a - d : 0, hi = b + d < W ? b + d : W;
+        std::copy(img.row(wr0) + lo, img.row(wr0) + hi, cm + lo);
+        for (index_t rr = wr0 + 1; rr <= wr1; ++rr) max_into(cm + lo, img.row(rr) + lo, hi - lo);
+        for (index_t k = a; k < b; ++k) {
+          const T v = row[k];
+          if (!above(v)) continue;
+          const index_t ws = k > d ? k - d : 0, we = k + d < W - 1 ? k + d : W - 1;
+          bool larger = false;
+          for (index_t j = ws; j <= we; ++j) larger |= cm[j] > v;
+          if (!larger) out.push_back(Candidate{peaks::order_key(v), r * W + k});
+        }
+      }
     }
   }
   // With a window larger than one pixel, all pixels equal their window maximum exactly when the
@@ -137,11 +154,6 @@ struct Box {
 template <class T>
 T background_value() {
   return std::numeric_limits<T>::lowest();  // numpy's iinfo(t).min / finfo(t).min
-}
-
-template <class T>
-T tmax(T a, T b) {
-  return a < b ? b : a;
 }
 
 // scipy's maximum_filter (mode='nearest', (2d+1)^2 ones) over a (h, w) buffer: two separable passes,
