@@ -30,6 +30,12 @@ inline void max_into(T* __restrict dst, const T* __restrict src, index_t n) {
   for (index_t k = 0; k < n; ++k) dst[k] = src[k] > dst[k] ? src[k] : dst[k];
 }
 
+// dst[i] = max(src[i], src[i + off]) for i in [0, n) (vectorised).
+template <class T>
+inline void pair_max(T* __restrict dst, const T* __restrict src, index_t off, index_t n) {
+  for (index_t i = 0; i < n; ++i) dst[i] = src[i + off] > src[i] ? src[i + off] : src[i];
+}
+
 void check_params(const PeakParams& p) {
   if (p.min_distance < 0) throw std::invalid_argument("min_distance must be >= 0, got " + std::to_string(p.min_distance));
   if (p.border_r < 0 || p.border_c < 0) throw std::invalid_argument("exclude_border widths must be >= 0");
@@ -52,7 +58,7 @@ bool is_constant(const ImageView<const T>& img) {
 // a segment. For each segment, the maxima of the window's rows are taken column by column over the
 // segment's span (long contiguous loops, vectorised), then each pixel above the threshold takes the
 // maximum of its 2d+1 columns.
-constexpr index_t kGap = 64;
+constexpr index_t kGap = 16;
 
 template <class T>
 void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::vector<Candidate>& out) {
@@ -62,8 +68,11 @@ void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::ve
   if (r1 <= r0 || c1 <= c0) return;
   const bool plain = p.min_distance == 0 || img.size() == 1;
   const index_t d = p.min_distance, H = img.rows, W = img.cols;
-  std::vector<T> colmax(static_cast<std::size_t>(W));
-  T* cm = colmax.data();
+  const std::size_t buf = static_cast<std::size_t>(W + 2 * d + 16);
+  std::vector<T> pad(buf), m1(buf), m2(buf);
+  std::vector<std::uint8_t> flag(buf);
+  const T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                        : std::numeric_limits<T>::lowest();
   auto run_end = [&](const T* row, index_t a) {
     if (above.all_pass) return c1;
     index_t b = a + 1;
@@ -95,17 +104,41 @@ void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::ve
           if (above(row[k]) && peaks::is_filter_max(img, r, k, d))
             out.push_back(Candidate{peaks::order_key(row[k]), r * W + k});
       } else {
-        const index_t lo = a > d ? a - d : 0, hi = b + d < W ? b + d : W;
-        std::copy(img.row(wr0) + lo, img.row(wr0) + hi, cm + lo);
-        for (index_t rr = wr0 + 1; rr <= wr1; ++rr) max_into(cm + lo, img.row(rr) + lo, hi - lo);
-        for (index_t k = a; k < b; ++k) {
-          const T v = row[k];
-          if (!above(v)) continue;
-          const index_t ws = k > d ? k - d : 0, we = k + d < W - 1 ? k + d : W - 1;
-          bool larger = false;
-          for (index_t j = ws; j <= we; ++j) larger |= cm[j] > v;
-          if (!larger) out.push_back(Candidate{peaks::order_key(v), r * W + k});
+        const index_t lo = a > d ? a - d : 0, hi = b + d < W ? b + d : W, n = hi - lo;
+        // P = [lowest x d | column maxima of [lo, hi) | lowest x d]; clamping the window to the image
+        // is the same as padding with a value that never wins
+        T* P = pad.data();
+        std::fill(P, P + d, lowest);
+        std::copy(img.row(wr0) + lo, img.row(wr0) + hi, P + d);
+        for (index_t rr = wr0 + 1; rr <= wr1; ++rr) max_into(P + d, img.row(rr) + lo, n);
+        std::fill(P + d + n, P + 2 * d + n, lowest);
+        // sliding maximum of width w = 2d+1 by doubling: M_2p[i] = max(M_p[i], M_p[i + p])
+        const index_t w = 2 * d + 1, L = n + 2 * d;
+        const T* cur = P;
+        T* next = m1.data();
+        index_t width = 1;
+        while (2 * width <= w) {
+          pair_max(next, cur, width, L - 2 * width + 1);
+          cur = next;
+          next = next == m1.data() ? m2.data() : m1.data();
+          width *= 2;
         }
+        // h[i] = max(cur[i], cur[i + w - width]): the window centred on column lo + i
+        T* h = next;
+        pair_max(h, cur, w - width, n);
+        // flags of the candidates of [a, b), then a vectorised skip over the zeros
+        std::uint8_t* f = flag.data();
+        const T* v = row + a;
+        const T* hv = h + (a - lo);
+        const index_t m = b - a;
+        if (above.all_pass) {
+          for (index_t k = 0; k < m; ++k) f[k] = static_cast<std::uint8_t>(hv[k] <= v[k]);
+        } else {
+          const T cut = above.cut;
+          for (index_t k = 0; k < m; ++k) f[k] = static_cast<std::uint8_t>((v[k] > cut) & (hv[k] <= v[k]));
+        }
+        for (index_t k = find_nonzero(f, 0, m); k < m; k = find_nonzero(f, k + 1, m))
+          out.push_back(Candidate{peaks::order_key(v[k]), r * W + a + k});
       }
     }
   }
