@@ -14,10 +14,12 @@ from . import compat, data
 from ._info import info
 from .decode import Detections, decode
 from .label import label
+from .peaks import peak_local_max
 from .region_stats import RegionStats, region_stats
 from .watershed import watershed
 
 __version__ = "0.1.0"
 
-__all__ = ["label", "region_stats", "RegionStats", "watershed", "decode", "Detections", "compat", "data", "info",
+__all__ = ["label", "peak_local_max", "region_stats", "RegionStats", "watershed", "decode", "Detections", "compat",
+           "data", "info",
            "__version__"]

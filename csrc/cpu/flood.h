@@ -1,0 +1,292 @@
+// Flooding machinery shared by watershed and decode: the canonical level-synchronous flood and the
+// packed page that gives sparse masks cache locality.
+#pragma once
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/runs.h"
+
+namespace dwd {
+namespace cpu {
+
+// The neighbour offsets (dr, dc) in scikit-image's order: sorted by length, then C order.
+struct Neighbours {
+  int n;
+  int dr[8], dc[8];
+  explicit Neighbours(int connectivity) {
+    const int o4[4][2] = {{-1, 0}, {0, -1}, {0, 1}, {1, 0}};
+    const int o8[4][2] = {{-1, -1}, {-1, 1}, {1, -1}, {1, 1}};
+    n = 0;
+    for (auto& o : o4) dr[n] = o[0], dc[n++] = o[1];
+    if (connectivity == 2)
+      for (auto& o : o8) dr[n] = o[0], dc[n++] = o[1];
+  }
+};
+
+inline bool in_mask(const std::uint8_t* mask, index_t stride_r, index_t r, index_t c) {
+  return mask == nullptr || mask[r * stride_r + c] != 0;
+}
+
+// Buckets of pending items keyed by image value, popped in increasing value. Narrow integer types
+// use one bucket per value (a bucket queue whose cursor only moves up); others an ordered map.
+template <class T, class Item, bool Narrow = std::is_integral<T>::value && (sizeof(T) <= 2)>
+class Levels {
+ public:
+  std::vector<Item>& at(T v) { return map_[v]; }
+  bool pop(T& v, std::vector<Item>& items) {
+    if (map_.empty()) return false;
+    const auto it = map_.begin();
+    v = it->first;
+    items = std::move(it->second);
+    map_.erase(it);
+    return true;
+  }
+
+ private:
+  std::map<T, std::vector<Item>> map_;
+};
+
+template <class T, class Item>
+class Levels<T, Item, true> {
+ public:
+  Levels() : buckets_(std::size_t(1) << (8 * sizeof(T))) {}
+  std::vector<Item>& at(T v) {
+    const std::size_t k = slot(v);
+    if (k < cursor_) cursor_ = k;  // only markers are added below the cursor, before the first pop
+    if (k + 1 > end_) end_ = k + 1;
+    return buckets_[k];
+  }
+  bool pop(T& v, std::vector<Item>& items) {
+    while (cursor_ < end_ && buckets_[cursor_].empty()) ++cursor_;
+    if (cursor_ >= end_) {  // drained: ready for the next component
+      cursor_ = std::numeric_limits<std::size_t>::max();
+      end_ = 0;
+      return false;
+    }
+    v = static_cast<T>(static_cast<std::int64_t>(cursor_) + std::numeric_limits<T>::lowest());
+    items.clear();
+    items.swap(buckets_[cursor_]);
+    return true;
+  }
+
+ private:
+  static std::size_t slot(T v) {
+    return static_cast<std::size_t>(static_cast<std::int64_t>(v) - std::numeric_limits<T>::lowest());
+  }
+  std::vector<std::vector<Item>> buckets_;
+  std::size_t cursor_ = std::numeric_limits<std::size_t>::max();
+  std::size_t end_ = 0;  // one past the highest bucket used
+};
+
+// ---- canonical: level-synchronous breadth-first flooding -------------------------------------------
+//
+// Levels are processed in increasing value. A level's first layer (d = 0) holds its markers and the
+// pixels of that value entered from a lower level (each takes the label of its smallest-key lower
+// neighbour); then layers d = 1, 2, ... spread over pixels of value <= the level, a pixel reached from
+// several pixels of the previous layer taking the smallest label. Lower neighbours hand a pixel to a
+// higher level as "entries" (pixel, segment, label); a segment is one (level, layer) step, so entries
+// arrive in key order and the first segment that reaches a pixel decides it (smallest label within).
+// While a layer is being built, its labels are stored negated (tentative).
+struct Entry {
+  index_t pixel;
+  std::int64_t seg;  // -1 for markers
+  std::int32_t label;
+};
+
+// Scratch space reused across the components of a page.
+template <class T>
+struct CanonicalWork {
+  Levels<T, Entry> pending;
+  std::vector<index_t> layer, next, touched;
+  std::vector<Entry> entries;
+  std::int64_t seg = 0;
+};
+
+template <class T>
+void canonical(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
+               std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
+               ImageView<std::int32_t> out, CanonicalWork<T>& w) {
+  const Neighbours nb(connectivity);
+  const index_t rows = img.rows, cols = img.cols;
+  std::int32_t* lab = out.data;  // contiguous rows x cols
+  auto& pending = w.pending;
+  auto& layer = w.layer;
+  auto& next = w.next;
+  auto& touched = w.touched;
+  auto& entries = w.entries;
+  auto& seg = w.seg;
+  for (std::size_t k = 0; k < n_markers; ++k) {
+    const index_t p = marker_px[k];
+    lab[p] = marker_id[k];
+    pending.at(img(p / cols, p % cols)).push_back(Entry{p, -1, marker_id[k]});
+  }
+  T level;
+  while (pending.pop(level, entries)) {
+    layer.clear();
+    for (std::size_t a = 0; a < entries.size();) {
+      std::size_t b = a;
+      while (b < entries.size() && entries[b].seg == entries[a].seg) ++b;
+      for (std::size_t k = a; k < b; ++k) {
+        const Entry& e = entries[k];
+        if (e.seg < 0) {
+          layer.push_back(e.pixel);
+          continue;
+        }
+        const std::int32_t cur = lab[e.pixel];
+        if (cur > 0) continue;
+        if (cur == 0) {
+          lab[e.pixel] = -e.label;
+          touched.push_back(e.pixel);
+        } else if (e.label < -cur) {
+          lab[e.pixel] = -e.label;
+        }
+      }
+      for (index_t p : touched) {
+        lab[p] = -lab[p];
+        layer.push_back(p);
+      }
+      touched.clear();
+      a = b;
+    }
+    while (!layer.empty()) {
+      ++seg;
+      next.clear();
+      for (index_t p : layer) {
+        const std::int32_t lp = lab[p];
+        const index_t r = p / cols, c = p % cols;
+        for (int k = 0; k < nb.n; ++k) {
+          const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
+          if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
+          const index_t q = rr * cols + cc;
+          const std::int32_t lq = lab[q];
+          if (lq > 0) continue;
+          const T v = img(rr, cc);
+          if (level < v) {
+            pending.at(v).push_back(Entry{q, seg, lp});
+          } else if (lq == 0) {
+            lab[q] = -lp;
+            next.push_back(q);
+          } else if (lp < -lq) {
+            lab[q] = -lp;
+          }
+        }
+      }
+      for (index_t q : next) lab[q] = -lab[q];
+      layer.swap(next);
+    }
+  }
+}
+
+struct MaskRuns {
+  const std::uint8_t* mask;
+  index_t stride, cols;
+  index_t next(index_t r, index_t c) const { return find_nonzero(mask + r * stride, c, cols); }
+  index_t end(index_t r, index_t c) const {
+    const std::uint8_t* p = mask + r * stride;
+    while (c < cols && p[c]) ++c;
+    return c;
+  }
+  bool joined(const Run&, const Run&) const { return true; }
+};
+
+// Both floods read a few bytes per pixel at scattered places of a page far larger than the caches, so
+// on a sparse mask they are bound by memory latency. Flooding never crosses the mask's boundary, so
+// each connected component of the mask can be moved, with its bounding box, into a small "packed
+// page": component windows placed side by side on shelves, separated by one row / column of masked-out
+// pixels. Neighbour offsets stay uniform, markers keep their raster order, so both floods give the
+// same labels there, with all their reads in cache. The result is copied back along the mask's runs.
+template <class T>
+class Packed {
+ public:
+  index_t rows = 0, cols = 0;
+  std::vector<T> img;
+  std::vector<std::uint8_t> mask;
+  std::vector<std::int32_t> lab;
+  std::vector<index_t> px;  // markers, packed indices (original raster order)
+  std::vector<std::int32_t> id;
+
+  // Places the components' windows; returns false (nothing placed) when `only_if_smaller` and the
+  // packed page would not be much smaller than the original.
+  bool place(RunLabels comps, index_t src_rows, index_t src_cols, bool only_if_smaller) {
+    comps_ = std::move(comps);
+    src_cols_ = src_cols;
+    const std::vector<Geometry> geo = geometry(comps_);
+    index_t widest = 0, area = 0;
+    for (const Geometry& g : geo) {
+      widest = std::max<index_t>(widest, g.max_c - g.min_c + 1);
+      area += (g.max_r - g.min_r + 2) * (g.max_c - g.min_c + 2);
+    }
+    if (only_if_smaller && area * 2 > src_rows * src_cols) return false;
+    cols = std::max<index_t>(1024, widest + 2);
+    // Shelf placement: window k's pixel (r, c) goes to (r + oy[k], c + ox[k]).
+    oy_.resize(geo.size());
+    ox_.resize(geo.size());
+    index_t x = 1, y = 1, shelf_h = 0;
+    for (std::size_t k = 0; k < geo.size(); ++k) {
+      const index_t w = geo[k].max_c - geo[k].min_c + 1, h = geo[k].max_r - geo[k].min_r + 1;
+      if (x + w + 1 > cols) {
+        y += shelf_h + 1;
+        x = 1;
+        shelf_h = 0;
+      }
+      oy_[k] = y - geo[k].min_r;
+      ox_[k] = x - geo[k].min_c;
+      x += w + 1;
+      shelf_h = std::max(shelf_h, h);
+    }
+    rows = y + shelf_h + 1;
+    img.assign(static_cast<std::size_t>(rows * cols), T(0));
+    mask.assign(img.size(), 0);
+    lab.assign(img.size(), 0);
+    return true;
+  }
+
+  // Copies value(r, c0, c1, dst) into the packed image along the components' runs and marks the mask.
+  template <class F>
+  void fill(F&& value) {
+    for (const Run& run : comps_.runs) {
+      const index_t at = offset(run);
+      value(run.row, run.c0, run.c1, img.data() + at + run.c0);
+      std::fill(mask.data() + at + run.c0, mask.data() + at + run.c1, std::uint8_t(1));
+    }
+  }
+
+  // Markers (original raster indices, inside the components) in packed coordinates.
+  void set_markers(const std::vector<index_t>& pixel, const std::vector<std::int32_t>& ids) {
+    px.resize(pixel.size());
+    id = ids;
+    for (std::size_t k = 0; k < pixel.size(); ++k) {
+      const index_t r = pixel[k] / src_cols_, c = pixel[k] % src_cols_;
+      const std::int32_t comp = component_of(r, c);
+      px[k] = (r + oy_[comp - 1]) * cols + c + ox_[comp - 1];
+    }
+  }
+
+  ImageView<const T> img_view() const { return ImageView<const T>{img.data(), rows, cols, cols, 1}; }
+  ImageView<std::int32_t> lab_view() { return make_view(lab.data(), rows, cols); }
+  const RunLabels& comps() const { return comps_; }
+  // Packed labels of a component run's row, indexed by original column.
+  const std::int32_t* lab_row(const Run& run) const { return lab.data() + offset(run); }
+
+  // Copies the packed labels back to `out` along the components' runs.
+  void unpack(ImageView<std::int32_t> out) const {
+    for (const Run& run : comps_.runs) std::copy(lab_row(run) + run.c0, lab_row(run) + run.c1, out.row(run.row) + run.c0);
+  }
+
+ private:
+  index_t offset(const Run& run) const { return (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1]; }
+  std::int32_t component_of(index_t r, index_t c) const {  // c lies in one of row r's runs
+    const auto first = comps_.runs.begin() + comps_.row_start[r], last = comps_.runs.begin() + comps_.row_start[r + 1];
+    return std::upper_bound(first, last, c, [](index_t col, const Run& run) { return col < run.c1; })->id;
+  }
+  RunLabels comps_;
+  index_t src_cols_ = 0;
+  std::vector<index_t> oy_, ox_;
+};
+
+}  // namespace cpu
+}  // namespace dwd

@@ -1,0 +1,112 @@
+// Python binding of peak_local_max: the CPU algorithm, and the data-parallel candidate step
+// (dwd/peaks.h) through HostExec followed by the host sort and the greedy spacing.
+#include "cpu/peaks.h"
+
+#include "dwd/peaks.h"
+#include "host/host_exec.h"
+#include "python/common.h"
+
+namespace dwd {
+
+namespace {
+
+cpu::PeakParams params_of(const cpu::Planes& p, index_t min_distance, index_t border_r, index_t border_c,
+                          index_t num_peaks, bool all_pass, const py::object& cut) {
+  cpu::PeakParams q;
+  q.min_distance = min_distance;
+  q.border_r = border_r;
+  q.border_c = border_c;
+  q.num_peaks = num_peaks;
+  q.all_pass = all_pass;
+  if (!all_pass) {
+    switch (p.dtype) {
+      case cpu::DType::f32:
+      case cpu::DType::f64: q.cut_f = cut.cast<double>(); break;
+      case cpu::DType::u8:
+      case cpu::DType::u16:
+      case cpu::DType::u32:
+      case cpu::DType::u64: q.cut_u = cut.cast<std::uint64_t>(); break;
+      default: q.cut_i = cut.cast<std::int64_t>(); break;
+    }
+  }
+  return q;
+}
+
+// (K, 2) int64 (row, col) from linear indices.
+py::array_t<std::int64_t> coords_of(const std::vector<index_t>& idx, index_t cols) {
+  py::array_t<std::int64_t> out({static_cast<py::ssize_t>(idx.size()), py::ssize_t(2)});
+  std::int64_t* o = out.mutable_data();
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    o[2 * k] = idx[k] / cols;
+    o[2 * k + 1] = idx[k] % cols;
+  }
+  return out;
+}
+
+py::array_t<std::int64_t> peaks_cpu(const py::array& img, index_t min_distance, index_t border_r, index_t border_c,
+                                    index_t num_peaks, bool all_pass, const py::object& cut,
+                                    const py::object& labels, index_t num_peaks_per_label) {
+  const cpu::Planes p = planes_of(img, 0, "image");
+  const cpu::PeakParams q = params_of(p, min_distance, border_r, border_c, num_peaks, all_pass, cut);
+  std::vector<index_t> idx;
+  if (labels.is_none()) {
+    py::gil_scoped_release nogil;
+    idx = cpu::peak_local_max(p, q);
+  } else {
+    const py::array lab = labels.cast<py::array>();
+    const cpu::Planes lp = planes_of(lab, 0, "labels", /*strided_cols=*/true);
+    py::gil_scoped_release nogil;
+    idx = cpu::peak_local_max_labels(p, lp, q, num_peaks_per_label);
+  }
+  return coords_of(idx, p.cols);
+}
+
+// The data-parallel candidate step (dwd/peaks.h) run by HostExec in the given element order.
+py::tuple peaks_host(const py::array& img, index_t min_distance, index_t border_r, index_t border_c,
+                     index_t num_peaks, bool all_pass, const py::object& cut, int order, std::uint64_t seed) {
+  const cpu::Planes p = planes_of(img, 0, "image");
+  if (p.rows * p.cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
+  const cpu::PeakParams q = params_of(p, min_distance, border_r, border_c, num_peaks, all_pass, cut);
+  if (q.min_distance < 0 || q.border_r < 0 || q.border_c < 0)
+    throw std::invalid_argument("min_distance and exclude_border widths must be >= 0");
+  std::vector<index_t> idx;
+  std::int64_t steps;
+  {
+    py::gil_scoped_release nogil;
+    HostExec ex(static_cast<Order>(order), seed);
+    std::vector<peaks::Candidate> cands = cpu::dispatch(p.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      peaks::CandidateSpec<T> s;
+      s.img = cpu::plane_view<T>(p, 0);
+      s.radius = q.min_distance;
+      s.plain = q.min_distance == 0 || p.rows * p.cols == 1;
+      s.r0 = q.border_r;
+      s.r1 = p.rows - q.border_r;
+      s.c0 = q.border_c;
+      s.c1 = p.cols - q.border_c;
+      s.above = q.above<T>();
+      peaks::Candidate* list = nullptr;
+      const std::int32_t k = peaks::candidates(ex, s, &list);
+      std::vector<peaks::Candidate> host(static_cast<std::size_t>(k));
+      if (k > 0) ex.to_host(host.data(), list, k);
+      return host;
+    });
+    cpu::sort_candidates(cands);
+    idx = cpu::ensure_spacing(cands, p.cols, q.min_distance, q.num_peaks);
+    steps = ex.steps();
+  }
+  return py::make_tuple(coords_of(idx, p.cols), steps);
+}
+
+}  // namespace
+
+void bind_peaks(py::module_& m) {
+  m.def("peak_local_max", &peaks_cpu, py::arg("image"), py::arg("min_distance"), py::arg("border_r"),
+        py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("labels"),
+        py::arg("num_peaks_per_label"));
+  m.def("peak_local_max_host", &peaks_host, py::arg("image"), py::arg("min_distance"), py::arg("border_r"),
+        py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("order"),
+        py::arg("seed"));
+}
+
+}  // namespace dwd
