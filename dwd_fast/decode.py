@@ -69,15 +69,23 @@ def _split_energy(e):
     return e.ndim == 4, True, (e[None] if e.ndim == 3 else e)
 
 
-def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, connectivity=2, size_reduce="max",
-           levels=None, return_label_map=False, backend="auto"):
+def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cutoff", grow_to=None,
+           reduce_over="core", min_distance=1, connectivity=2, size_reduce="max", levels=None,
+           return_label_map=False, backend="auto"):
     """Decode DWD network outputs into detections.
 
-    Objects are the connected components (8-connected by default) of ``energy > cutoff`` with at
-    least ``min_size`` pixels, in the raster order of their first pixel. For each object: its centre
-    is the mean of its pixels, its class the majority of ``classes`` over its pixels (or the argmax of
-    the mean class probability), its size the ``size_reduce`` of ``sizes`` over its pixels, its box
-    that size around the centre, and its score in [0, 1] from the energy.
+    Seeds are the connected components (8-connected by default) of ``energy > cutoff`` with at
+    least ``min_size`` pixels, in the raster order of their first pixel. With ``grow_to=t`` each seed
+    grows by the canonical watershed (:func:`dwd_fast.watershed`) over ``-energy`` inside
+    ``energy > t``: a low-energy region shared by several seeds is split between them (fused
+    neighbours such as chords and accidentals come apart), and the components of ``energy > t``
+    that hold no seed become objects of their own, numbered after the seeded ones (if they have at
+    least ``min_size`` pixels). An object's *core* is its part above the cut-off (its whole region if
+    it has none). For each object: its centre is the mean of its pixels, its class the majority of
+    ``classes`` over its pixels (or the argmax of the mean class probability), its size the
+    ``size_reduce`` of ``sizes`` over its pixels — all over the core, or over the grown region with
+    ``reduce_over="region"`` — its box that size around the centre (or the region's extent without
+    ``sizes``), and its score in [0, 1] from the energy.
 
     Parameters
     ----------
@@ -93,7 +101,19 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, connectivi
     cutoff : float, optional
         Energy level a pixel must exceed to belong to an object (default 7).
     min_size : int, optional
-        Smallest object, in pixels (default 4).
+        Smallest seed (or, with peak seeds, object), in pixels (default 4).
+    seeds : {"cutoff", "peaks"}, optional
+        ``"cutoff"``: components of ``energy > cutoff``. ``"peaks"``: the local maxima of the level map
+        above the cut-off (:func:`dwd_fast.peak_local_max` with ``min_distance``, no border
+        exclusion), each extended to its plateau, peaks on one plateau merged; they are always grown
+        (``grow_to`` defaults to ``cutoff``), so the components of ``energy > cutoff`` are split between
+        their peaks.
+    grow_to : float, optional
+        Energy level, at most ``cutoff``, down to which seeds grow (see above). Default: no growth.
+    reduce_over : {"core", "region"}, optional
+        Pixels over which centre, class, size and score are computed (default ``"core"``).
+    min_distance : int, optional
+        Peak spacing for ``seeds="peaks"`` (default 1).
     connectivity : {1, 2}, optional
         4- (1) or 8-connected (2, default, as the original DWD) components.
     size_reduce : {"max", "mean", "median"}, optional
@@ -174,6 +194,19 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, connectivi
         raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
     if size_reduce not in _SIZE_REDUCE:
         raise ValueError(f"size_reduce must be one of {sorted(_SIZE_REDUCE)}, got {size_reduce!r}")
+    if seeds not in ("cutoff", "peaks"):
+        raise ValueError(f"seeds must be 'cutoff' or 'peaks', got {seeds!r}")
+    if reduce_over not in ("core", "region"):
+        raise ValueError(f"reduce_over must be 'core' or 'region', got {reduce_over!r}")
+    if seeds == "peaks" and grow_to is None:
+        grow_to = cutoff
+    if grow_to is not None:
+        if isinstance(grow_to, (bool, np.bool_)) or not isinstance(grow_to, (int, float, np.integer, np.floating)):
+            raise TypeError(f"grow_to must be a number, got {type(grow_to).__name__}")
+        if not np.isfinite(grow_to) or grow_to > cutoff:
+            raise ValueError(f"grow_to must be a finite level <= cutoff ({cutoff}), got {grow_to!r}")
+    if int(min_distance) != min_distance or min_distance < 1:
+        raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
     if levels is None:
         levels = K if logits else 20
     if int(levels) != levels or levels < 2:
@@ -182,7 +215,9 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, connectivi
 
     label_map = np.empty((B, H, W), np.int32) if return_label_map else None
     raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
-                           _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits), label_map)
+                           _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits),
+                           None if grow_to is None else float(grow_to), reduce_over == "region", seeds == "peaks",
+                           int(min_distance), label_map)
     dets = []
     for b, r in enumerate(raw):
         w = {k: _arrays.wrap(v, he) for k, v in r.items()}

@@ -4,7 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <unordered_map>
 
+#include "cpu/flood.h"
+#include "cpu/peaks.h"
 #include "cpu/runs.h"
 
 namespace dwd {
@@ -117,6 +120,158 @@ double reduce_sizes(std::vector<double>& v, SizeReduce how) {
   return 0;
 }
 
+// Objects as runs with ids 1..n.
+struct Objects {
+  std::vector<Run> runs;
+  std::int32_t n = 0;
+};
+
+// The value type of the packed relief -energy: wide enough to negate the energy's type exactly.
+template <class T>
+using Relief = typename std::conditional<
+    std::is_floating_point<T>::value, double,
+    typename std::conditional<(sizeof(T) == 1), std::int16_t, std::int64_t>::type>::type;
+
+// Grows `seeds` by the canonical watershed over -energy inside energy > t. Returns the regions as
+// runs with ids (0 = a component of energy > t that holds no seed).
+std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int connectivity) {
+  RunLabels comps;
+  label_above(e, t, connectivity, comps);
+  std::vector<Run> out;
+  dispatch(e.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    using V = Relief<T>;
+    const ImageView<const T> v = plane_view<T>(e, 0);
+    Packed<V> packed;
+    packed.place(std::move(comps), e.rows, e.cols, false);
+    packed.fill([&](index_t r, index_t c0, index_t c1, V* dst) {
+      const T* src = v.row(r);
+      for (index_t c = c0; c < c1; ++c) dst[c - c0] = -static_cast<V>(src[c]);
+    });
+    std::vector<index_t> px;
+    std::vector<std::int32_t> ids;
+    for (const Run& run : seeds.runs)
+      for (index_t c = run.c0; c < run.c1; ++c) {
+        px.push_back(run.row * e.cols + c);
+        ids.push_back(run.id);
+      }
+    packed.set_markers(px, ids);
+    CanonicalWork<V> work;
+    canonical<V>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), packed.mask.data(),
+                 packed.cols, connectivity, packed.lab_view(), work);
+    // Split the components' runs where the label changes.
+    for (const Run& run : packed.comps().runs) {
+      const std::int32_t* lab = packed.lab_row(run);
+      index_t c = run.c0;
+      while (c < run.c1) {
+        const std::int32_t l = lab[c];
+        index_t e2 = c + 1;
+        while (e2 < run.c1 && lab[e2] == l) ++e2;
+        // unseeded pixels keep their component, encoded as -component until numbered
+        out.push_back(Run{run.row, static_cast<std::int32_t>(c), static_cast<std::int32_t>(e2), l > 0 ? l : -run.id});
+        c = e2;
+      }
+    }
+  });
+  return out;
+}
+
+// Seeds from local maxima: the peaks of the level map above the cut-off (peak_local_max with
+// min_distance, no border exclusion), each grown to its plateau (the connected pixels of its value);
+// peaks on one plateau merge. Numbered 1..n in raster order of each plateau's first pixel.
+std::vector<Run> peak_plateaus(const Planes& levels, double cutoff, std::int64_t min_distance, int connectivity,
+                               std::int32_t& n) {
+  PeakParams pp;
+  pp.min_distance = min_distance;
+  pp.set_cut(static_cast<std::int64_t>(std::floor(cutoff)));
+  pp.cut_f = cutoff;
+  const std::vector<index_t> peaks = peak_local_max(levels, pp);
+  const auto reader = make_reader(levels);
+  const index_t rows = levels.rows, cols = levels.cols;
+  auto value = [&](index_t i) {
+    double v;
+    reader->read_f64(0, i / cols, i % cols, i % cols + 1, &v);
+    return v;
+  };
+  std::unordered_map<index_t, std::int32_t> plateau_of;
+  std::vector<std::vector<index_t>> plateaus;
+  std::vector<index_t> stack;
+  for (const index_t pk : peaks) {
+    if (plateau_of.count(pk)) continue;  // on the plateau of an earlier peak
+    const double v = value(pk);
+    const auto id = static_cast<std::int32_t>(plateaus.size());
+    plateaus.emplace_back();
+    plateau_of[pk] = id;
+    stack.assign(1, pk);
+    while (!stack.empty()) {
+      const index_t q = stack.back();
+      stack.pop_back();
+      plateaus[id].push_back(q);
+      const index_t r = q / cols, c = q % cols;
+      for (int dr = -1; dr <= 1; ++dr)
+        for (int dc = -1; dc <= 1; ++dc) {
+          if ((dr == 0 && dc == 0) || (connectivity == 1 && dr != 0 && dc != 0)) continue;
+          const index_t rr = r + dr, cc = c + dc;
+          if (rr < 0 || rr >= rows || cc < 0 || cc >= cols) continue;
+          const index_t j = rr * cols + cc;
+          if (plateau_of.count(j) || value(j) != v) continue;
+          plateau_of[j] = id;
+          stack.push_back(j);
+        }
+    }
+  }
+  for (auto& pl : plateaus) std::sort(pl.begin(), pl.end());
+  std::sort(plateaus.begin(), plateaus.end(), [](const auto& a, const auto& b) { return a[0] < b[0]; });
+  std::vector<Run> runs;
+  n = static_cast<std::int32_t>(plateaus.size());
+  for (std::int32_t k = 0; k < n; ++k) {
+    const auto& pl = plateaus[k];
+    for (std::size_t a = 0; a < pl.size();) {
+      std::size_t b = a + 1;
+      while (b < pl.size() && pl[b] == pl[b - 1] + 1 && pl[b] / cols == pl[a] / cols) ++b;
+      runs.push_back(Run{static_cast<std::int32_t>(pl[a] / cols), static_cast<std::int32_t>(pl[a] % cols),
+                         static_cast<std::int32_t>(pl[b - 1] % cols + 1), k + 1});
+      a = b;
+    }
+  }
+  return runs;
+}
+
+// Keeps the objects with at least min_size pixels, renumbered in order.
+void drop_small(Objects& o, std::int64_t min_size) {
+  std::vector<std::int64_t> area(static_cast<std::size_t>(o.n) + 1, 0);
+  for (const Run& run : o.runs) area[run.id] += run.c1 - run.c0;
+  std::vector<std::int32_t> id(area.size(), 0);
+  std::int32_t n = 0;
+  for (std::int32_t k = 1; k <= o.n; ++k)
+    if (area[k] >= min_size) id[k] = ++n;
+  std::vector<Run> kept;
+  for (Run run : o.runs)
+    if (id[run.id]) kept.push_back(Run{run.row, run.c0, run.c1, id[run.id]});
+  o.runs.swap(kept);
+  o.n = n;
+}
+
+// The pixels of `runs` whose level is above the cut-off, as runs with the same ids.
+std::vector<Run> above(const std::vector<Run>& runs, const SegmentReader& levels, double cutoff) {
+  std::vector<Run> out;
+  std::vector<double> buf;
+  for (const Run& run : runs) {
+    buf.resize(static_cast<std::size_t>(run.c1 - run.c0));
+    levels.read_f64(0, run.row, run.c0, run.c1, buf.data());
+    index_t c = 0;
+    const index_t n = run.c1 - run.c0;
+    while (c < n) {
+      while (c < n && !(buf[c] > cutoff)) ++c;
+      index_t e2 = c;
+      while (e2 < n && buf[e2] > cutoff) ++e2;
+      if (e2 > c) out.push_back(Run{run.row, static_cast<std::int32_t>(run.c0 + c), static_cast<std::int32_t>(run.c0 + e2), run.id});
+      c = e2;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Detections decode(const Planes& energy, const Planes& classes, const Planes& sizes, const DecodeParams& p,
@@ -134,23 +289,79 @@ Detections decode(const Planes& energy, const Planes& classes, const Planes& siz
     });
     levels = Planes{level_buf.data(), DType::u8, 1, rows, cols, rows * cols, cols};
   }
+  const auto level_reader = make_reader(levels);
 
-  RunLabels lab;
-  label_above(levels, p.cutoff, p.connectivity, lab);
+  // 1. Seeds: components of energy > cutoff with at least min_size pixels, numbered 1..n in raster
+  //    order of their first pixel (or plateau-merged peaks).
+  Objects seeds;
+  if (p.peak_seeds) {
+    seeds.runs = peak_plateaus(levels, p.cutoff, p.min_distance, p.connectivity, seeds.n);
+  } else {
+    RunLabels lab;
+    label_above(levels, p.cutoff, p.connectivity, lab);
+    const std::vector<Geometry> geo = geometry(lab);
+    std::vector<std::int32_t> new_id(geo.size(), 0);
+    for (std::size_t i = 0; i < geo.size(); ++i)
+      if (geo[i].area >= p.min_size) new_id[i] = ++seeds.n;
+    for (const Run& run : lab.runs)
+      if (new_id[run.id - 1]) seeds.runs.push_back(Run{run.row, run.c0, run.c1, new_id[run.id - 1]});
+  }
 
-  // Size filter: objects are the components of at least min_size pixels, renumbered 1..n.
-  const std::vector<Geometry> geo = geometry(lab);
-  std::vector<std::int32_t> new_id(geo.size(), 0);
-  std::int32_t n = 0;
-  for (std::size_t i = 0; i < geo.size(); ++i)
-    if (geo[i].area >= p.min_size) new_id[i] = ++n;
-  for (Run& run : lab.runs) run.id = run.id > 0 ? new_id[run.id - 1] : 0;
-  lab.count = n;
-  if (label_map) lab.paint(*label_map);
+  // 2. Objects: the seeds, or their grown regions plus the seedless components of energy > grow_to
+  //    (numbered after the seeds, in raster order, if they have at least min_size pixels). An
+  //    object's core is its part above the cut-off (its whole region if it has none).
+  Objects core, region;
+  if (!p.grow) {
+    core = seeds;
+    region = seeds;
+  } else {
+    region.runs = grow(levels, p.grow_to, seeds, p.connectivity);
+    region.n = seeds.n;
+    std::int32_t ncomp = 0;
+    for (const Run& run : region.runs) ncomp = std::max(ncomp, run.id < 0 ? -run.id : 0);
+    std::vector<std::int64_t> area(static_cast<std::size_t>(ncomp) + 1, 0);
+    for (const Run& run : region.runs)
+      if (run.id < 0) area[-run.id] += run.c1 - run.c0;
+    std::vector<std::int32_t> comp_id(area.size(), 0);
+    for (std::int32_t k = 1; k <= ncomp; ++k)
+      if (area[k] > 0 && area[k] >= std::max<std::int64_t>(p.min_size, 1)) comp_id[k] = ++region.n;
+    for (Run& run : region.runs)
+      if (run.id < 0) run.id = comp_id[-run.id];
+    {
+      std::vector<Run> kept;
+      for (const Run& run : region.runs)
+        if (run.id > 0) kept.push_back(run);
+      region.runs.swap(kept);
+    }
+    if (p.peak_seeds) drop_small(region, p.min_size);
+    core.runs = above(region.runs, *level_reader, p.cutoff);
+    core.n = region.n;
+    std::vector<char> has_core(static_cast<std::size_t>(region.n) + 1, 0);
+    for (const Run& run : core.runs) has_core[run.id] = 1;
+    for (const Run& run : region.runs)
+      if (run.id > 0 && !has_core[run.id]) core.runs.push_back(run);
+  }
+  const std::int32_t n = region.n;
+  if (label_map) {
+    RunLabels painter;
+    painter.runs = region.runs;
+    painter.row_start.assign(static_cast<std::size_t>(rows) + 1, 0);
+    std::sort(painter.runs.begin(), painter.runs.end(),
+              [](const Run& a, const Run& b) { return a.row != b.row ? a.row < b.row : a.c0 < b.c0; });
+    for (const Run& run : painter.runs) ++painter.row_start[run.row + 1];
+    for (index_t r = 0; r < rows; ++r) painter.row_start[r + 1] += painter.row_start[r];
+    painter.paint(*label_map);
+  }
 
+  const Objects& stat = p.reduce_over_region ? region : core;
+  std::vector<Geometry> sgeo(static_cast<std::size_t>(n)), rgeo(static_cast<std::size_t>(n));
+  for (const Run& run : stat.runs)
+    if (run.id > 0) sgeo[run.id - 1].add(run);
+  for (const Run& run : region.runs)
+    if (run.id > 0) rgeo[run.id - 1].add(run);
   std::vector<std::int32_t> order;
   std::vector<index_t> offset;
-  lab.group(order, offset);
+  group_runs(stat.runs, n, order, offset);
 
   Detections d;
   d.n = n;
@@ -161,7 +372,6 @@ Detections decode(const Planes& energy, const Planes& classes, const Planes& siz
   d.centers.resize(2 * n);
   d.areas.resize(n);
 
-  const auto level_reader = make_reader(levels);
   const auto logit_reader = p.energy_logits ? make_reader(energy) : nullptr;
   const auto class_reader = classes.present() ? make_reader(classes) : nullptr;
   const auto size_reader = sizes.present() ? make_reader(sizes) : nullptr;
@@ -170,22 +380,20 @@ Detections decode(const Planes& energy, const Planes& classes, const Planes& siz
   std::vector<double> dbuf, prob, cls_sum, hs, ws;
   std::vector<std::int64_t> ibuf;
 
-  std::int32_t old = 0;  // walks the unfiltered components alongside the objects
   for (std::int32_t o = 0; o < n; ++o) {
-    while (new_id[old] != o + 1) ++old;
-    const Geometry& g = geo[old];
+    const Geometry& g = sgeo[o];
+    const Geometry& rg = rgeo[o];
     const double cy = static_cast<double>(g.sum_r) / static_cast<double>(g.area);
     const double cx = static_cast<double>(g.sum_c) / static_cast<double>(g.area);
     d.centers[2 * o] = cy;
     d.centers[2 * o + 1] = cx;
-    d.areas[o] = g.area;
-
+    d.areas[o] = rg.area;
     double peak = -std::numeric_limits<double>::infinity(), energy_p = 0;
     if (class_reader && p.class_logits) cls_sum.assign(static_cast<std::size_t>(C), 0.0);
     hs.clear();
     ws.clear();
     for (index_t k = offset[o]; k < offset[o + 1]; ++k) {
-      const Run& run = lab.runs[order[k]];
+      const Run& run = stat.runs[order[k]];
       const index_t len = run.c1 - run.c0;
       dbuf.resize(static_cast<std::size_t>(len));
       level_reader->read_f64(0, run.row, run.c0, run.c1, dbuf.data());
@@ -250,11 +458,11 @@ Detections decode(const Planes& energy, const Planes& classes, const Planes& siz
       b[1] = static_cast<float>(cy + 0.5 - h / 2);
       b[2] = static_cast<float>(cx + 0.5 + w / 2);
       b[3] = static_cast<float>(cy + 0.5 + h / 2);
-    } else {  // the object's own extent
-      b[0] = static_cast<float>(g.min_c);
-      b[1] = static_cast<float>(g.min_r);
-      b[2] = static_cast<float>(g.max_c + 1);
-      b[3] = static_cast<float>(g.max_r + 1);
+    } else {  // the object's own extent (its grown region's, when grown)
+      b[0] = static_cast<float>(rg.min_c);
+      b[1] = static_cast<float>(rg.min_r);
+      b[2] = static_cast<float>(rg.max_c + 1);
+      b[3] = static_cast<float>(rg.max_r + 1);
     }
   }
   return d;

@@ -1,5 +1,6 @@
-// CPU DWD decoder: energy -> seeds (energy > cutoff, 8- or 4-connected components of at least
-// min_size pixels) -> per object centre, class, size, score -> boxes.
+// CPU DWD decoder: energy -> seeds (8- or 4-connected components of energy > cutoff with at least
+// min_size pixels, or plateau-merged peaks) -> optional growth by canonical watershed over -energy
+// inside energy > grow_to -> per object centre, class, size, score -> boxes.
 #pragma once
 
 #include <vector>
@@ -19,6 +20,11 @@ struct DecodeParams {
   std::int64_t levels = 20;     // for the score of a level map: peak / (levels - 1)
   bool energy_logits = false;   // energy is (K, H, W) logits, reduced by argmax
   bool class_logits = false;    // classes is (C, H, W) logits (else (H, W) ids)
+  bool grow = false;            // grow the seeds by canonical watershed over -energy inside energy > grow_to
+  double grow_to = 0;
+  bool reduce_over_region = false;  // centre / class / size / score over the grown region (else the core)
+  bool peak_seeds = false;      // seeds are plateau-merged local maxima (else components of energy > cutoff)
+  std::int64_t min_distance = 1;    // peak spacing for peak seeds
 };
 
 struct Detections {

@@ -9,7 +9,8 @@ namespace {
 
 py::list decode(const py::array& energy, const py::object& classes, const py::object& sizes, double cutoff,
                 std::int64_t min_size, int connectivity, int size_reduce, std::int64_t levels, bool energy_logits,
-                bool class_logits, const py::object& label_map) {
+                bool class_logits, const py::object& grow_to, bool reduce_over_region, bool peak_seeds,
+                std::int64_t min_distance, const py::object& label_map) {
   const std::int64_t B = energy.shape(0);
   cpu::DecodeParams p;
   p.cutoff = cutoff;
@@ -19,6 +20,11 @@ py::list decode(const py::array& energy, const py::object& classes, const py::ob
   p.levels = levels;
   p.energy_logits = energy_logits;
   p.class_logits = class_logits;
+  p.grow = !grow_to.is_none();
+  p.grow_to = p.grow ? grow_to.cast<double>() : 0.0;
+  p.reduce_over_region = reduce_over_region;
+  p.peak_seeds = peak_seeds;
+  p.min_distance = min_distance;
   std::vector<cpu::Planes> ep(B), cp(B), sp(B);
   std::vector<ImageView<std::int32_t>> lm(B);
   py::array_t<std::int32_t> lm_arr;
@@ -58,7 +64,8 @@ py::list decode(const py::array& energy, const py::object& classes, const py::ob
 void bind_decode(py::module_& m) {
   m.def("decode", &decode, py::arg("energy"), py::arg("classes"), py::arg("sizes"), py::arg("cutoff"),
         py::arg("min_size"), py::arg("connectivity"), py::arg("size_reduce"), py::arg("levels"),
-        py::arg("energy_logits"), py::arg("class_logits"), py::arg("label_map"));
+        py::arg("energy_logits"), py::arg("class_logits"), py::arg("grow_to"), py::arg("reduce_over_region"),
+        py::arg("peak_seeds"), py::arg("min_distance"), py::arg("label_map"));
 }
 
 }  // namespace dwd
