@@ -4,6 +4,7 @@ Public API (everything else is private):
 
 - :func:`label`, :func:`region_stats` — connected components and their statistics
 - :func:`decode`, :class:`Detections` — the DWD decoder
+- :func:`encode`, :class:`Targets` — the DWD training targets (energy, class and size maps)
 - :mod:`dwd_fast.compat` — exact drop-ins for the original DWD functions
 - :mod:`dwd_fast.data` — the reference page used by the benchmarks
 - :func:`info` — what was built and what is usable
@@ -12,10 +13,11 @@ Public API (everything else is private):
 from . import compat, data
 from ._info import info
 from .decode import Detections, decode
+from .encode import Targets, encode
 from .label import label
 from .region_stats import RegionStats, region_stats
 
 __version__ = "0.1.0"
 
-__all__ = ["label", "region_stats", "RegionStats", "decode", "Detections", "compat", "data", "info",
-           "__version__"]
+__all__ = ["label", "region_stats", "RegionStats", "decode", "Detections", "encode", "Targets", "compat", "data",
+           "info", "__version__"]

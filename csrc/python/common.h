@@ -92,5 +92,6 @@ void bind_label(py::module_& m);
 void bind_region_stats(py::module_& m);
 void bind_decode(py::module_& m);
 void bind_compat(py::module_& m);
+void bind_encode(py::module_& m);
 
 }  // namespace dwd

@@ -15,6 +15,7 @@ PYBIND11_MODULE(_cpu, m) {
   dwd::bind_region_stats(m);
   dwd::bind_decode(m);
   dwd::bind_compat(m);
+  dwd::bind_encode(m);
   m.def("build_info", []() {
     py::dict d;
 #if defined(_OPENMP)
