@@ -9,7 +9,6 @@
 // Oriented markers evaluate the shared per-pixel functions of dwd/encode.h.
 #include "cpu/encode.h"
 
-#include <limits>
 #include <vector>
 
 namespace dwd {
@@ -48,66 +47,31 @@ struct Painter {
   }
 };
 
-// Level thresholds of a non-increasing table: level(r2) >= k  <=>  r2 < R[k], with
-// R[k] = (first bin whose level is below k)^2 (2^24 when there is none), sentinels R[0] = +inf and
-// R[levels] = -1. Equivalent to table[isqrt(r2)] for r2 < 2^24 and to 0 beyond; lets the hot loop
-// step the level along a row instead of taking a square root per pixel.
-struct Thresholds {
-  bool monotone = false;
-  int top = 0;  // highest level in the table
-  std::int64_t R[258];
-  explicit Thresholds(const std::uint8_t* table) {
-    monotone = true;
-    for (int b = 1; b < kBins; ++b)
-      if (table[b] > table[b - 1]) monotone = false;
-    if (!monotone) return;
-    top = table[0];
-    R[0] = std::numeric_limits<std::int64_t>::max();
-    int b = 0;  // the first bin below level k moves outwards as k decreases
-    for (int k = top; k >= 1; --k) {
-      while (b < kBins && table[b] >= k) ++b;
-      R[k] = b < kBins ? std::int64_t(b) * b : (std::int64_t(1) << 24);
-    }
-    R[top + 1] = -1;
-  }
-};
-
 // Axis-aligned oval under "max": the hot path of the benchmarks, written out.
 void paint_oval_max(const EncodeObj& o, const encode::Rect& rc, std::int64_t det, const std::uint8_t* table,
-                    const Thresholds& th, std::int32_t label, float h, float w, encode::Outputs& out,
-                    std::vector<std::int64_t>& s2) {
+                    std::int32_t label, float h, float w, encode::Outputs& out, std::vector<std::int64_t>& s2) {
   const index_t nc = rc.c1 - rc.c0;
   s2.resize(static_cast<std::size_t>(nc));
-  constexpr std::int64_t kIn = std::int64_t(1) << 24;
   for (index_t k = 0; k < nc; ++k) {
     const std::int64_t s = encode::local_s(o, kQ * (rc.c0 + k) + kQ / 2 - o.cx, 0, det);
-    s2[k] = s < kBins ? s * s : kIn;
+    s2[k] = s < kBins ? s * s : (std::int64_t(1) << 24);
   }
+  constexpr std::int64_t kIn = std::int64_t(1) << 24;
   for (index_t r = rc.r0; r < rc.r1; ++r) {
     const std::int64_t t = encode::local_t(o, 0, kQ * r + kQ / 2 - o.cy, det);
     if (t >= kBins) continue;
     const std::int64_t t2 = t * t;
     std::uint8_t* e = &out.energy(r, rc.c0);
-    std::int32_t* cl = &out.classes(r, rc.c0);
-    float* hh = &out.height(r, rc.c0);
-    float* ww = &out.width(r, rc.c0);
-    int lvl = 0;
     for (index_t k = 0; k < nc; ++k) {
       const std::int64_t r2 = s2[k] + t2;
-      std::uint8_t v;
-      if (th.monotone) {
-        while (r2 < th.R[lvl + 1]) ++lvl;
-        while (r2 >= th.R[lvl]) --lvl;
-        v = static_cast<std::uint8_t>(lvl);
-      } else {
-        if (r2 >= kIn) continue;
-        v = table[encode::isqrt(r2)];
-      }
-      if (v <= e[k]) continue;
-      e[k] = v;
-      cl[k] = label;
-      hh[k] = h;
-      ww[k] = w;
+      if (r2 >= kIn) continue;
+      const std::uint8_t lvl = table[encode::isqrt(r2)];
+      if (lvl <= e[k]) continue;
+      e[k] = lvl;
+      const index_t c = rc.c0 + k;
+      out.classes(r, c) = label;
+      out.height(r, c) = h;
+      out.width(r, c) = w;
     }
   }
 }
@@ -119,7 +83,6 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
   Painter p{objs, rows, cols, overlap, labels, sizes, out, {}};
   if (overlap == Overlap::nearest) p.owner.assign(static_cast<std::size_t>(rows * cols), -1);
   std::vector<std::int64_t> s_col, s2;
-  const Thresholds th(table);
   for (index_t i = 0; i < n; ++i) {
     const EncodeObj& o = objs[i];
     const encode::Rect rc = encode::rect_of(o, rows, cols);
@@ -127,7 +90,7 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
     const std::int64_t det = encode::det_of(o);
     const bool aligned = o.uy == 0 && o.vx == 0;
     if (aligned && marker == Marker::oval && overlap == Overlap::max) {
-      paint_oval_max(o, rc, det, table, th, labels[i], sizes[2 * i], sizes[2 * i + 1], out, s2);
+      paint_oval_max(o, rc, det, table, labels[i], sizes[2 * i], sizes[2 * i + 1], out, s2);
       continue;
     }
     if (aligned) {
