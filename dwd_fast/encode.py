@@ -190,7 +190,6 @@ def _geometry(a, size, stride):
         else:
             u, v = u * size, v * size
         ux, uy, vx, vy = u[:, 0], u[:, 1], v[:, 0], v[:, 1]
-        vy = vy
         hw = np.stack([p[..., 1].max(1) - p[..., 1].min(1), p[..., 0].max(1) - p[..., 0].min(1)], 1)
     q = lambda v: np.rint(np.asarray(v, np.float64) * _Q).astype(np.int64)  # noqa: E731
     objs = np.stack([q(cx), q(cy), q(ux), q(uy), q(vx), q(vy), q(np.hypot(ux, uy)), q(np.hypot(vx, vy))], 1)
@@ -290,11 +289,11 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
     >>> t = dwd_fast.encode(np.array([[1, 1, 6, 6]]), np.array([3]), (7, 7), levels=5, size=1.0)
     >>> t.energy
     array([[0, 0, 0, 0, 0, 0, 0],
-           [0, 0, 1, 1, 1, 0, 0],
-           [0, 1, 2, 3, 2, 1, 0],
-           [0, 1, 3, 4, 3, 1, 0],
-           [0, 1, 2, 3, 2, 1, 0],
-           [0, 0, 1, 1, 1, 0, 0],
+           [0, 0, 0, 1, 0, 0, 0],
+           [0, 0, 2, 2, 2, 0, 0],
+           [0, 1, 2, 4, 2, 1, 0],
+           [0, 0, 2, 2, 2, 0, 0],
+           [0, 0, 0, 1, 0, 0, 0],
            [0, 0, 0, 0, 0, 0, 0]], dtype=uint8)
     >>> int(t.classes[3, 3]), t.sizes[:, 3, 3].tolist()
     (3, [5.0, 5.0])
