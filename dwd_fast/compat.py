@@ -188,20 +188,31 @@ def _oval(rows, cols, era, max_energy):
     return m * (max_energy - 1)
 
 
+# Stamp values by (task, settings, marker size), shared by all calls: a marker is a pure function of
+# these, and training sees the same sizes over and over. Entries are read-only arrays.
+_STAMP_CACHE = {}
+_STAMP_CACHE_LIMIT = 8192
+
+
 class _Stamps:
-    """Per-size cache of the stamp values of one task (the marker depends only on its size)."""
+    """The stamp values of one task's markers, by size (the marker depends only on its size)."""
 
     def __init__(self, task, args, era, max_energy, nr_classes):
         self.task, self.args, self.era, self.me, self.nc = task, args, era, max_energy, nr_classes
         self.softmax = args["loss"] == "softmax"
-        self.cache = {}
+        self.prefix = (task, era, max_energy, self.softmax, args.get("energy_shape", "linear") if
+                       task == "stamp_energy" else None)
 
     def values(self, hm, wm, box_index):
         """Integer one-hot indices (softmax) or float64 (rows, cols[, C]) stamp of a marker."""
-        key = (hm, wm)
-        v = self.cache.get(key)
+        key = (self.prefix, hm, wm)
+        v = _STAMP_CACHE.get(key)
         if v is None:
-            v = self.cache[key] = self._make(hm, wm, box_index)
+            v = self._make(hm, wm, box_index)
+            v.setflags(write=False)
+            if len(_STAMP_CACHE) >= _STAMP_CACHE_LIMIT:
+                _STAMP_CACHE.clear()
+            _STAMP_CACHE[key] = v
         return v
 
     def _make(self, hm, wm, i):

@@ -23,7 +23,7 @@ Verified (2026-11-22, Python 3.11, numpy 2.x, OpenCV 5) by importing the origina
 ``fcn_groundtruth.py`` of each era unchanged from git (shims: ``np.int = int``,
 ``np.float = float``, stub ``PIL`` / ``matplotlib`` / ``main.config`` with ``MAX_ENERGY = 20``)
 and comparing ``get_markers`` with :func:`get_markers` here, bit for bit (``np.array_equal`` with
-``equal_nan``, same dtypes, same list lengths), on random scenes: 1-30 boxes on canvases 1x6 ..
+``equal_nan``, same dtypes, same list lengths), on random scenes: 0-30 boxes on canvases 1x1 ..
 60x60, boxes crossing every border and lying outside, proportional (``size_percentage`` 0.3 ..
 1.0) and fixed marker sizes, tasks energy (softmax + reg; linear, quadratic, root) / class
 (class + binary) / bbox, overlaps max / no / nearest, ``ds_factors`` ``[1]``, ``[2]``, ``[1, 2]``,
