@@ -276,9 +276,10 @@ def test_nearest_splits_between_centres():
 
 def test_batch_equals_single_images():
     rng = np.random.default_rng(3)
-    bl = [np.sort(rng.uniform(0, 30, (k, 2, 2)), axis=1).transpose(0, 2, 1).reshape(k, 4)[:, [0, 2, 1, 3]] + [0, 0, 2, 2]
-          for k in (3, 0, 5)]
-    bl = [b.astype(np.float32) for b in bl]
+    bl = []
+    for k in (3, 0, 5):
+        xy, wh = rng.uniform(0, 28, (k, 2)), rng.uniform(2, 12, (k, 2))
+        bl.append(np.concatenate([xy, xy + wh], 1).astype(np.float32))
     ll = [np.arange(len(b), dtype=np.int32) + 1 for b in bl]
     t = dwd_fast.encode(bl, ll, (32, 33), overlap="nearest")
     assert t.energy.shape == (3, 32, 33) and t.sizes.shape == (3, 2, 32, 33)

@@ -30,8 +30,8 @@ and comparing ``get_markers`` with :func:`get_markers` here, bit for bit (``np.a
 ``[1, 3, 5]`` (the last two with ``downsample_marker=True``, eras B/C). See
 ``verify_against_original`` below for the harness; the counts of the last run are in its
 docstring. Last run: 1,500 scenes per era (seed 1), 0 mismatches; both crashed on 209 (2020), 343
-(2019) and 119 (2018) of them, never only one. Crashes of the original (``IndexError`` for empty markers or NaN levels) are crashes
-here too.
+(2019) and 119 (2018) of them, never only one. Crashes of the original (``IndexError`` for empty
+markers or NaN levels) are crashes here too.
 
 Loss masks (:func:`loss_mask`): ``minibatch.py`` @dwd_old l.145-230 (= @06309b4) and era A's
 ``mask_zeros`` (@be03070 l.112-124).
