@@ -390,3 +390,19 @@ def test_bad_batch_labels():
         dwd_fast.encode([np.array([[1, 1, 5, 5]])] * 2, [[1]], (10, 10))
     with pytest.raises(ValueError, match=r"boxes\[1\]: box 0 is not finite"):
         dwd_fast.encode([np.array([[1, 1, 5, 5]]), np.array([[1, 1, np.nan, 5]])], [[1], [1]], (10, 10))
+
+
+@pytest.mark.parametrize("marker", MARKERS)
+def test_large_and_thin_markers_equal_oracle_and_host(marker):
+    """Markers up to the 2048 px limit and 1-px-thin ones: the fixed point stays exact."""
+    rng = np.random.default_rng(11)
+    H, W = 700, 2100
+    boxes = np.array([[20.3, 10.7, 2067.9, 690.1], [5, 300, 2045, 301.5], [1000, 3.25, 1000.75, 697],
+                      [-300.5, -200.25, 310.125, 260.5]], np.float32)
+    labels = rng.integers(1, 9, len(boxes)).astype(np.int32)
+    for overlap in OVERLAPS:
+        t = dwd_fast.encode(boxes, labels, (H, W), marker=marker, overlap=overlap, size=1.0, levels=256)
+        assert_targets_equal(t, *oracle_encode(boxes, labels, (H, W), marker=marker, overlap=overlap, size=1.0,
+                                               levels=256))
+    h = dwd_fast.encode(boxes, labels, (H, W), marker=marker, backend="host", order="shuffled", size=1.0, levels=256)
+    assert_targets_equal(h, *oracle_encode(boxes, labels, (H, W), marker=marker, size=1.0, levels=256))

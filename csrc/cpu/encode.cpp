@@ -22,6 +22,17 @@ using encode::Overlap;
 
 namespace {
 
+// floor(|d| 2^12 / a) for a > 0 and |d| 2^12 < 2^52: a double division (a few cycles) corrected to
+// the exact integer quotient. For an axis-aligned marker (uy = vx = 0) this IS the local coordinate
+// of dwd/encode.h: floor(|dx vy| 2^12 / |ux vy|) = floor(|dx| 2^12 / |ux|), the |vy| cancels exactly.
+inline std::int64_t axis_q(std::int64_t d, std::int64_t a) {
+  const std::int64_t n = (d < 0 ? -d : d) << 12;
+  std::int64_t q = static_cast<std::int64_t>(static_cast<double>(n) / static_cast<double>(a));
+  while (q * a > n) --q;
+  while ((q + 1) * a <= n) ++q;
+  return q;
+}
+
 struct Painter {
   const EncodeObj* objs;
   index_t rows, cols;
@@ -48,17 +59,18 @@ struct Painter {
 };
 
 // Axis-aligned oval under "max": the hot path of the benchmarks, written out.
-void paint_oval_max(const EncodeObj& o, const encode::Rect& rc, std::int64_t det, const std::uint8_t* table,
+void paint_oval_max(const EncodeObj& o, const encode::Rect& rc, const std::uint8_t* table,
                     std::int32_t label, float h, float w, encode::Outputs& out, std::vector<std::int64_t>& s2) {
   const index_t nc = rc.c1 - rc.c0;
+  const std::int64_t ux = encode::iabs(o.ux), vy = encode::iabs(o.vy);
   s2.resize(static_cast<std::size_t>(nc));
   for (index_t k = 0; k < nc; ++k) {
-    const std::int64_t s = encode::local_s(o, kQ * (rc.c0 + k) + kQ / 2 - o.cx, 0, det);
+    const std::int64_t s = axis_q(kQ * (rc.c0 + k) + kQ / 2 - o.cx, ux);
     s2[k] = s < kBins ? s * s : (std::int64_t(1) << 24);
   }
   constexpr std::int64_t kIn = std::int64_t(1) << 24;
   for (index_t r = rc.r0; r < rc.r1; ++r) {
-    const std::int64_t t = encode::local_t(o, 0, kQ * r + kQ / 2 - o.cy, det);
+    const std::int64_t t = axis_q(kQ * r + kQ / 2 - o.cy, vy);
     if (t >= kBins) continue;
     const std::int64_t t2 = t * t;
     std::uint8_t* e = &out.energy(r, rc.c0);
@@ -87,17 +99,17 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
     const EncodeObj& o = objs[i];
     const encode::Rect rc = encode::rect_of(o, rows, cols);
     if (rc.area() == 0) continue;
-    const std::int64_t det = encode::det_of(o);
     const bool aligned = o.uy == 0 && o.vx == 0;
     if (aligned && marker == Marker::oval && overlap == Overlap::max) {
-      paint_oval_max(o, rc, det, table, labels[i], sizes[2 * i], sizes[2 * i + 1], out, s2);
+      paint_oval_max(o, rc, table, labels[i], sizes[2 * i], sizes[2 * i + 1], out, s2);
       continue;
     }
     if (aligned) {
       s_col.resize(static_cast<std::size_t>(rc.c1 - rc.c0));
-      for (index_t c = rc.c0; c < rc.c1; ++c) s_col[c - rc.c0] = encode::local_s(o, kQ * c + kQ / 2 - o.cx, 0, det);
+      const std::int64_t ux = encode::iabs(o.ux), vy = encode::iabs(o.vy);
+      for (index_t c = rc.c0; c < rc.c1; ++c) s_col[c - rc.c0] = axis_q(kQ * c + kQ / 2 - o.cx, ux);
       for (index_t r = rc.r0; r < rc.r1; ++r) {
-        const std::int64_t t = encode::local_t(o, 0, kQ * r + kQ / 2 - o.cy, det);
+        const std::int64_t t = axis_q(kQ * r + kQ / 2 - o.cy, vy);
         if (t >= kBins) continue;
         for (index_t c = rc.c0; c < rc.c1; ++c) {
           const std::int64_t b = encode::bin_of_st(o, marker, s_col[c - rc.c0], t);
