@@ -77,6 +77,19 @@ DWD_HD T atomic_max(T* addr, T v) {
 #endif
 }
 
+// 64-bit unsigned max (packed keys). CUDA's overload takes unsigned long long, which is not
+// std::uint64_t (unsigned long) on Linux, so the template above would not find it.
+DWD_HD std::uint64_t atomic_max(std::uint64_t* addr, std::uint64_t v) {
+#if DWD_ON_DEVICE
+  return static_cast<std::uint64_t>(
+      atomicMax(reinterpret_cast<unsigned long long*>(addr), static_cast<unsigned long long>(v)));
+#else
+  std::uint64_t old = *addr;
+  if (v > old) *addr = v;
+  return old;
+#endif
+}
+
 template <class T>
 DWD_HD T atomic_add(T* addr, T v) {
 #if DWD_ON_DEVICE

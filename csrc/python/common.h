@@ -94,5 +94,6 @@ void bind_decode(py::module_& m);
 void bind_compat(py::module_& m);
 void bind_watershed(py::module_& m);
 void bind_peaks(py::module_& m);
+void bind_encode(py::module_& m);
 
 }  // namespace dwd

@@ -1,0 +1,250 @@
+// DWD training targets: marker geometry in exact integer arithmetic, and the data-parallel (GPU)
+// rasterizer written once for every executor.
+//
+// Geometry (all integers, computed once per object in Python from float64 and passed as
+// EncodeObj). Positions are fixed point with 8 fractional bits ("Q8", 1/256 px); the centre of
+// pixel (r, c) is (256 c + 128, 256 r + 128). A marker is a parallelogram frame: centre (cx, cy)
+// and half-axis vectors U = (ux, uy), V = (vx, vy) (Q8; an axis-aligned box of marker size
+// w x h has U = (w/2, 0), V = (0, h/2)). A pixel's local coordinates are
+//   s = |dx vy - dy vx| / |det|,  t = |ux dy - uy dx| / |det|,  det = ux vy - uy vx
+// (dx, dy = pixel centre - marker centre), quantized exactly as s_q = floor(s 2^12),
+// t_q = floor(t 2^12). The normalized distance d in [0, 1) to the marker's boundary, quantized to
+// the bin b = floor(d 2^12) in [0, 4096), is:
+//   oval  b = isqrt(s_q^2 + t_q^2)                     (inside iff s_q^2 + t_q^2 < 2^24)
+//   box   b = max(s_q, t_q)                            (inside iff both < 4096)
+//   hull  b = 4096 - floor(min((4096 - s_q) a, (4096 - t_q) bl) / min(a, bl))
+//         (a, bl = |U|, |V| in Q8: depth to the nearest side along the box axes over the
+//         inradius; inside as box)
+// and the energy level is table[b] (a 4096-entry uint8 table built from the profile). Level 0
+// is "not in the marker". Every step is integer arithmetic, so every backend writes the same pixels.
+//
+// Overlaps: each (object, pixel) with a non-zero level proposes a 64-bit key; the largest wins.
+//   max      key = level << 24 | (2^24 - 1 - i)        highest level, then first drawn
+//   nearest  key = (2^40 - 1 - dist2) << 24 | (2^24 - 1 - i)  nearest centre (dist2 = dx^2 + dy^2,
+//            Q16), then first drawn
+//   last     key = 1 << 24 | i                         last drawn
+// A sequential painter in object order applying "replace when the key is larger" gives the same
+// map, which is what the CPU backend does.
+//
+// Limits (checked by the caller): fewer than 2^24 - 1 objects per page, marker extent below
+// 1024 px from its centre (so dist2 < 2^40 and every product fits in 64 bits), pages smaller
+// than 2^20 px per side.
+#pragma once
+
+#include <cmath>
+
+#include "core.h"
+#include "exec.h"
+
+namespace dwd {
+namespace encode {
+
+enum class Marker : int { oval = 0, box = 1, hull = 2 };
+enum class Overlap : int { max = 0, nearest = 1, last = 2 };
+
+constexpr int kBins = 4096;          // distance bins (12 bits)
+constexpr int kQ = 256;              // position fixed point (8 bits)
+constexpr std::uint64_t kIndexBits = 24;
+constexpr std::uint64_t kIndexMask = (std::uint64_t(1) << kIndexBits) - 1;
+
+// One object's marker, all fixed point Q8 (see above). a, bl: |U|, |V| (used by "hull" only).
+struct EncodeObj {
+  std::int64_t cx, cy, ux, uy, vx, vy, a, bl;
+};
+
+// Clipped pixel rectangle [r0, r1) x [c0, c1) that holds every pixel centre of the marker (empty
+// when r0 >= r1 or c0 >= c1).
+struct Rect {
+  std::int64_t r0, r1, c0, c1;
+  DWD_HD std::int64_t area() const { return (r1 > r0 && c1 > c0) ? (r1 - r0) * (c1 - c0) : 0; }
+};
+
+DWD_HD std::int64_t iabs(std::int64_t v) { return v < 0 ? -v : v; }
+
+// floor(a / b) for b > 0
+DWD_HD std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+DWD_HD std::int64_t det_of(const EncodeObj& o) { return iabs(o.ux * o.vy - o.uy * o.vx); }
+
+DWD_HD Rect rect_of(const EncodeObj& o, std::int64_t rows, std::int64_t cols) {
+  Rect r{0, 0, 0, 0};
+  if (det_of(o) == 0) return r;  // the marker vanished in the fixed point: draws nothing
+  const std::int64_t ex = iabs(o.ux) + iabs(o.vx), ey = iabs(o.uy) + iabs(o.vy);
+  // pixel c can be inside only if |256 c + 128 - cx| < ex
+  r.c0 = dmax<std::int64_t>(floor_div(o.cx - ex - 128, kQ), 0);
+  r.c1 = dmin<std::int64_t>(floor_div(o.cx + ex - 128, kQ) + 1, cols);
+  r.r0 = dmax<std::int64_t>(floor_div(o.cy - ey - 128, kQ), 0);
+  r.r1 = dmin<std::int64_t>(floor_div(o.cy + ey - 128, kQ) + 1, rows);
+  return r;
+}
+
+// floor(sqrt(x)) for 0 <= x < 2^26
+DWD_HD std::int64_t isqrt(std::int64_t x) {
+  std::int64_t r = static_cast<std::int64_t>(sqrt(static_cast<double>(x)));
+  while (r * r > x) --r;
+  while ((r + 1) * (r + 1) <= x) ++r;
+  return r;
+}
+
+// The quantized local coordinates of pixel centre (dx, dy) (Q8 offsets from the centre).
+DWD_HD std::int64_t local_s(const EncodeObj& o, std::int64_t dx, std::int64_t dy, std::int64_t det) {
+  return (iabs(dx * o.vy - dy * o.vx) << 12) / det;
+}
+DWD_HD std::int64_t local_t(const EncodeObj& o, std::int64_t dx, std::int64_t dy, std::int64_t det) {
+  return (iabs(o.ux * dy - o.uy * dx) << 12) / det;
+}
+
+// Distance bin from the quantized local coordinates; kBins when outside.
+DWD_HD std::int64_t bin_of_st(const EncodeObj& o, Marker m, std::int64_t s, std::int64_t t) {
+  if (s >= kBins || t >= kBins) return kBins;
+  if (m == Marker::oval) {
+    const std::int64_t r2 = s * s + t * t;
+    return r2 >= (std::int64_t(1) << 24) ? kBins : isqrt(r2);
+  }
+  if (m == Marker::box) return dmax(s, t);
+  const std::int64_t ds = (kBins - s) * o.a, dt = (kBins - t) * o.bl;
+  return kBins - dmin(ds, dt) / dmin(o.a, o.bl);
+}
+
+DWD_HD int level_at(const EncodeObj& o, Marker m, const std::uint8_t* table, std::int64_t r, std::int64_t c) {
+  const std::int64_t det = det_of(o);
+  const std::int64_t dx = kQ * c + kQ / 2 - o.cx, dy = kQ * r + kQ / 2 - o.cy;
+  const std::int64_t b = bin_of_st(o, m, local_s(o, dx, dy, det), local_t(o, dx, dy, det));
+  return b >= kBins ? 0 : table[b];
+}
+
+DWD_HD std::int64_t dist2_at(const EncodeObj& o, std::int64_t r, std::int64_t c) {
+  const std::int64_t dx = kQ * c + kQ / 2 - o.cx, dy = kQ * r + kQ / 2 - o.cy;
+  return dx * dx + dy * dy;
+}
+
+// The overlap key of object i with level `level` (> 0) at a pixel whose squared distance to the
+// object's centre is dist2.
+DWD_HD std::uint64_t key_of(Overlap ov, std::int64_t i, int level, std::int64_t dist2) {
+  const std::uint64_t ui = static_cast<std::uint64_t>(i);
+  switch (ov) {
+    case Overlap::max:
+      return (static_cast<std::uint64_t>(level) << kIndexBits) | (kIndexMask - ui);
+    case Overlap::nearest:
+      return ((std::uint64_t(1) << 40) - 1 - static_cast<std::uint64_t>(dist2)) << kIndexBits | (kIndexMask - ui);
+    case Overlap::last:
+    default:
+      return (std::uint64_t(1) << kIndexBits) | ui;
+  }
+}
+
+DWD_HD std::int64_t index_of_key(Overlap ov, std::uint64_t key) {
+  const std::uint64_t low = key & kIndexMask;
+  return static_cast<std::int64_t>(ov == Overlap::last ? low : kIndexMask - low);
+}
+
+// Output maps of one page (caller memory reachable by the executor).
+struct Outputs {
+  ImageView<std::uint8_t> energy;
+  ImageView<std::int32_t> classes;
+  ImageView<float> height;  // sizes channel 0
+  ImageView<float> width;   // sizes channel 1
+};
+
+// ---- the data-parallel algorithm -----------------------------------------------------------
+
+namespace dp {
+
+struct AreaStep {
+  const EncodeObj* objs;
+  index_t rows, cols;
+  std::int32_t* area;
+  DWD_HD void operator()(index_t i) const { area[i] = static_cast<std::int32_t>(rect_of(objs[i], rows, cols).area()); }
+};
+
+// Object of pair g: the last i with offset[i] <= g (offsets hold n + 1 entries).
+DWD_HD index_t object_of(const std::int32_t* offset, index_t n, index_t g) {
+  index_t lo = 0, hi = n;  // offset[lo] <= g < offset[hi]
+  while (hi - lo > 1) {
+    const index_t mid = (lo + hi) / 2;
+    if (offset[mid] <= g) lo = mid; else hi = mid;
+  }
+  return lo;
+}
+
+struct PairSite {
+  index_t i, r, c;
+};
+
+DWD_HD PairSite site_of(const EncodeObj* objs, const std::int32_t* offset, index_t n, index_t rows, index_t cols,
+                        index_t g) {
+  const index_t i = object_of(offset, n, g);
+  const Rect rc = rect_of(objs[i], rows, cols);
+  const index_t k = g - offset[i], w = rc.c1 - rc.c0;
+  return PairSite{i, rc.r0 + k / w, rc.c0 + k % w};
+}
+
+struct ProposeStep {
+  const EncodeObj* objs;
+  const std::int32_t* offset;
+  index_t n, rows, cols;
+  Marker marker;
+  Overlap overlap;
+  const std::uint8_t* table;
+  std::uint64_t* key;  // rows * cols, zero = no marker
+  DWD_HD void operator()(index_t g) const {
+    const PairSite p = site_of(objs, offset, n, rows, cols, g);
+    const int lvl = level_at(objs[p.i], marker, table, p.r, p.c);
+    if (lvl == 0) return;
+    const std::int64_t d2 = overlap == Overlap::nearest ? dist2_at(objs[p.i], p.r, p.c) : 0;
+    atomic_max(key + p.r * cols + p.c, key_of(overlap, p.i, lvl, d2));
+  }
+};
+
+struct WriteStep {
+  const EncodeObj* objs;
+  const std::int32_t* offset;
+  index_t n, rows, cols;
+  Marker marker;
+  Overlap overlap;
+  const std::uint8_t* table;
+  const std::uint64_t* key;
+  const std::int32_t* labels;
+  const float* sizes;  // (n, 2) height, width
+  Outputs out;
+  DWD_HD void operator()(index_t g) const {
+    const PairSite p = site_of(objs, offset, n, rows, cols, g);
+    const std::uint64_t k = key[p.r * cols + p.c];
+    if (k == 0 || index_of_key(overlap, k) != p.i) return;  // another object (or none) won here
+    out.energy(p.r, p.c) = static_cast<std::uint8_t>(level_at(objs[p.i], marker, table, p.r, p.c));
+    out.classes(p.r, p.c) = labels[p.i];
+    out.height(p.r, p.c) = sizes[2 * p.i];
+    out.width(p.r, p.c) = sizes[2 * p.i + 1];
+  }
+};
+
+}  // namespace dp
+
+// Rasterizes n objects into `out` (zero-initialized by the caller). `objs`, `labels`, `sizes`,
+// `table` and `out` must be reachable by the executor. Returns false when the (object, pixel)
+// pairs exceed 2^31 - 1 (nothing written).
+template <class Exec>
+bool encode_page(Exec& ex, const EncodeObj* objs, index_t n, index_t rows, index_t cols, Marker marker,
+                 Overlap overlap, const std::uint8_t* table, const std::int32_t* labels, const float* sizes,
+                 Outputs out) {
+  if (n == 0 || rows * cols == 0) return true;
+  std::int32_t* area = ex.template alloc<std::int32_t>(n);
+  std::int32_t* offset = ex.template alloc<std::int32_t>(n + 1);
+  ex.for_each(n, dp::AreaStep{objs, rows, cols, area});
+  ex.exclusive_scan(area, offset, n);
+  std::int32_t total = 0;
+  ex.to_host(&total, offset + n, 1);
+  if (total < 0) return false;
+  if (total == 0) return true;
+  std::uint64_t* key = ex.template alloc<std::uint64_t>(rows * cols);
+  ex.fill(key, rows * cols, std::uint64_t(0));
+  ex.for_each(total, dp::ProposeStep{objs, offset, n, rows, cols, marker, overlap, table, key});
+  ex.for_each(total, dp::WriteStep{objs, offset, n, rows, cols, marker, overlap, table, key, labels, sizes, out});
+  return true;
+}
+
+}  // namespace encode
+}  // namespace dwd

@@ -1,0 +1,365 @@
+"""The DWD target encoder: boxes -> energy, class and size maps (the training targets)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _arrays
+from ._ext import cpu_ext
+
+__all__ = ["encode", "Targets"]
+
+_MARKERS = {"oval": 0, "box": 1, "hull": 2}
+_OVERLAPS = {"max": 0, "nearest": 1, "last": 2}
+_ORDERS = {"forward": 0, "reversed": 1, "shuffled": 2}
+_PROFILES = ("linear", "quadratic", "root")
+
+BINS = 4096          # distance bins of the level table (12 bits)
+_Q = 256             # fixed point of positions (8 bits)
+_MAX_EXTENT = 1024   # a marker may reach at most this many pixels from its centre
+_MAX_SIDE = 1 << 20  # canvas side limit
+
+
+@dataclass
+class Targets:
+    """Training targets of one image (or a batch) at one output stride.
+
+    Attributes
+    ----------
+    energy : (H, W) or (B, H, W) uint8
+        Energy level 0..levels-1 of the winning marker at each pixel (0 = background).
+    classes : (H, W) or (B, H, W) int32
+        Label of the box whose marker won the pixel; 0 where the energy is 0.
+    sizes : (2, H, W) or (B, 2, H, W) float32
+        ``(height, width)`` of that box in pixels of this grid; 0 where the energy is 0.
+    stride : int
+        Output stride: the maps cover ``ceil(H / stride) x ceil(W / stride)`` pixels.
+    levels : int
+        Number of energy levels.
+    """
+
+    energy: Any
+    classes: Any
+    sizes: Any
+    stride: int = 1
+    levels: int = 20
+
+
+# --------------------------------------------------------------------------------------------------
+# Level tables
+# --------------------------------------------------------------------------------------------------
+
+def _bin_centres():
+    return (np.arange(BINS, dtype=np.float64) + 0.5) / BINS
+
+
+@functools.lru_cache(maxsize=32)
+def _named_table(profile, levels):
+    d = _bin_centres()
+    f = {"linear": lambda: 1.0 - d, "quadratic": lambda: (1.0 - d) ** 2, "root": lambda: np.sqrt(1.0 - d)}[profile]()
+    return _quantize(f, levels)
+
+
+def _quantize(f, levels):
+    """Level of each bin: floor(f * (levels - 1) + 1/2), i.e. round half up, in [0, levels - 1]."""
+    lvl = np.floor(f * (levels - 1) + 0.5)
+    return np.clip(lvl, 0, levels - 1).astype(np.uint8)
+
+
+def level_table(profile="linear", levels=20):
+    """The 4096-entry uint8 table that maps a pixel's distance bin to its energy level.
+
+    Bin ``b`` holds the normalized distances ``d`` in ``[b/4096, (b+1)/4096)``; its level is
+    ``floor(f(d_b) * (levels - 1) + 1/2)`` with ``d_b = (b + 1/2) / 4096`` the bin centre and ``f``
+    the profile: ``"linear"`` ``1 - d``, ``"quadratic"`` ``(1 - d)**2``, ``"root"`` ``sqrt(1 - d)``,
+    a callable (called once with the array of bin centres, must return values in [0, 1]), or a 1-D
+    array of values in [0, 1] sampled at ``T`` equal steps of ``d`` (``f(d) = table[floor(d T)]``).
+    """
+    if isinstance(levels, (bool, np.bool_)) or not isinstance(levels, (int, np.integer)) or not 2 <= levels <= 256:
+        raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
+    levels = int(levels)
+    if isinstance(profile, str):
+        if profile not in _PROFILES:
+            raise ValueError(f"profile must be one of {_PROFILES}, a callable or a 1-D table, got {profile!r}")
+        return _named_table(profile, levels)
+    if callable(profile):
+        f = np.asarray(profile(_bin_centres()), dtype=np.float64)
+        if f.shape != (BINS,):
+            raise ValueError(f"profile(d) must return an array of the shape of d ({BINS},), got shape {f.shape}")
+    else:
+        tab = np.asarray(profile, dtype=np.float64)
+        if tab.ndim != 1 or tab.size == 0:
+            raise ValueError(f"a profile table must be a non-empty 1-D array, got shape {tab.shape}")
+        f = tab[np.minimum((_bin_centres() * tab.size).astype(np.int64), tab.size - 1)]
+    if not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1:
+        raise ValueError("profile values must be finite and in [0, 1]")
+    return _quantize(f, levels)
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------------
+
+def _is_batch(boxes):
+    return isinstance(boxes, (list, tuple)) and len(boxes) > 0 and all(
+        isinstance(b, np.ndarray) or _arrays._library(b) in ("torch", "cupy") for b in boxes)
+
+
+def _check_boxes(b, name, H, W):
+    """float64 (N, 4) or (N, 4, 2) boxes, validated."""
+    h = _arrays.to_host(b, name)
+    a = h.array
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    a = np.asarray(a, dtype=np.float64)
+    if a.size == 0:
+        a = a.reshape(0, 4)
+    if not (a.ndim == 2 and a.shape[1] == 4) and not (a.ndim == 3 and a.shape[1:] == (4, 2)):
+        raise ValueError(f"{name} must be (N, 4) boxes (x1, y1, x2, y2) or (N, 4, 2) corner polygons, "
+                         f"got shape {tuple(a.shape)}")
+    if not np.all(np.isfinite(a)):
+        i = int(np.nonzero(~np.all(np.isfinite(a.reshape(len(a), -1)), axis=1))[0][0])
+        raise ValueError(f"{name}: box {i} is not finite (NaN or inf): {a[i].tolist()}")
+    if a.ndim == 2:
+        x1, y1, x2, y2 = a.T
+        bad = np.nonzero((x2 <= x1) | (y2 <= y1))[0]
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{name}: box {i} is degenerate or has a negative size (need x2 > x1 and y2 > y1), "
+                             f"got {a[i].tolist()}")
+        lo_x, lo_y, hi_x, hi_y = x1, y1, x2, y2
+    else:
+        x, y = a[..., 0], a[..., 1]
+        area2 = np.abs(np.sum(x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y, axis=1))
+        bad = np.nonzero(area2 <= 0)[0]
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{name}: polygon {i} is degenerate (zero area): {a[i].tolist()}")
+        lo_x, lo_y, hi_x, hi_y = x.min(1), y.min(1), x.max(1), y.max(1)
+    out = np.nonzero((hi_x <= 0) | (hi_y <= 0) | (lo_x >= W) | (lo_y >= H))[0]
+    if out.size:
+        i = int(out[0])
+        raise ValueError(f"{name}: box {i} lies outside the image of shape {(H, W)}: {a[i].tolist()}")
+    return a, h
+
+
+def _check_labels(lab, name, n):
+    if lab is None:
+        return np.ones(n, np.int32)
+    a = _arrays.to_host(lab, name).array
+    if a.dtype.kind not in "biu":
+        raise TypeError(f"{name} must be integer class ids, got dtype {a.dtype}")
+    a = a.reshape(-1) if a.ndim else a.reshape(1)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have one class id per box ({n}), got shape {tuple(np.shape(lab))}")
+    if a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"{name} must be non-negative int32 class ids, got values in [{a.min()}, {a.max()}]")
+    return a.astype(np.int32)
+
+
+def _geometry(a, size, stride):
+    """(objs int64 (N, 8), sizes float32 (N, 2)) of validated boxes ``a`` on the grid of ``stride``."""
+    n = len(a)
+    if a.ndim == 2:
+        x1, y1, x2, y2 = (a / stride).T
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        w, h = x2 - x1, y2 - y1
+        z = np.zeros(n)
+        if isinstance(size, tuple):
+            ux, vy = np.full(n, size[1] / 2), np.full(n, size[0] / 2)
+        else:
+            ux, vy = w * (size / 2), h * (size / 2)
+        ux, uy, vx = ux, z, z
+        hw = np.stack([h, w], 1)
+    else:
+        p = a / stride
+        c = p.mean(1)
+        cx, cy = c[:, 0], c[:, 1]
+        u = ((p[:, 1] - p[:, 0]) + (p[:, 2] - p[:, 3])) / 4
+        v = ((p[:, 3] - p[:, 0]) + (p[:, 2] - p[:, 1])) / 4
+        if isinstance(size, tuple):
+            lu = np.hypot(u[:, 0], u[:, 1])[:, None]
+            lv = np.hypot(v[:, 0], v[:, 1])[:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                u = np.where(lu > 0, u / lu, 0) * (size[1] / 2)
+                v = np.where(lv > 0, v / lv, 0) * (size[0] / 2)
+        else:
+            u, v = u * size, v * size
+        ux, uy, vx, vy = u[:, 0], u[:, 1], v[:, 0], v[:, 1]
+        hw = np.stack([p[..., 1].max(1) - p[..., 1].min(1), p[..., 0].max(1) - p[..., 0].min(1)], 1)
+    q = lambda v: np.rint(np.asarray(v, np.float64) * _Q).astype(np.int64)  # noqa: E731
+    objs = np.stack([q(cx), q(cy), q(ux), q(uy), q(vx), q(vy), q(np.hypot(ux, uy)), q(np.hypot(vx, vy))], 1)
+    ext = np.maximum(np.abs(objs[:, 2]) + np.abs(objs[:, 4]), np.abs(objs[:, 3]) + np.abs(objs[:, 5]))
+    big = np.nonzero(ext > _MAX_EXTENT * _Q)[0]
+    if big.size:
+        i = int(big[0])
+        raise ValueError(f"boxes: the marker of box {i} reaches more than {_MAX_EXTENT} px from its centre "
+                         f"(stride {stride}); markers are limited to {2 * _MAX_EXTENT} px across")
+    return np.ascontiguousarray(objs), np.ascontiguousarray(hw, dtype=np.float32)
+
+
+def _check_size(size):
+    if isinstance(size, (tuple, list, np.ndarray)):
+        s = tuple(float(v) for v in np.asarray(size, np.float64).reshape(-1))
+        if len(s) != 2 or not all(np.isfinite(v) and v > 0 for v in s):
+            raise ValueError(f"size must be a fraction > 0 or a (rows, cols) pair of positive sizes, got {size!r}")
+        return s
+    try:
+        f = float(size)
+    except (TypeError, ValueError):
+        raise TypeError(f"size must be a number or a (rows, cols) pair, got {type(size).__name__}") from None
+    if not np.isfinite(f) or f <= 0:
+        raise ValueError(f"size must be a fraction > 0 of the box, got {size!r}")
+    return f
+
+
+# --------------------------------------------------------------------------------------------------
+# encode
+# --------------------------------------------------------------------------------------------------
+
+def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8, profile="linear", overlap="max",
+           strides=(1,), backend="auto", order="forward", seed=0):
+    """Build DWD training targets (energy, class and size maps) from boxes.
+
+    Each box gets a marker: a shape of ``size`` centred on the box centre (``size`` a fraction of
+    the box's width and height, default 0.8, or a fixed ``(rows, cols)`` in pixels of the output
+    grid). At each pixel inside the marker the energy level comes from the pixel's normalized
+    distance ``d`` in [0, 1) to the marker's boundary through ``profile``; the class map gets the
+    box's label and the size map its ``(height, width)`` wherever the marker's level is non-zero
+    and wins the pixel.
+
+    Conventions
+        Box coordinates are ``(x1, y1, x2, y2)`` (x = column, y = row, no +1) and pixel ``(r, c)``
+        covers ``[c, c+1) x [r, r+1)``: a pixel belongs to a marker when its centre
+        ``(c + 1/2, r + 1/2)`` lies strictly inside. Positions are snapped to 1/256 px and the
+        inside tests and levels use exact integer arithmetic, so every backend writes identical
+        maps. ``d`` is quantized to 1/4096 and the level of bin ``b`` is
+        ``floor(f((b + 1/2) / 4096) * (levels - 1) + 1/2)`` (round half up), ``f`` the profile.
+    Markers
+        ``"oval"``: the ellipse inscribed in the marker rectangle, ``d`` = elliptic radius.
+        ``"box"``: the marker rectangle, ``d = max(|s|, |t|)`` in box-normalized coordinates.
+        ``"hull"``: the marker rectangle, ``d`` = 1 - (distance to the nearest side, measured
+        along the box axes) / (half the shorter side): a roof-shaped profile.
+    Oriented boxes
+        ``(N, 4, 2)`` corner polygons ``(x, y)`` in order around the box: the marker frame is the
+        parallelogram spanned by the mean of opposite edges (exact for rotated rectangles),
+        centred on the corners' mean; ``size`` scales it (a fixed ``(rows, cols)`` sets the
+        extent along edge 0-3 and edge 0-1). The size map holds the polygon's axis-aligned extent.
+    Overlaps
+        ``"max"``: the highest level wins, the first drawn box wins ties. ``"nearest"``: the box
+        whose centre is nearest to the pixel centre wins (ties: first drawn). ``"last"``: the last
+        drawn box with a non-zero level wins.
+    Strides
+        One set of targets per stride ``s``: boxes are divided by ``s`` and drawn on a
+        ``ceil(H/s) x ceil(W/s)`` grid; sizes are in pixels of that grid (fixed marker sizes too).
+
+    Parameters
+    ----------
+    boxes : (N, 4) or (N, 4, 2) array, or a list of them for a batch
+        Boxes may extend beyond the image (their markers are clipped); a box entirely outside the
+        image, a degenerate box (``x2 <= x1`` or ``y2 <= y1``, a zero-area polygon) and NaN or inf
+        coordinates raise ``ValueError``. Markers are limited to 2048 px across.
+    labels : (N,) non-negative integers, or a list of them; default all 1
+    shape : (H, W)
+        Image size in pixels.
+    levels : int in [2, 256]
+    marker : {"oval", "box", "hull"}
+    size : float > 0 or (rows, cols)
+    profile : {"linear", "quadratic", "root"}, callable or 1-D array, see :func:`level_table`
+        ``"linear"``: ``1 - d``; ``"quadratic"``: ``(1 - d)**2``; ``"root"``: ``sqrt(1 - d)``.
+    overlap : {"max", "nearest", "last"}
+    strides : sequence of positive ints
+    backend : {"auto", "cpu", "host"}
+        ``"host"`` runs the data-parallel (GPU) algorithm on the CPU in ``order`` (``"forward"``,
+        ``"reversed"``, ``"shuffled"`` with ``seed``); it exists to verify that algorithm.
+
+    Returns
+    -------
+    Targets, or a tuple of Targets (one per stride) when ``len(strides) > 1``
+        Maps are ``(H, W)`` for one image and ``(B, H, W)`` for a list of ``B`` box arrays, in the
+        array library of ``boxes``.
+
+    Examples
+    --------
+    >>> import numpy as np, dwd_fast
+    >>> t = dwd_fast.encode(np.array([[1, 1, 6, 6]]), np.array([3]), (7, 7), levels=5, size=1.0)
+    >>> t.energy
+    array([[0, 0, 0, 0, 0, 0, 0],
+           [0, 0, 0, 1, 0, 0, 0],
+           [0, 0, 2, 2, 2, 0, 0],
+           [0, 1, 2, 4, 2, 1, 0],
+           [0, 0, 2, 2, 2, 0, 0],
+           [0, 0, 0, 1, 0, 0, 0],
+           [0, 0, 0, 0, 0, 0, 0]], dtype=uint8)
+    >>> int(t.classes[3, 3]), t.sizes[:, 3, 3].tolist()
+    (3, [5.0, 5.0])
+    """
+    if shape is None:
+        raise TypeError("encode() needs the image shape (H, W)")
+    try:
+        H, W = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
+    if not (0 < H < _MAX_SIDE and 0 < W < _MAX_SIDE):
+        raise ValueError(f"shape must be (H, W) with 0 < H, W < {_MAX_SIDE}, got {shape!r}")
+    if marker not in _MARKERS:
+        raise ValueError(f"marker must be one of {tuple(_MARKERS)}, got {marker!r}")
+    if overlap not in _OVERLAPS:
+        raise ValueError(f"overlap must be one of {tuple(_OVERLAPS)}, got {overlap!r}")
+    table = level_table(profile, levels)
+    size = _check_size(size)
+    try:
+        strides = tuple(strides)
+    except TypeError:
+        strides = (strides,)
+    if not strides or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+                              for s in strides):
+        raise ValueError(f"strides must be a non-empty sequence of positive ints, got {strides!r}")
+    backend = _arrays.resolve_backend(backend, boxes)
+    if backend == "host" and order not in _ORDERS:
+        raise ValueError(f"order must be one of {tuple(_ORDERS)}, got {order!r}")
+
+    batched = _is_batch(boxes)
+    box_list = list(boxes) if batched else [boxes]
+    if batched:
+        if labels is None:
+            labels = [None] * len(box_list)
+        if not isinstance(labels, (list, tuple)) or len(labels) != len(box_list):
+            raise ValueError(f"labels must be a list with one label array per box array ({len(box_list)})")
+        lab_list = list(labels)
+    else:
+        lab_list = [labels]
+    names = [f"boxes[{k}]" if batched else "boxes" for k in range(len(box_list))]
+    checked = [_check_boxes(b, nm, H, W) for b, nm in zip(box_list, names)]
+    like = checked[0][1] if checked else None
+    labs = [_check_labels(lab, nm.replace("boxes", "labels"), len(a)) for lab, (a, _), nm
+            in zip(lab_list, checked, names)]
+    offsets = np.zeros(len(checked) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(a) for a, _ in checked])
+    all_labels = np.ascontiguousarray(np.concatenate(labs) if labs else np.zeros(0, np.int32))
+
+    results = []
+    for s in strides:
+        s = int(s)
+        Hs, Ws = -(-H // s), -(-W // s)
+        geo = [_geometry(a, size, s) for a, _ in checked]
+        objs = np.ascontiguousarray(np.concatenate([g[0] for g in geo]) if geo else np.zeros((0, 8), np.int64))
+        hw = np.ascontiguousarray(np.concatenate([g[1] for g in geo]) if geo else np.zeros((0, 2), np.float32))
+        B = len(checked)
+        energy = np.zeros((B, Hs, Ws), np.uint8)
+        classes = np.zeros((B, Hs, Ws), np.int32)
+        sizes = np.zeros((B, 2, Hs, Ws), np.float32)
+        args = (objs, offsets, all_labels, hw, table, _MARKERS[marker], _OVERLAPS[overlap], energy, classes, sizes)
+        if backend == "host":
+            cpu_ext().encode_host(*args, _ORDERS[order], int(seed))
+        else:
+            cpu_ext().encode(*args)
+        if not batched:
+            energy, classes, sizes = energy[0], classes[0], sizes[0]
+        results.append(Targets(_arrays.wrap(energy, like), _arrays.wrap(classes, like), _arrays.wrap(sizes, like),
+                               stride=s, levels=int(levels)))
+    return results[0] if len(results) == 1 else tuple(results)
