@@ -24,12 +24,6 @@ inline T tmax(T a, T b) {
   return a < b ? b : a;
 }
 
-// dst[k] = max(dst[k], src[k]) for k in [0, n) (vectorised).
-template <class T>
-inline void max_into(T* __restrict dst, const T* __restrict src, index_t n) {
-  for (index_t k = 0; k < n; ++k) dst[k] = src[k] > dst[k] ? src[k] : dst[k];
-}
-
 void check_params(const PeakParams& p) {
   if (p.min_distance < 0) throw std::invalid_argument("min_distance must be >= 0, got " + std::to_string(p.min_distance));
   if (p.border_r < 0 || p.border_c < 0) throw std::invalid_argument("exclude_border widths must be >= 0");
@@ -52,7 +46,8 @@ bool is_constant(const ImageView<const T>& img) {
 template <class T>
 inline bool window_max(const ImageView<const T>& img, index_t r, index_t c, index_t d, T v) {
   const index_t c0 = c > d ? c - d : 0, c1 = c + d < img.cols - 1 ? c + d : img.cols - 1;
-  for (index_t k = 0; k <= 2 * d; ++k) {
+  const index_t reach = std::min(d, std::max(r, img.rows - 1 - r));  // farther rows are all clamped away
+  for (index_t k = 0; k <= 2 * reach; ++k) {
     const index_t rr = (k & 1) ? r - (k + 1) / 2 : r + k / 2;  // r, r-1, r+1, r-2, r+2, ...
     if (rr < 0 || rr >= img.rows) continue;
     const T* p = img.row(rr);
