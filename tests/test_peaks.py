@@ -293,3 +293,14 @@ def test_skimage_raises_the_same_exception_types_for_exclude_border():
 
 def test_list_input():
     np.testing.assert_array_equal(dwd_fast.peak_local_max([[0, 1, 0], [0, 0, 0]], exclude_border=False), [[0, 1]])
+
+
+@given(a=tie_images(dtypes=[np.uint8, np.int16], max_side=12), width=st.integers(17, 70),
+       t=st.sampled_from([None, -1, 0, 1, 2]), md=st.sampled_from([1, 2, 3]), eb=st.sampled_from([True, False]))
+def test_wide_rows(a, width, t, md, eb):
+    # rows long enough for the 16-pixel vector paths of the CPU scan
+    a = np.tile(a, (1, width // a.shape[1] + 1))[:, :width] if a.shape[1] < width else a
+    a = a.copy()
+    a[:, ::7] = a[:, ::7] // 2  # break the tiling's periodicity a little
+    kw = dict(threshold_abs=t, min_distance=md, exclude_border=eb)
+    np.testing.assert_array_equal(_ours(a, **kw), _skimage(a, kw))

@@ -9,8 +9,13 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cpu/runs.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace dwd {
 namespace cpu {
@@ -22,12 +27,6 @@ namespace {
 template <class T>
 inline T tmax(T a, T b) {
   return a < b ? b : a;
-}
-
-// dst[k] = max(dst[k], src[k]) for k in [0, n) (vectorised).
-template <class T>
-inline void max_into(T* __restrict dst, const T* __restrict src, index_t n) {
-  for (index_t k = 0; k < n; ++k) dst[k] = src[k] > dst[k] ? src[k] : dst[k];
 }
 
 void check_params(const PeakParams& p) {
@@ -52,7 +51,12 @@ bool is_constant(const ImageView<const T>& img) {
 template <class T>
 inline bool window_max(const ImageView<const T>& img, index_t r, index_t c, index_t d, T v) {
   const index_t c0 = c > d ? c - d : 0, c1 = c + d < img.cols - 1 ? c + d : img.cols - 1;
-  for (index_t k = 0; k <= 2 * d; ++k) {
+  // the diagonal neighbours first: with the 4-neighbours checked by the caller, they settle the 3x3
+  const index_t ru = r > 0 ? r - 1 : 0, rd = r < img.rows - 1 ? r + 1 : r;
+  const index_t cl = c > 0 ? c - 1 : 0, cr = c < img.cols - 1 ? c + 1 : c;
+  if (img(ru, cl) > v || img(ru, cr) > v || img(rd, cl) > v || img(rd, cr) > v) return false;
+  const index_t reach = std::min(d, std::max(r, img.rows - 1 - r));  // farther rows are all clamped away
+  for (index_t k = 0; k <= 2 * reach; ++k) {
     const index_t rr = (k & 1) ? r - (k + 1) / 2 : r + k / 2;  // r, r-1, r+1, r-2, r+2, ...
     if (rr < 0 || rr >= img.rows) continue;
     const T* p = img.row(rr);
@@ -112,7 +116,25 @@ void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::ve
             out.push_back(Candidate{peaks::order_key(row[k]), r * W + k});
       } else {
         std::uint8_t* f = flag.data();
-        for (index_t k = a; k < b; ++k) {
+        index_t k = a;
+#if defined(__SSE2__)
+        if constexpr (std::is_same<T, std::uint8_t>::value) {
+          // 16 pixels at a time while the loads of the left and right neighbours stay in the row
+          const __m128i cut1 = _mm_set1_epi8(static_cast<char>(above.all_pass ? 0 : above.cut + 1));
+          for (; k < b && k >= 1 && k + 16 <= W - 1; k += 16) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
+            const __m128i n4 = _mm_max_epu8(
+                _mm_max_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k - 1)),
+                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k + 1))),
+                _mm_max_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(up + k)),
+                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(dn + k))));
+            const __m128i top = _mm_cmpeq_epi8(_mm_max_epu8(v, n4), v);     // v >= every 4-neighbour
+            const __m128i abv = _mm_cmpeq_epi8(_mm_max_epu8(v, cut1), v);   // v > cut (v >= cut + 1)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(f + (k - a)), _mm_and_si128(top, abv));
+          }
+        }
+#endif
+        for (; k < b; ++k) {
           const T v = row[k];
           const T l = row[k > 0 ? k - 1 : 0], rt = row[k < W - 1 ? k + 1 : W - 1];
           f[k - a] = static_cast<std::uint8_t>(above(v) & !(up[k] > v) & !(dn[k] > v) & !(l > v) & !(rt > v));
