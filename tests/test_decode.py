@@ -175,3 +175,49 @@ def test_cutoffs_outside_dtype_range():
     assert len(dwd_fast.decode(e, cutoff=-1, min_size=1)) == 1     # every pixel is above -1
     assert len(dwd_fast.decode(e, cutoff=2.5, min_size=1, connectivity=1)) == 2
     assert len(dwd_fast.decode(e, cutoff=2.5, min_size=1)) == 1  # diagonal neighbours
+
+
+@given(p=pages(), cutoff=st.integers(3, 11), drop=st.integers(0, 4), min_size=st.integers(0, 6),
+       conn=st.sampled_from([1, 2]), over=st.sampled_from(["core", "region"]), with_maps=st.booleans())
+def test_grow_to_equals_reference(p, cutoff, drop, min_size, conn, over, with_maps):
+    e, c, s = p
+    kw = dict(cutoff=cutoff, min_size=min_size, connectivity=conn, grow_to=cutoff - drop, reduce_over=over,
+              levels=12)
+    args = (e, c, s) if with_maps else (e,)
+    det = dwd_fast.decode(*args, **kw, return_label_map=True)
+    ref = decode_reference(*args, **kw)
+    assert_matches(det, ref)
+    # the label map holds exactly the objects' regions
+    assert det.label_map.max() == len(det)
+    np.testing.assert_array_equal(np.bincount(det.label_map.ravel(), minlength=len(det) + 1)[1:], det.areas)
+
+
+@given(p=pages(), cutoff=st.integers(2, 9), drop=st.integers(0, 3), min_size=st.integers(0, 6),
+       dist=st.integers(1, 3), conn=st.sampled_from([1, 2]))
+def test_peak_seeds_equal_reference(p, cutoff, drop, min_size, dist, conn):
+    e, c, s = p
+    kw = dict(cutoff=cutoff, min_size=min_size, connectivity=conn, seeds="peaks", min_distance=dist,
+              grow_to=cutoff - drop, levels=12)
+    assert_matches(dwd_fast.decode(e, c, s, **kw), decode_reference(e, c, s, **kw))
+
+
+def test_grow_splits_fused_objects():
+    # two cones whose fringes touch: one object at cutoff 1, two when cores at 5 grow down to 1
+    e = np.zeros((9, 20), np.uint8)
+    for x in (5, 13):
+        yy, xx = np.ogrid[:9, :20]
+        e = np.maximum(e, np.clip(8 - np.abs(yy - 4) - np.abs(xx - x), 0, 8).astype(np.uint8))
+    assert len(dwd_fast.decode(e, cutoff=1, min_size=1)) == 1
+    det = dwd_fast.decode(e, cutoff=5, min_size=1, grow_to=1)
+    assert len(det) == 2
+    assert det.areas.sum() == (e > 1).sum()
+    assert len(dwd_fast.decode(e, cutoff=1, min_size=1, seeds="peaks")) == 2
+
+
+def test_grow_to_above_cutoff_rejected():
+    with pytest.raises(ValueError, match="grow_to must be a finite level <= cutoff"):
+        dwd_fast.decode(np.zeros((4, 4), np.uint8), cutoff=3, grow_to=5)
+    with pytest.raises(ValueError, match="seeds must be"):
+        dwd_fast.decode(np.zeros((4, 4), np.uint8), seeds="blobs")
+    with pytest.raises(ValueError, match="reduce_over must be"):
+        dwd_fast.decode(np.zeros((4, 4), np.uint8), reduce_over="all")
