@@ -156,9 +156,7 @@ std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int conne
         ids.push_back(run.id);
       }
     packed.set_markers(px, ids);
-    CanonicalWork<V> work;
-    canonical<V>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), packed.mask.data(),
-                 packed.cols, connectivity, packed.lab_view(), work);
+    packed.flood_canonical(connectivity);
     // Split the components' runs where the label changes.
     for (const Run& run : packed.comps().runs) {
       const std::int32_t* lab = packed.lab_row(run);

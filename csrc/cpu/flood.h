@@ -208,6 +208,7 @@ class Packed {
   std::vector<std::int32_t> lab;
   std::vector<index_t> px;  // markers, packed indices (original raster order)
   std::vector<std::int32_t> id;
+  std::vector<std::int32_t> comp;  // component of each marker
 
   // Places the components' windows; returns false (nothing placed) when `only_if_smaller` and the
   // packed page would not be much smaller than the original.
@@ -258,12 +259,36 @@ class Packed {
   // Markers (original raster indices, inside the components) in packed coordinates.
   void set_markers(const std::vector<index_t>& pixel, const std::vector<std::int32_t>& ids) {
     px.resize(pixel.size());
+    comp.resize(pixel.size());
     id = ids;
     for (std::size_t k = 0; k < pixel.size(); ++k) {
       const index_t r = pixel[k] / src_cols_, c = pixel[k] % src_cols_;
-      const std::int32_t comp = component_of(r, c);
-      px[k] = (r + oy_[comp - 1]) * cols + c + ox_[comp - 1];
+      comp[k] = component_of(r, c);
+      px[k] = (r + oy_[comp[k] - 1]) * cols + c + ox_[comp[k] - 1];
     }
+  }
+
+  // The canonical flood, one component at a time: all of a component's levels and layers are done
+  // while its window is in cache.
+  void flood_canonical(int connectivity) {
+    const std::size_t nm = px.size();
+    std::vector<index_t> start(static_cast<std::size_t>(comps_.count) + 1, 0);
+    for (std::int32_t k : comp) ++start[k];
+    for (std::int32_t l = 0; l < comps_.count; ++l) start[l + 1] += start[l];
+    std::vector<index_t> gpx(nm);
+    std::vector<std::int32_t> gid(nm);
+    std::vector<index_t> pos(start.begin(), start.end() - 1);
+    for (std::size_t k = 0; k < nm; ++k) {
+      const index_t at = pos[comp[k] - 1]++;
+      gpx[at] = px[k];
+      gid[at] = id[k];
+    }
+    CanonicalWork<T> work;
+    for (std::int32_t l = 0; l < comps_.count; ++l)
+      if (start[l + 1] > start[l])
+        canonical<T>(img_view(), gpx.data() + start[l], gid.data() + start[l],
+                     static_cast<std::size_t>(start[l + 1] - start[l]), mask.data(), cols, connectivity, lab_view(),
+                     work);
   }
 
   ImageView<const T> img_view() const { return ImageView<const T>{img.data(), rows, cols, cols, 1}; }

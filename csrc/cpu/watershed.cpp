@@ -131,11 +131,16 @@ Markers find_markers(const Planes& markers, const Planes& mask) {
       std::vector<T> val, uniq;
       for (index_t r = 0; r < v.rows; ++r) {
         const T* row = v.row(r);
-        for (index_t c = find_nonzero(row, 0, v.cols); c < v.cols; c = find_nonzero(row, c + 1, v.cols)) {
-          if (!in_mask(mk, ms, r, c)) continue;
-          m.pixel.push_back(r * v.cols + c);
-          val.push_back(row[c]);
-          if (uniq.empty() || uniq.back() != row[c]) uniq.push_back(row[c]);  // runs repeat values
+        for (index_t c = find_nonzero(row, 0, v.cols); c < v.cols; c = find_nonzero(row, c, v.cols)) {
+          const T value = row[c];  // a run of equal values
+          index_t e = c + 1;
+          while (e < v.cols && row[e] == value) ++e;
+          if (uniq.empty() || uniq.back() != value) uniq.push_back(value);
+          for (; c < e; ++c) {
+            if (!in_mask(mk, ms, r, c)) continue;
+            m.pixel.push_back(r * v.cols + c);
+            val.push_back(value);
+          }
         }
       }
       std::sort(uniq.begin(), uniq.end());
@@ -144,8 +149,10 @@ Markers find_markers(const Planes& markers, const Planes& mask) {
         throw std::invalid_argument("markers hold more distinct labels than int32 can index");
       m.id.resize(val.size());
       m.first_pixel.assign(uniq.size(), -1);
+      std::int32_t id = 0;
       for (std::size_t k = 0; k < val.size(); ++k) {
-        const auto id = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), val[k]) - uniq.begin());
+        if (k == 0 || val[k] != val[k - 1])  // consecutive marker pixels mostly share a value
+          id = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), val[k]) - uniq.begin());
         m.id[k] = id + 1;
         if (m.first_pixel[id] < 0) m.first_pixel[id] = m.pixel[k];
       }
@@ -168,8 +175,9 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       if (packed.place(std::move(comps), v.rows, v.cols, true)) {
         packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
         packed.set_markers(m.pixel, m.id);
-        flood<T>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), packed.mask.data(),
-                 packed.cols, connectivity, method, packed.lab_view());
+        if (method == WatershedMethod::canonical) packed.flood_canonical(connectivity);
+        else skimage_flood<T>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(),
+                              packed.mask.data(), packed.cols, connectivity, packed.lab_view());
         packed.unpack(out);
         return;
       }
