@@ -7,6 +7,11 @@ Groups (one per page):
     size, boxes) against the same pipeline written with scikit-image's ``label`` + ``regionprops``
     (:func:`references.skimage_decode`), and the numpy floor. Both must find the same objects, classes
     and boxes.
+``decode grow_to=1 n=...`` (n = 250, 2000)
+    ``dwd_fast.decode(..., grow_to=1)`` (seeds grown by the canonical watershed over ``-energy`` inside
+    ``energy > 1``) against the scikit-image pipeline label + watershed + regionprops
+    (:func:`references.skimage_decode_grow`); scikit-image's watershed breaks ties differently, so
+    the check is on the object count and on most boxes being equal.
 ``perform_dws 2020 n=...`` / ``perform_dws 2018 n=...``
     ``dwd_fast.compat.perform_dws`` against the re-statements of the original decoders
     (:mod:`references`), called as the original detector called them (2020: ``[7, 1], 8``; 2018:
@@ -22,7 +27,7 @@ import functools
 import numpy as np
 import pytest
 from conftest import FLOOR, SLOW, floor_call, record
-from references import original_perform_dws_2018, original_perform_dws_2020, skimage_decode
+from references import original_perform_dws_2018, original_perform_dws_2020, skimage_decode, skimage_decode_grow
 
 import dwd_fast
 
@@ -83,6 +88,43 @@ def test_decode(benchmark, page, implementation):
     ok = _same_objects(result, _as_dict(other(page.energy, page.classes, page.sizes)))
     benchmark.extra_info.update(correct=ok, objects=int(result["labels"].size))
     assert ok, f"{implementation}: objects differ between dwd_fast.decode and the scikit-image pipeline"
+
+
+# ---------------------------------------------------------------------------------------------------
+# decode with grow_to
+# ---------------------------------------------------------------------------------------------------
+
+GROW = {
+    "dwd_fast": lambda e, c, s: dwd_fast.decode(e, c, s, cutoff=CUTOFF, min_size=MIN_SIZE, grow_to=1),
+    "skimage label+watershed+regionprops": lambda e, c, s: skimage_decode_grow(e, c, s, cutoff=CUTOFF,
+                                                                               min_size=MIN_SIZE, grow_to=1),
+}
+
+
+@pytest.mark.parametrize("implementation", list(GROW) + [FLOOR])
+@pytest.mark.parametrize("n", [250, 2000])
+def test_decode_grow(benchmark, n, implementation):
+    from conftest import load_page
+
+    page = load_page(n)
+    benchmark.group = f"decode grow_to=1 n={n}"
+    record(benchmark, implementation, page, cutoff=CUTOFF, min_size=MIN_SIZE, grow_to=1)
+    if implementation == FLOOR:
+        fn, args = floor_call(page)
+        benchmark(fn, *args)
+        return
+    if implementation == "dwd_fast":
+        result = _as_dict(benchmark(GROW[implementation], page.energy, page.classes, page.sizes))
+    else:
+        pytest.importorskip("skimage")
+        result = benchmark.pedantic(GROW[implementation], args=(page.energy, page.classes, page.sizes),
+                                    rounds=3, iterations=1)
+    other = GROW["dwd_fast" if implementation != "dwd_fast" else "skimage label+watershed+regionprops"]
+    ref = _as_dict(other(page.energy, page.classes, page.sizes))
+    same = result["boxes"].shape == ref["boxes"].shape
+    share = float(np.mean(np.all(np.abs(result["boxes"] - ref["boxes"]) < 1e-3, axis=1))) if same else 0.0
+    benchmark.extra_info.update(objects=int(result["labels"].size), identical_box_share=share)
+    assert same and share > 0.95, f"decode grow_to: {share:.3f} of boxes agree with the scikit-image pipeline"
 
 
 # ---------------------------------------------------------------------------------------------------
