@@ -4,38 +4,17 @@
 #include <cmath>
 #include <numeric>
 
+#include "cpu/above.h"
 #include "cpu/runs.h"
 
 namespace dwd {
 namespace cpu {
 namespace {
 
-struct AllRuns {
-  index_t cols;
-  index_t next(index_t, index_t c) const { return c; }
-  index_t end(index_t, index_t) const { return cols; }
-  bool joined(const Run&, const Run&) const { return true; }
-};
-
 // 8-connected components of energy > cut (or of every pixel).
 void components(const Planes& e, double cut, bool all, RunLabels& lab) {
-  if (all) {
-    lab.build(AllRuns{e.cols}, e.rows, e.cols, 2);
-    return;
-  }
-  dispatch(e.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const ImageView<const T> v = plane_view<T>(e, 0);
-    if constexpr (std::is_floating_point<T>::value) {
-      lab.build(AboveRuns<T>{v, static_cast<T>(cut)}, e.rows, e.cols, 2);
-    } else {
-      const double f = std::floor(cut);
-      const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-      const double hi = static_cast<double>(std::numeric_limits<T>::max());
-      if (f < lo) lab.build(AllRuns{e.cols}, e.rows, e.cols, 2);
-      else lab.build(AboveRuns<T>{v, static_cast<T>(std::min(f, hi))}, e.rows, e.cols, 2);
-    }
-  });
+  if (all) lab.build(AllRuns{e.cols}, e.rows, e.cols, 2);
+  else label_above(e, cut, 2, lab);
 }
 
 // Renumbers lab's labels in OpenCV's 8-connected order: by the component's first 2x2 block.
