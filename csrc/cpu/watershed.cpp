@@ -31,6 +31,7 @@ inline bool smaller(const HeapItem& a, const HeapItem& b) {
 class SkHeap {
  public:
   bool empty() const { return v_.empty(); }
+  std::vector<HeapItem> take() { return std::move(v_); }
   void push(const HeapItem& it) {
     v_.push_back(it);
     std::size_t child = v_.size() - 1;
@@ -78,9 +79,12 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     lab[p] = marker_id[k];
     heap.push(HeapItem{static_cast<double>(img(p / cols, p % cols)), 0, static_cast<std::int32_t>(p)});
   }
+  // Ties between equal keys exist only among the seeds (age 0): every other item has its own age.
+  // So the binary heap, whose sift order decides those ties, is needed only while a seed is in it;
+  // afterwards (value, age) is a total order and per-value FIFO buckets pop exactly the same
+  // sequence (ages grow with every push, and a pushed value is never below the popped one).
   std::int64_t age = 1;
-  while (!heap.empty()) {
-    const HeapItem e = heap.pop();
+  auto expand = [&](const HeapItem& e, auto&& push) {
     const index_t r = e.index / cols, c = e.index % cols;
     for (int k = 0; k < nb.n; ++k) {
       const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
@@ -90,8 +94,28 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       ++age;
       lab[q] = lab[e.index];  // labelled when pushed
       const double v = static_cast<double>(img(rr, cc));
-      heap.push(HeapItem{v < e.value ? e.value : v, static_cast<std::int32_t>(age), static_cast<std::int32_t>(q)});
+      push(HeapItem{v < e.value ? e.value : v, static_cast<std::int32_t>(age), static_cast<std::int32_t>(q)});
     }
+  };
+  std::size_t seeds_left = n_markers;
+  auto heap_push = [&](const HeapItem& it) { heap.push(it); };
+  while (!heap.empty() && seeds_left > 0) {
+    const HeapItem e = heap.pop();
+    if (e.age == 0) --seeds_left;
+    expand(e, heap_push);
+  }
+  std::vector<HeapItem> rest = heap.take();
+  std::sort(rest.begin(), rest.end(), [](const HeapItem& a, const HeapItem& b) { return smaller(a, b); });
+  std::map<double, std::vector<HeapItem>> buckets;
+  for (const HeapItem& it : rest) buckets[it.value].push_back(it);
+  auto bucket_push = [&](const HeapItem& it) { buckets[it.value].push_back(it); };
+  std::vector<HeapItem> items;
+  while (!buckets.empty()) {
+    const auto first = buckets.begin();
+    items.swap(first->second);  // FIFO: ages increase within a bucket
+    buckets.erase(first);
+    for (const HeapItem& e : items) expand(e, bucket_push);
+    items.clear();
   }
 }
 
