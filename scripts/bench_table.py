@@ -25,23 +25,12 @@ import sys
 FLOOR_NAME = "numpy energy > 7 (floor)"  # as in benchmarks/conftest.py
 
 
-def _cpu_model_here():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def machine_line(data):
     """One line: CPU, cores, versions and threads of the run (as recorded by benchmarks/conftest.py)."""
     facts = data.get("machine_info", {}).get("dwd_fast_bench")
     if facts is None:  # older file or another conftest: use a benchmark's extra_info, else this machine
         facts = next((b["extra_info"] for b in data.get("benchmarks", []) if "cpu_model" in b["extra_info"]), {})
-    cpu = facts.get("cpu_model") or data.get("machine_info", {}).get("cpu", {}).get("brand_raw") or _cpu_model_here()
+    cpu = facts.get("cpu_model") or data.get("machine_info", {}).get("cpu", {}).get("brand_raw") or "unknown CPU"
     cores = facts.get("cores") or os.cpu_count()
     versions = ", ".join(f"{name} {facts[key]}" for name, key in (
         ("Python", "python"), ("numpy", "numpy"), ("scikit-image", "scikit-image"), ("SciPy", "scipy"),
