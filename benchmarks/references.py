@@ -29,6 +29,15 @@ def skimage_label(mask):
     return label(mask, connectivity=2)
 
 
+def _detections(objects):
+    """Boxes of size (h, w) centred on each object's centre (dwd_fast's pixel convention), with the
+    majority class of its votes: ``objects`` holds (cy, cx, h, w, votes) per object."""
+    boxes = [(cx + 0.5 - w / 2, cy + 0.5 - h / 2, cx + 0.5 + w / 2, cy + 0.5 + h / 2) for cy, cx, h, w, _ in objects]
+    return {"boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
+            "labels": np.asarray([int(v.argmax()) for *_, v in objects], np.int64),
+            "centers": np.asarray([(cy, cx) for cy, cx, *_ in objects], np.float64).reshape(-1, 2)}
+
+
 def skimage_decode(energy, classes, sizes, cutoff=7, min_size=4):
     """The DWD decoder as one writes it with scikit-image: ``label`` + ``regionprops``.
 
@@ -56,19 +65,13 @@ def skimage_decode(energy, classes, sizes, cutoff=7, min_size=4):
     lab = label(energy > cutoff, connectivity=2)
     # (H, W, 2) view of the size map, no copy: regionprops reduces each channel separately.
     size_image = np.moveaxis(sizes, 0, -1)
-    boxes, labels, centers = [], [], []
+    objects = []
     for region in regionprops(lab, intensity_image=size_image):
         if region.area < min_size:
             continue
-        cy, cx = region.centroid
-        votes = np.bincount(classes[region.slice][region.image])
         h, w = np.maximum(region.intensity_max, 0.0)
-        boxes.append((cx + 0.5 - w / 2, cy + 0.5 - h / 2, cx + 0.5 + w / 2, cy + 0.5 + h / 2))
-        labels.append(int(votes.argmax()))
-        centers.append((cy, cx))
-    return {"boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
-            "labels": np.asarray(labels, np.int64),
-            "centers": np.asarray(centers, np.float64).reshape(-1, 2)}
+        objects.append((*region.centroid, h, w, np.bincount(classes[region.slice][region.image])))
+    return _detections(objects)
 
 
 def skimage_decode_grow(energy, classes, sizes, cutoff=7, min_size=4, grow_to=1):
@@ -97,23 +100,17 @@ def skimage_decode_grow(energy, classes, sizes, cutoff=7, min_size=4, grow_to=1)
     rest = np.where(keep[rest], rest, 0)
     rest = label(rest > 0, connectivity=2)
     grown = np.where(rest > 0, rest + n, grown)
-    boxes, labels, centers = [], [], []
+    objects = []
     for region in regionprops(grown):
         sl = region.slice
         core = region.image & (energy[sl] > cutoff)
         if not core.any():
             core = region.image
         rr, cc = np.nonzero(core)
-        cy, cx = rr.mean() + sl[0].start, cc.mean() + sl[1].start
-        votes = np.bincount(classes[sl][core])
         h = max(float(sizes[0][sl][core].max()), 0.0)
         w = max(float(sizes[1][sl][core].max()), 0.0)
-        boxes.append((cx + 0.5 - w / 2, cy + 0.5 - h / 2, cx + 0.5 + w / 2, cy + 0.5 + h / 2))
-        labels.append(int(votes.argmax()))
-        centers.append((cy, cx))
-    return {"boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
-            "labels": np.asarray(labels, np.int64),
-            "centers": np.asarray(centers, np.float64).reshape(-1, 2)}
+        objects.append((rr.mean() + sl[0].start, cc.mean() + sl[1].start, h, w, np.bincount(classes[sl][core])))
+    return _detections(objects)
 
 
 # --------------------------------------------------------------------------------------------------

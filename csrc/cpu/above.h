@@ -37,10 +37,10 @@ inline void check_finite(const Planes& m, const char* what) {
 }
 
 // Labels `energy > cutoff` (plane 0 of a level map).
-inline void label_above(const Planes& e, double cutoff, int connectivity, RunLabels& lab) {
+inline void label_above(const Planes& e, double cutoff, int connectivity, RunLabels& lab, bool check_nan = true) {
   dispatch(e.dtype, [&](auto tag) {
     using T = decltype(tag);
-    check_finite<T>(e, "energy");
+    if (check_nan) check_finite<T>(e, "energy");
     const ImageView<const T> v = plane_view<T>(e, 0);
     if constexpr (std::is_floating_point<T>::value) {
       lab.build(AboveRuns<T>{v, static_cast<T>(cutoff)}, e.rows, e.cols, connectivity);

@@ -93,7 +93,7 @@ using Relief = typename std::conditional<
 // runs with ids (0 = a component of energy > t that holds no seed).
 std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int connectivity) {
   RunLabels comps;
-  label_above(e, t, connectivity, comps);
+  label_above(e, t, connectivity, comps, /*check_nan=*/false);  // the seeds' pass checked it
   std::vector<Run> out;
   dispatch(e.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -148,6 +148,7 @@ std::vector<Run> peak_plateaus(const Planes& levels, double cutoff, std::int64_t
     reader->read_f64(0, i / cols, i % cols, i % cols + 1, &v);
     return v;
   };
+  const Neighbours nb(connectivity);
   std::unordered_map<index_t, std::int32_t> plateau_of;
   std::vector<std::vector<index_t>> plateaus;
   std::vector<index_t> stack;
@@ -163,16 +164,14 @@ std::vector<Run> peak_plateaus(const Planes& levels, double cutoff, std::int64_t
       stack.pop_back();
       plateaus[id].push_back(q);
       const index_t r = q / cols, c = q % cols;
-      for (int dr = -1; dr <= 1; ++dr)
-        for (int dc = -1; dc <= 1; ++dc) {
-          if ((dr == 0 && dc == 0) || (connectivity == 1 && dr != 0 && dc != 0)) continue;
-          const index_t rr = r + dr, cc = c + dc;
-          if (rr < 0 || rr >= rows || cc < 0 || cc >= cols) continue;
-          const index_t j = rr * cols + cc;
-          if (plateau_of.count(j) || value(j) != v) continue;
-          plateau_of[j] = id;
-          stack.push_back(j);
-        }
+      for (int k = 0; k < nb.n; ++k) {
+        const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
+        if (rr < 0 || rr >= rows || cc < 0 || cc >= cols) continue;
+        const index_t j = rr * cols + cc;
+        if (plateau_of.count(j) || value(j) != v) continue;
+        plateau_of[j] = id;
+        stack.push_back(j);
+      }
     }
   }
   for (auto& pl : plateaus) std::sort(pl.begin(), pl.end());
