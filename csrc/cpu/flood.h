@@ -106,11 +106,19 @@ struct CanonicalWork {
   std::int64_t seg = 0;
 };
 
-template <class T>
+// Labels of pixels outside the mask in a bordered (packed) page: "already labelled" to both floods.
+constexpr std::int32_t kOutside = std::numeric_limits<std::int32_t>::max();
+
+// Bordered = true: `out` holds kOutside on every pixel outside the mask and the mask never reaches
+// the page's edge (a packed page), so neighbours need neither bounds nor mask checks.
+template <class T, bool Bordered = false>
 void canonical(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
                std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
                ImageView<std::int32_t> out, CanonicalWork<T>& w) {
   const Neighbours nb(connectivity);
+  index_t delta[8];
+  for (int k = 0; k < nb.n; ++k) delta[k] = nb.dr[k] * img.cols + nb.dc[k];
+  const T* im = img.data;  // Bordered pages are contiguous
   const index_t rows = img.rows, cols = img.cols;
   std::int32_t* lab = out.data;  // contiguous rows x cols
   auto& pending = w.pending;
@@ -157,14 +165,8 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
       next.clear();
       for (index_t p : layer) {
         const std::int32_t lp = lab[p];
-        const index_t r = p / cols, c = p % cols;
-        for (int k = 0; k < nb.n; ++k) {
-          const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
-          if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
-          const index_t q = rr * cols + cc;
+        auto visit = [&](index_t q, T v) {
           const std::int32_t lq = lab[q];
-          if (lq > 0) continue;
-          const T v = img(rr, cc);
           if (level < v) {
             pending.at(v).push_back(Entry{q, seg, lp});
           } else if (lq == 0) {
@@ -172,6 +174,22 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
             next.push_back(q);
           } else if (lp < -lq) {
             lab[q] = -lp;
+          }
+        };
+        if constexpr (Bordered) {
+          for (int k = 0; k < nb.n; ++k) {
+            const index_t q = p + delta[k];
+            if (lab[q] > 0) continue;  // labelled, or outside the mask (kOutside)
+            visit(q, im[q]);
+          }
+        } else {
+          const index_t r = p / cols, c = p % cols;
+          for (int k = 0; k < nb.n; ++k) {
+            const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
+            if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
+            const index_t q = rr * cols + cc;
+            if (lab[q] > 0) continue;
+            visit(q, img(rr, cc));
           }
         }
       }
@@ -192,6 +210,23 @@ struct MaskRuns {
   }
   bool joined(const Run&, const Run&) const { return true; }
 };
+
+// The components of `comps` whose new_id (indexed by old id - 1) is positive, renumbered to new_id.
+inline RunLabels subset(const RunLabels& comps, const std::vector<std::int32_t>& new_id, std::int32_t count) {
+  RunLabels s;
+  const index_t rows = static_cast<index_t>(comps.row_start.size()) - 1;
+  s.row_start.assign(comps.row_start.size(), 0);
+  s.count = count;
+  for (index_t r = 0; r < rows; ++r) {
+    s.row_start[r] = static_cast<index_t>(s.runs.size());
+    for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k) {
+      const Run& run = comps.runs[k];
+      if (run.id > 0 && new_id[run.id - 1] > 0) s.runs.push_back(Run{run.row, run.c0, run.c1, new_id[run.id - 1]});
+    }
+  }
+  s.row_start[rows] = static_cast<index_t>(s.runs.size());
+  return s;
+}
 
 // Both floods read a few bytes per pixel at scattered places of a page far larger than the caches, so
 // on a sparse mask they are bound by memory latency. Flooding never crosses the mask's boundary, so
@@ -242,7 +277,7 @@ class Packed {
     rows = y + shelf_h + 1;
     img.assign(static_cast<std::size_t>(rows * cols), T(0));
     mask.assign(img.size(), 0);
-    lab.assign(img.size(), 0);
+    lab.assign(img.size(), kOutside);  // fill() opens the components' pixels
     return true;
   }
 
@@ -253,6 +288,7 @@ class Packed {
       const index_t at = offset(run);
       value(run.row, run.c0, run.c1, img.data() + at + run.c0);
       std::fill(mask.data() + at + run.c0, mask.data() + at + run.c1, std::uint8_t(1));
+      std::fill(lab.data() + at + run.c0, lab.data() + at + run.c1, 0);
     }
   }
 
@@ -286,7 +322,7 @@ class Packed {
     CanonicalWork<T> work;
     for (std::int32_t l = 0; l < comps_.count; ++l)
       if (start[l + 1] > start[l])
-        canonical<T>(img_view(), gpx.data() + start[l], gid.data() + start[l],
+        canonical<T, true>(img_view(), gpx.data() + start[l], gid.data() + start[l],
                      static_cast<std::size_t>(start[l + 1] - start[l]), mask.data(), cols, connectivity, lab_view(),
                      work);
   }

@@ -141,49 +141,90 @@ const std::uint8_t* mask_data(const Planes& mask, index_t& stride) {
 
 }  // namespace
 
-Markers find_markers(const Planes& markers, const Planes& mask) {
+Markers find_markers(const Planes& markers, const Planes& mask, int connectivity) {
   index_t ms = 0;
   const std::uint8_t* mk = mask_data(mask, ms);
   Markers m;
-  std::vector<std::pair<std::int64_t, std::uint64_t>> values;  // (signed, unsigned) view of each value
+  if (mk != nullptr) {  // only the mask's pixels can hold markers: read just those
+    m.comps.build(MaskRuns{mk, ms, markers.cols}, markers.rows, markers.cols, connectivity);
+    m.has_comps = true;
+  }
   dispatch(markers.dtype, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point<T>::value) {
       throw std::invalid_argument("markers must be an integer array");
     } else {
       const ImageView<const T> v = plane_view<T>(markers, 0);
-      std::vector<T> val, uniq;
-      for (index_t r = 0; r < v.rows; ++r) {
+      std::vector<T> val;  // value of each run
+      auto scan = [&](index_t r, index_t c, index_t end, std::int32_t comp) {
         const T* row = v.row(r);
-        for (index_t c = find_nonzero(row, 0, v.cols); c < v.cols; c = find_nonzero(row, c, v.cols)) {
-          const T value = row[c];  // a run of equal values
-          index_t e = c + 1;
-          while (e < v.cols && row[e] == value) ++e;
-          if (uniq.empty() || uniq.back() != value) uniq.push_back(value);
-          for (; c < e; ++c) {
-            if (!in_mask(mk, ms, r, c)) continue;
-            m.pixel.push_back(r * v.cols + c);
-            val.push_back(value);
-          }
+        for (c = find_nonzero(row, c, end); c < end; c = find_nonzero(row, c, end)) {
+          const T value = row[c];
+          const index_t c0 = c;
+          while (c < end && row[c] == value) ++c;
+          m.runs.push_back(MarkerRun{r, static_cast<std::int32_t>(c0), static_cast<std::int32_t>(c), 0, comp});
+          val.push_back(value);
         }
+      };
+      if (m.has_comps) {
+        for (const Run& run : m.comps.runs) scan(run.row, run.c0, run.c1, run.id);
+      } else {
+        for (index_t r = 0; r < v.rows; ++r) scan(r, 0, v.cols, 0);
       }
+      std::vector<T> uniq(val);
       std::sort(uniq.begin(), uniq.end());
       uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
       if (uniq.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max() - 1))
         throw std::invalid_argument("markers hold more distinct labels than int32 can index");
-      m.id.resize(val.size());
       m.first_pixel.assign(uniq.size(), -1);
-      std::int32_t id = 0;
       for (std::size_t k = 0; k < val.size(); ++k) {
-        if (k == 0 || val[k] != val[k - 1])  // consecutive marker pixels mostly share a value
-          id = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), val[k]) - uniq.begin());
-        m.id[k] = id + 1;
-        if (m.first_pixel[id] < 0) m.first_pixel[id] = m.pixel[k];
+        const std::int32_t id = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), val[k]) - uniq.begin());
+        m.runs[k].id = id + 1;
+        if (m.first_pixel[id] < 0) m.first_pixel[id] = m.runs[k].row * v.cols + m.runs[k].c0;
       }
     }
   });
   return m;
 }
+
+namespace {
+
+// Canonical flood inside a mask: components holding one label take it whole; the others are moved
+// into a packed page (when it is much smaller than the page) and flooded there.
+template <class T>
+void canonical_masked(const ImageView<const T> v, const Markers& m, const std::uint8_t* mk, index_t ms,
+                      int connectivity, ImageView<std::int32_t> out) {
+  const RunLabels& comps = m.comps;
+  std::vector<std::int32_t> only(static_cast<std::size_t>(comps.count), 0);  // sole label, 0 none, -1 several
+  for (const MarkerRun& run : m.runs) {
+    std::int32_t& s = only[run.comp - 1];
+    if (s == 0) s = run.id;
+    else if (s != run.id) s = -1;
+  }
+  std::vector<std::int32_t> new_id(only.size(), 0);
+  std::int32_t several = 0;
+  for (std::size_t k = 0; k < only.size(); ++k)
+    if (only[k] < 0) new_id[k] = ++several;
+  for (const Run& run : comps.runs)
+    if (only[run.id - 1] > 0) std::fill(out.row(run.row) + run.c0, out.row(run.row) + run.c1, only[run.id - 1]);
+  if (several == 0) return;
+  std::vector<index_t> px;
+  std::vector<std::int32_t> ids;
+  m.pixels(v.cols, px, ids, [&](const MarkerRun& run) { return only[run.comp - 1] < 0; });
+  Packed<T> packed;
+  if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
+    packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
+    packed.set_markers(px, ids);
+    packed.flood_canonical(connectivity);
+    packed.unpack(out);
+    return;
+  }
+  // Dense: flood in place (the components already written are labelled, hence never entered).
+  CanonicalWork<T> work;
+  canonical<T>(v, px.data(), ids.data(), px.size(), mk, ms, connectivity, out, work);
+}
+
+}  // namespace
 
 void watershed(const Planes& image, const Markers& m, const Planes& mask, int connectivity, WatershedMethod method,
                ImageView<std::int32_t> out) {
@@ -192,21 +233,30 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
   dispatch(image.dtype, [&](auto tag) {
     using T = decltype(tag);
     const ImageView<const T> v = plane_view<T>(image, 0);
+    if (mk != nullptr && method == WatershedMethod::canonical) {
+      canonical_masked<T>(v, m, mk, ms, connectivity, out);
+      return;
+    }
     if (mk != nullptr) {
+      // scikit-image's heap order couples all markers of the page (ties among the seeds are broken by
+      // the heap's layout), so every component is flooded, in one packed page.
       Packed<T> packed;
-      RunLabels comps;
-      comps.build(MaskRuns{mk, ms, v.cols}, v.rows, v.cols, connectivity);
-      if (packed.place(std::move(comps), v.rows, v.cols, true)) {
+      if (packed.place(RunLabels(m.comps), v.rows, v.cols, true)) {
         packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
-        packed.set_markers(m.pixel, m.id);
-        if (method == WatershedMethod::canonical) packed.flood_canonical(connectivity);
-        else skimage_flood<T>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(),
-                              packed.mask.data(), packed.cols, connectivity, packed.lab_view());
+        std::vector<index_t> px;
+        std::vector<std::int32_t> ids;
+        m.pixels(v.cols, px, ids, [](const MarkerRun&) { return true; });
+        packed.set_markers(px, ids);
+        skimage_flood<T>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(),
+                         packed.mask.data(), packed.cols, connectivity, packed.lab_view());
         packed.unpack(out);
         return;
       }
     }
-    flood<T>(v, m.pixel.data(), m.id.data(), m.pixel.size(), mk, ms, connectivity, method, out);
+    std::vector<index_t> px;
+    std::vector<std::int32_t> ids;
+    m.pixels(v.cols, px, ids, [](const MarkerRun&) { return true; });
+    flood<T>(v, px.data(), ids.data(), px.size(), mk, ms, connectivity, method, out);
   });
 }
 
@@ -231,7 +281,7 @@ std::int64_t watershed_host(const Planes& image, const Markers& m, const Planes&
         if (in_mask(mk, ms, r, c))
           level[r * cols + c] = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), v(r, c)) - uniq.begin());
   });
-  for (std::size_t k = 0; k < m.pixel.size(); ++k) marker[m.pixel[k]] = m.id[k];
+  for (const MarkerRun& run : m.runs) std::fill(marker.begin() + run.row * cols + run.c0, marker.begin() + run.row * cols + run.c1, run.id);
   HostExec ex(static_cast<Order>(order), seed);
   return watershed_dp::watershed(ex, level.data(), marker.data(), rows, cols, connectivity, out.data);
 }

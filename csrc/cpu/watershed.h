@@ -4,22 +4,43 @@
 #include <vector>
 
 #include "cpu/maps.h"
+#include "cpu/runs.h"
 
 namespace dwd {
 namespace cpu {
 
 enum class WatershedMethod : int { canonical = 0, skimage = 1 };
 
-// Markers found on the page: raster-ordered pixels and their dense labels 1..M, where dense labels
+// Markers found on the page, as runs of equal values in raster order, with dense labels 1..M that
 // follow the order of the marker values (so "smallest label" means "smallest marker value").
-struct Markers {
-  std::vector<index_t> pixel;        // raster order
-  std::vector<std::int32_t> id;      // dense label of each marker pixel
-  std::vector<index_t> first_pixel;  // a pixel of each dense label (to map labels back to values)
+struct MarkerRun {
+  index_t row;
+  std::int32_t c0, c1;  // [c0, c1)
+  std::int32_t id;      // dense label
+  std::int32_t comp;    // component of the mask holding it (0 without a mask)
 };
 
-// Markers (non-zero values of `markers`) inside `mask` (optional).
-Markers find_markers(const Planes& markers, const Planes& mask);
+struct Markers {
+  std::vector<MarkerRun> runs;
+  std::vector<index_t> first_pixel;  // a pixel of each dense label (to map labels back to values)
+  // With a mask: its connected components (at the flood's connectivity).
+  RunLabels comps;
+  bool has_comps = false;
+  // The marker pixels (raster indices, cols wide rows) and their labels, of the runs `keep` accepts.
+  template <class Keep>
+  void pixels(index_t cols, std::vector<index_t>& px, std::vector<std::int32_t>& id, Keep&& keep) const {
+    for (const MarkerRun& run : runs) {
+      if (!keep(run)) continue;
+      for (index_t c = run.c0; c < run.c1; ++c) {
+        px.push_back(run.row * cols + c);
+        id.push_back(run.id);
+      }
+    }
+  }
+};
+
+// Markers (non-zero values of `markers`) inside `mask` (optional; only its pixels are read then).
+Markers find_markers(const Planes& markers, const Planes& mask, int connectivity);
 
 // Floods `image` from the markers inside `mask` (optional) into `out` (rows x cols, zero-initialised,
 // dense labels). connectivity 1 or 2.

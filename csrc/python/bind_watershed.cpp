@@ -21,7 +21,7 @@ py::tuple watershed(const py::array& image, const py::array& markers, const py::
   std::int64_t sweeps = 0;
   {
     py::gil_scoped_release nogil;
-    m = cpu::find_markers(mp, kp);
+    m = cpu::find_markers(mp, kp, connectivity);
     if (host) sweeps = cpu::watershed_host(ip, m, kp, connectivity, order, seed, ov);
     else cpu::watershed(ip, m, kp, connectivity, static_cast<cpu::WatershedMethod>(method), ov);
   }
