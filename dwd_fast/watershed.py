@@ -88,7 +88,7 @@ def watershed(image, markers, *, connectivity=1, mask=None, method="canonical", 
         return _arrays.wrap(np.zeros(img.shape, out_dtype), hi)
     if mk.dtype == np.bool_:
         mk = mk.view(np.uint8)
-    out = np.zeros(img.shape, np.int32)  # lazily zeroed pages: only what is flooded is touched
+    out = np.empty(img.shape, np.int32)  # the kernel writes every pixel
     first, _ = cpu_ext().watershed(
         _arrays.kernel_view(img)[None, None], _arrays.kernel_view(mk)[None, None],
         None if m is None else _arrays.kernel_view(m)[None, None], int(connectivity), _METHODS[method],

@@ -94,29 +94,64 @@ using Relief = typename std::conditional<
 std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int connectivity) {
   RunLabels comps;
   label_above(e, t, connectivity, comps, /*check_nan=*/false);  // the seeds' pass checked it
+  // Each seed lies inside one component (grow_to <= cutoff). A component holding one seed is that
+  // seed's region whole; only components holding several are flooded.
+  std::vector<std::int32_t> seed_comp(seeds.runs.size());
+  std::vector<std::int32_t> only(static_cast<std::size_t>(comps.count), 0);  // sole seed, 0 none, -1 several
+  for (std::size_t k = 0; k < seeds.runs.size(); ++k) {
+    const Run& sr = seeds.runs[k];
+    const auto first = comps.runs.begin() + comps.row_start[sr.row];
+    const auto last = comps.runs.begin() + comps.row_start[sr.row + 1];
+    const std::int32_t c = std::upper_bound(first, last, sr.c0, [](index_t col, const Run& run) { return col < run.c1; })->id;
+    seed_comp[k] = c;
+    std::int32_t& s = only[c - 1];
+    if (s == 0) s = sr.id;
+    else if (s != sr.id) s = -1;
+  }
+  std::vector<std::int32_t> new_id(only.size(), 0);
+  std::int32_t several = 0;
+  for (std::size_t k = 0; k < only.size(); ++k)
+    if (only[k] < 0) new_id[k] = ++several;
   std::vector<Run> out;
+  out.reserve(comps.runs.size());
+  if (several == 0) {
+    for (const Run& run : comps.runs) out.push_back(Run{run.row, run.c0, run.c1, only[run.id - 1] > 0 ? only[run.id - 1] : -run.id});
+    return out;
+  }
   dispatch(e.dtype, [&](auto tag) {
     using T = decltype(tag);
     using V = Relief<T>;
     const ImageView<const T> v = plane_view<T>(e, 0);
     Packed<V> packed;
-    packed.place(std::move(comps), e.rows, e.cols, false);
+    packed.place(subset(comps, new_id, several), e.rows, e.cols, false);
     packed.fill([&](index_t r, index_t c0, index_t c1, V* dst) {
       const T* src = v.row(r);
       for (index_t c = c0; c < c1; ++c) dst[c - c0] = -static_cast<V>(src[c]);
     });
     std::vector<index_t> px;
-    std::vector<std::int32_t> ids;
-    for (const Run& run : seeds.runs)
-      for (index_t c = run.c0; c < run.c1; ++c) {
-        px.push_back(run.row * e.cols + c);
+    std::vector<std::int32_t> ids, pcomp;
+    for (std::size_t k = 0; k < seeds.runs.size(); ++k) {
+      const Run& run = seeds.runs[k];
+      const std::int32_t c = new_id[seed_comp[k] - 1];
+      if (c == 0) continue;
+      for (index_t col = run.c0; col < run.c1; ++col) {
+        px.push_back(run.row * e.cols + col);
         ids.push_back(run.id);
+        pcomp.push_back(c);
       }
-    packed.set_markers(px, ids);
+    }
+    packed.set_markers(px, ids, &pcomp);
     packed.flood_canonical(connectivity);
-    // Split the components' runs where the label changes.
-    for (const Run& run : packed.comps().runs) {
-      const std::int32_t* lab = packed.lab_row(run);
+    // The components' runs in raster order; the flooded ones split where the label changes.
+    const std::vector<Run>& flooded = packed.comps().runs;
+    std::size_t f = 0;
+    for (const Run& run : comps.runs) {
+      const std::int32_t s = only[run.id - 1];
+      if (s >= 0) {
+        out.push_back(Run{run.row, run.c0, run.c1, s > 0 ? s : -run.id});
+        continue;
+      }
+      const std::int32_t* lab = packed.lab_row(flooded[f++]);
       index_t c = run.c0;
       while (c < run.c1) {
         const std::int32_t l = lab[c];

@@ -87,23 +87,19 @@ class Levels<T, Item, true> {
 // Levels are processed in increasing value. A level's first layer (d = 0) holds its markers and the
 // pixels of that value entered from a lower level (each takes the label of its smallest-key lower
 // neighbour); then layers d = 1, 2, ... spread over pixels of value <= the level, a pixel reached from
-// several pixels of the previous layer taking the smallest label. Lower neighbours hand a pixel to a
-// higher level as "entries" (pixel, segment, label); a segment is one (level, layer) step, so entries
-// arrive in key order and the first segment that reaches a pixel decides it (smallest label within).
-// While a layer is being built, its labels are stored negated (tentative).
-struct Entry {
-  index_t pixel;
-  std::int64_t seg;  // -1 for markers
-  std::int32_t label;
-};
+// several pixels of the previous layer taking the smallest label. Every (level, layer) step is a
+// segment, numbered in key order. A pixel of a higher level reached from a segment is queued on its
+// level once, with the segment and its tentative label: the first segment that reaches it decides
+// (segments only grow), and among that segment's pixels the smallest label. Tentative labels are
+// stored negated.
 
 // Scratch space reused across the components of a page.
 template <class T>
 struct CanonicalWork {
-  Levels<T, Entry> pending;
-  std::vector<index_t> layer, next, touched;
-  std::vector<Entry> entries;
-  std::int64_t seg = 0;
+  Levels<T, index_t> pending;
+  std::vector<index_t> layer, next, entries;
+  std::vector<std::int32_t> seg_of;  // segment that queued each pending pixel (read only for those)
+  std::int32_t seg = 0;
 };
 
 // Labels of pixels outside the mask in a bordered (packed) page: "already labelled" to both floods.
@@ -116,59 +112,46 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
                std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
                ImageView<std::int32_t> out, CanonicalWork<T>& w) {
   const Neighbours nb(connectivity);
-  index_t delta[8];
-  for (int k = 0; k < nb.n; ++k) delta[k] = nb.dr[k] * img.cols + nb.dc[k];
-  const T* im = img.data;  // Bordered pages are contiguous
   const index_t rows = img.rows, cols = img.cols;
+  if (rows * cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
+  index_t delta[8];
+  for (int k = 0; k < nb.n; ++k) delta[k] = nb.dr[k] * cols + nb.dc[k];
+  const T* im = img.data;  // Bordered pages are contiguous
   std::int32_t* lab = out.data;  // contiguous rows x cols
   auto& pending = w.pending;
   auto& layer = w.layer;
   auto& next = w.next;
-  auto& touched = w.touched;
   auto& entries = w.entries;
-  auto& seg = w.seg;
+  if (w.seg_of.size() < static_cast<std::size_t>(rows * cols)) w.seg_of.resize(static_cast<std::size_t>(rows * cols));
+  std::int32_t* seg_of = w.seg_of.data();
+  std::int32_t seg = w.seg;
   for (std::size_t k = 0; k < n_markers; ++k) {
     const index_t p = marker_px[k];
     lab[p] = marker_id[k];
-    pending.at(img(p / cols, p % cols)).push_back(Entry{p, -1, marker_id[k]});
+    pending.at(img(p / cols, p % cols)).push_back(p);
   }
   T level;
   while (pending.pop(level, entries)) {
     layer.clear();
-    for (std::size_t a = 0; a < entries.size();) {
-      std::size_t b = a;
-      while (b < entries.size() && entries[b].seg == entries[a].seg) ++b;
-      for (std::size_t k = a; k < b; ++k) {
-        const Entry& e = entries[k];
-        if (e.seg < 0) {
-          layer.push_back(e.pixel);
-          continue;
-        }
-        const std::int32_t cur = lab[e.pixel];
-        if (cur > 0) continue;
-        if (cur == 0) {
-          lab[e.pixel] = -e.label;
-          touched.push_back(e.pixel);
-        } else if (e.label < -cur) {
-          lab[e.pixel] = -e.label;
-        }
-      }
-      for (index_t p : touched) {
-        lab[p] = -lab[p];
-        layer.push_back(p);
-      }
-      touched.clear();
-      a = b;
+    for (const index_t q : entries) {
+      if (lab[q] < 0) lab[q] = -lab[q];  // entered from below (markers are labelled already)
+      layer.push_back(q);
     }
     while (!layer.empty()) {
       ++seg;
       next.clear();
-      for (index_t p : layer) {
+      for (const index_t p : layer) {
         const std::int32_t lp = lab[p];
         auto visit = [&](index_t q, T v) {
           const std::int32_t lq = lab[q];
           if (level < v) {
-            pending.at(v).push_back(Entry{q, seg, lp});
+            if (lq == 0) {
+              lab[q] = -lp;
+              seg_of[q] = seg;
+              pending.at(v).push_back(q);
+            } else if (seg_of[q] == seg && lp < -lq) {
+              lab[q] = -lp;
+            }
           } else if (lq == 0) {
             lab[q] = -lp;
             next.push_back(q);
@@ -193,10 +176,11 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
           }
         }
       }
-      for (index_t q : next) lab[q] = -lab[q];
+      for (const index_t q : next) lab[q] = -lab[q];
       layer.swap(next);
     }
   }
+  w.seg = seg;
 }
 
 struct MaskRuns {
@@ -292,14 +276,16 @@ class Packed {
     }
   }
 
-  // Markers (original raster indices, inside the components) in packed coordinates.
-  void set_markers(const std::vector<index_t>& pixel, const std::vector<std::int32_t>& ids) {
+  // Markers (original raster indices, inside the components) in packed coordinates; `comps` gives
+  // each marker's component when the caller knows it (else it is looked up).
+  void set_markers(const std::vector<index_t>& pixel, const std::vector<std::int32_t>& ids,
+                   const std::vector<std::int32_t>* comps = nullptr) {
     px.resize(pixel.size());
     comp.resize(pixel.size());
     id = ids;
     for (std::size_t k = 0; k < pixel.size(); ++k) {
       const index_t r = pixel[k] / src_cols_, c = pixel[k] % src_cols_;
-      comp[k] = component_of(r, c);
+      comp[k] = comps ? (*comps)[k] : component_of(r, c);
       px[k] = (r + oy_[comp[k] - 1]) * cols + c + ox_[comp[k] - 1];
     }
   }

@@ -122,6 +122,32 @@ inline index_t find_above(const T* row, index_t c, index_t n, T cut) {
   return c;
 }
 
+// ---- streaming writes ------------------------------------------------------------------------
+
+// Copies n int32 values to dst with non-temporal stores where possible: for outputs written once and
+// not read soon (a page-sized label image), this skips reading the destination into the caches
+// first. Call stream_fence() after the last one.
+inline void stream_copy(std::int32_t* dst, const std::int32_t* src, index_t n) {
+#if defined(__SSE2__)
+  index_t k = 0;
+  while (k < n && (reinterpret_cast<std::uintptr_t>(dst + k) & 15) != 0) {
+    dst[k] = src[k];
+    ++k;
+  }
+  for (; k + 4 <= n; k += 4)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + k), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k)));
+  for (; k < n; ++k) dst[k] = src[k];
+#else
+  std::memcpy(dst, src, sizeof(std::int32_t) * static_cast<std::size_t>(n));
+#endif
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
 // ---- row scanners: what a run is ---------------------------------------------------------------
 
 // Runs of equal non-zero values; runs join only if their values are equal (skimage's label on

@@ -167,20 +167,48 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
         }
       };
       if (m.has_comps) {
-        for (const Run& run : m.comps.runs) scan(run.row, run.c0, run.c1, run.id);
+        // The runs are scattered over a page far larger than the caches: fetch ahead.
+        const std::vector<Run>& runs = m.comps.runs;
+        constexpr std::size_t kAhead = 16;
+        for (std::size_t k = 0; k < runs.size(); ++k) {
+          if (k + kAhead < runs.size()) {
+            const Run& a = runs[k + kAhead];
+            __builtin_prefetch(v.row(a.row) + a.c0);
+            __builtin_prefetch(v.row(a.row) + a.c1 - 1);
+          }
+          scan(runs[k].row, runs[k].c0, runs[k].c1, runs[k].id);
+        }
       } else {
         for (index_t r = 0; r < v.rows; ++r) scan(r, 0, v.cols, 0);
       }
-      std::vector<T> uniq(val);
-      std::sort(uniq.begin(), uniq.end());
-      uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-      if (uniq.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max() - 1))
+      // Dense labels: the rank of each value among the distinct values. Label images (values 1..M,
+      // the usual markers) take a direct table; other values a sort.
+      if (val.empty()) return;
+      const auto [lo_it, hi_it] = std::minmax_element(val.begin(), val.end());
+      const T lo = *lo_it, hi = *hi_it;
+      const double span = static_cast<double>(hi) - static_cast<double>(lo);
+      std::vector<std::int32_t> rank;  // id of each run
+      rank.reserve(val.size());
+      std::size_t distinct = 0;
+      if (span < 4.0 * static_cast<double>(val.size()) + 65536.0) {
+        std::vector<std::int32_t> table(static_cast<std::size_t>(span) + 1, 0);
+        for (const T x : val) table[static_cast<std::size_t>(x - lo)] = 1;
+        for (std::int32_t& t : table) t = t ? static_cast<std::int32_t>(++distinct) : 0;
+        for (const T x : val) rank.push_back(table[static_cast<std::size_t>(x - lo)]);
+      } else {
+        std::vector<T> uniq(val);
+        std::sort(uniq.begin(), uniq.end());
+        uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+        distinct = uniq.size();
+        for (const T x : val)
+          rank.push_back(static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), x) - uniq.begin()) + 1);
+      }
+      if (distinct > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max() - 1))
         throw std::invalid_argument("markers hold more distinct labels than int32 can index");
-      m.first_pixel.assign(uniq.size(), -1);
+      m.first_pixel.assign(distinct, -1);
       for (std::size_t k = 0; k < val.size(); ++k) {
-        const std::int32_t id = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), val[k]) - uniq.begin());
-        m.runs[k].id = id + 1;
-        if (m.first_pixel[id] < 0) m.first_pixel[id] = m.runs[k].row * v.cols + m.runs[k].c0;
+        m.runs[k].id = rank[k];
+        if (m.first_pixel[rank[k] - 1] < 0) m.first_pixel[rank[k] - 1] = m.runs[k].row * v.cols + m.runs[k].c0;
       }
     }
   });
@@ -205,16 +233,36 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
   std::int32_t several = 0;
   for (std::size_t k = 0; k < only.size(); ++k)
     if (only[k] < 0) new_id[k] = ++several;
-  for (const Run& run : comps.runs)
-    if (only[run.id - 1] > 0) std::fill(out.row(run.row) + run.c0, out.row(run.row) + run.c1, only[run.id - 1]);
+  // Every pixel of `out` is written once, row by row (it comes uninitialised): the components with one
+  // label get it, all else 0 until the flood below.
+  // Rows are composed in a cached buffer and streamed out.
+  std::vector<std::int32_t> row(static_cast<std::size_t>(out.cols), 0);
+  for (index_t r = 0; r < out.rows; ++r) {
+    const index_t k0 = comps.row_start[r], k1 = comps.row_start[r + 1];
+    for (index_t k = k0; k < k1; ++k) {
+      const Run& run = comps.runs[k];
+      std::fill(row.data() + run.c0, row.data() + run.c1, std::max<std::int32_t>(only[run.id - 1], 0));
+    }
+    stream_copy(out.row(r), row.data(), out.cols);
+    for (index_t k = k0; k < k1; ++k) std::fill(row.data() + comps.runs[k].c0, row.data() + comps.runs[k].c1, 0);
+  }
+  stream_fence();
   if (several == 0) return;
   std::vector<index_t> px;
   std::vector<std::int32_t> ids;
-  m.pixels(v.cols, px, ids, [&](const MarkerRun& run) { return only[run.comp - 1] < 0; });
+  std::vector<std::int32_t> pcomp;
+  for (const MarkerRun& run : m.runs) {
+    if (only[run.comp - 1] >= 0) continue;
+    for (index_t c = run.c0; c < run.c1; ++c) {
+      px.push_back(run.row * v.cols + c);
+      ids.push_back(run.id);
+      pcomp.push_back(new_id[run.comp - 1]);
+    }
+  }
   Packed<T> packed;
   if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
     packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
-    packed.set_markers(px, ids);
+    packed.set_markers(px, ids, &pcomp);
     packed.flood_canonical(connectivity);
     packed.unpack(out);
     return;
@@ -237,6 +285,7 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       canonical_masked<T>(v, m, mk, ms, connectivity, out);
       return;
     }
+    std::fill(out.data, out.data + out.rows * out.cols, 0);
     if (mk != nullptr) {
       // scikit-image's heap order couples all markers of the page (ties among the seeds are broken by
       // the heap's layout), so every component is flooded, in one packed page.
@@ -282,6 +331,7 @@ std::int64_t watershed_host(const Planes& image, const Markers& m, const Planes&
           level[r * cols + c] = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), v(r, c)) - uniq.begin());
   });
   for (const MarkerRun& run : m.runs) std::fill(marker.begin() + run.row * cols + run.c0, marker.begin() + run.row * cols + run.c1, run.id);
+  std::fill(out.data, out.data + n, 0);
   HostExec ex(static_cast<Order>(order), seed);
   return watershed_dp::watershed(ex, level.data(), marker.data(), rows, cols, connectivity, out.data);
 }

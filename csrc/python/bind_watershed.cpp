@@ -8,7 +8,7 @@ namespace dwd {
 
 namespace {
 
-// Floods into `out` (int32, zero-initialised, rows x cols) and returns (first pixel of each dense
+// Floods into `out` (int32, rows x cols, contiguous; every pixel is written) and returns (first pixel of each dense
 // label, sweeps) — sweeps is 0 except for the host backend.
 py::tuple watershed(const py::array& image, const py::array& markers, const py::object& mask, int connectivity,
                     int method, bool host, int order, std::uint64_t seed, py::array_t<std::int32_t> out) {
