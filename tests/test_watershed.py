@@ -19,7 +19,7 @@ def scenes(draw, max_side=18):
     H = draw(st.integers(1, max_side))
     W = draw(st.integers(1, max_side))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
-    kind = draw(st.sampled_from(["int", "float", "uint8", "cones"]))
+    kind = draw(st.sampled_from(["int", "float", "float32", "int64", "uint8", "cones"]))
     if kind == "cones":  # DWD-like: -energy of overlapping cones
         E = np.zeros((H, W), np.int16)
         for _ in range(rng.integers(1, 5)):
@@ -29,6 +29,11 @@ def scenes(draw, max_side=18):
         img = -E
     elif kind == "float":
         img = rng.integers(0, 3, (H, W)) * 0.5 - 0.25
+    elif kind == "float32":  # with both zeros: -0.0 and 0.0 are one value
+        img = (rng.integers(-1, 2, (H, W)) * 0.5).astype(np.float32)
+        img[rng.random((H, W)) < 0.3] = -0.0
+    elif kind == "int64":  # values beyond 32 bits
+        img = rng.integers(-2, 2, (H, W)) * (2**40 + 1)
     elif kind == "uint8":
         img = rng.integers(0, 3, (H, W)).astype(np.uint8)
     else:

@@ -319,6 +319,13 @@ class Packed {
   // Packed labels of a component run's row, indexed by original column.
   const std::int32_t* lab_row(const Run& run) const { return lab.data() + offset(run); }
 
+  // The component (1..count) of every packed pixel, 0 outside them.
+  std::vector<std::int32_t> component_map() const {
+    std::vector<std::int32_t> m(lab.size(), 0);
+    for (const Run& run : comps_.runs) std::fill(m.data() + offset(run) + run.c0, m.data() + offset(run) + run.c1, run.id);
+    return m;
+  }
+
   // Copies the packed labels back to `out` along the components' runs.
   void unpack(ImageView<std::int32_t> out) const {
     for (const Run& run : comps_.runs) std::copy(lab_row(run) + run.c0, lab_row(run) + run.c1, out.row(run.row) + run.c0);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <stdexcept>
 
@@ -15,107 +17,181 @@ namespace cpu {
 namespace {
 
 // ---- method="skimage": scikit-image 0.26's priority flooding, its binary heap's tie rules included ----
-struct HeapItem {
-  double value;
-  std::int32_t age;    // int32 like scikit-image's Heapitem.age (wraps after 2^31 pushes)
-  std::int32_t index;  // pages hold fewer than 2^31 pixels (checked)
+//
+// scikit-image orders heap items by (value as float64, age) with an int32 age. Here the float64 value
+// is mapped to order-preserving unsigned bits; for types whose float64 values have 32-bit images
+// (integers up to 32 bits, float32) value and age share one 64-bit key: one comparison per sift step.
+struct SkItem {
+  std::uint64_t key;  // value bits (and, when narrow, << 32 | age)
+  std::uint32_t age;  // wide keys only (pages hold fewer than 2^31 pixels, so ages never wrap)
+  std::int32_t index;
 };
 
-inline bool smaller(const HeapItem& a, const HeapItem& b) {
-  if (a.value != b.value) return a.value < b.value;
-  return a.age < b.age;
+template <class T>
+constexpr bool kNarrowKey = sizeof(T) <= 4;
+
+template <class T>
+inline std::uint64_t value_bits(T v) {
+  if constexpr (std::is_integral<T>::value && sizeof(T) <= 4) {
+    return static_cast<std::uint64_t>(static_cast<std::int64_t>(v) - static_cast<std::int64_t>(std::numeric_limits<T>::lowest()));
+  } else if constexpr (std::is_same<T, float>::value) {
+    const float f = v == 0.0f ? 0.0f : v;  // -0 == +0
+    std::uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return (b >> 31) ? ~b : (b | 0x80000000u);
+  } else {
+    double d = static_cast<double>(v);  // scikit-image compares float64 values
+    if (d == 0.0) d = 0.0;
+    std::uint64_t b;
+    std::memcpy(&b, &d, sizeof b);
+    return (b >> 63) ? ~b : (b | (std::uint64_t(1) << 63));
+  }
 }
+
+template <bool Narrow>
+struct SkOrder {
+  static std::uint64_t bits(const SkItem& it) { return Narrow ? it.key >> 32 : it.key; }
+  static SkItem make(std::uint64_t bits, std::uint32_t age, std::int32_t index) {
+    return Narrow ? SkItem{bits << 32 | age, 0, index} : SkItem{bits, age, index};
+  }
+  static bool less(const SkItem& a, const SkItem& b) {
+    if constexpr (Narrow) return a.key < b.key;
+    else return a.key < b.key || (a.key == b.key && a.age < b.age);
+  }
+};
 
 // The array heap of heap_general.pxi: push sifts up while strictly smaller than the parent; pop moves
 // the last item to the root and sifts down, the left child first, equal children keeping the left.
+template <bool Narrow>
 class SkHeap {
+  using O = SkOrder<Narrow>;
+
  public:
   bool empty() const { return v_.empty(); }
-  std::vector<HeapItem> take() { return std::move(v_); }
-  void push(const HeapItem& it) {
+  std::vector<SkItem> take() { return std::move(v_); }
+  void reserve(std::size_t n) { v_.reserve(n); }
+  void push(const SkItem& it) {
     v_.push_back(it);
     std::size_t child = v_.size() - 1;
     while (child > 0) {
       const std::size_t parent = (child + 1) / 2 - 1;
-      if (!smaller(v_[child], v_[parent])) break;
-      std::swap(v_[child], v_[parent]);
+      if (!O::less(it, v_[parent])) break;
+      v_[child] = v_[parent];
       child = parent;
     }
+    v_[child] = it;
   }
-  HeapItem pop() {
-    const HeapItem top = v_[0];
-    v_[0] = v_.back();
+  SkItem pop() {
+    const SkItem top = v_[0];
+    const SkItem last = v_.back();
     v_.pop_back();
     const std::size_t n = v_.size();
+    if (n == 0) return top;
     std::size_t i = 0;
-    while (true) {
+    while (true) {  // the hole at i holds `last`
       const std::size_t l = 2 * i + 1, r = 2 * i + 2;
       if (l >= n) break;
       std::size_t s = i;
-      if (smaller(v_[l], v_[i])) s = l;
-      if (r < n && smaller(v_[r], v_[s])) s = r;
+      const SkItem* best = &last;
+      if (O::less(v_[l], *best)) s = l, best = &v_[l];
+      if (r < n && O::less(v_[r], *best)) s = r, best = &v_[r];
       if (s == i) break;
-      std::swap(v_[i], v_[s]);
+      v_[i] = *best;
       i = s;
     }
+    v_[i] = last;
     return top;
   }
 
  private:
-  std::vector<HeapItem> v_;
+  std::vector<SkItem> v_;
 };
 
-template <class T>
+// comp: the component of each pixel (a packed page's), or nullptr for one component. Bordered: see
+// canonical() (pixels outside the mask hold kOutside in `out`).
+template <class T, bool Bordered = false>
 void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
                    std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
-                   ImageView<std::int32_t> out) {
+                   ImageView<std::int32_t> out, const std::int32_t* comp = nullptr, std::int32_t n_comp = 1) {
+  constexpr bool Narrow = kNarrowKey<T>;
+  using O = SkOrder<Narrow>;
   const Neighbours nb(connectivity);
   const index_t rows = img.rows, cols = img.cols;
   if (rows * cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
+  index_t delta[8];
+  for (int k = 0; k < nb.n; ++k) delta[k] = nb.dr[k] * cols + nb.dc[k];
   std::int32_t* lab = out.data;
-  SkHeap heap;
+  SkHeap<Narrow> heap;
+  heap.reserve(n_markers * 2);
   for (std::size_t k = 0; k < n_markers; ++k) {  // raster order, like np.flatnonzero
     const index_t p = marker_px[k];
     lab[p] = marker_id[k];
-    heap.push(HeapItem{static_cast<double>(img(p / cols, p % cols)), 0, static_cast<std::int32_t>(p)});
+    heap.push(O::make(value_bits(img(p / cols, p % cols)), 0, static_cast<std::int32_t>(p)));
   }
   // Ties between equal keys exist only among the seeds (age 0): every other item has its own age.
   // So the binary heap, whose sift order decides those ties, is needed only while a seed is in it;
   // afterwards (value, age) is a total order and per-value FIFO buckets pop exactly the same
-  // sequence (ages grow with every push, and a pushed value is never below the popped one).
-  std::int64_t age = 1;
-  auto expand = [&](const HeapItem& e, auto&& push) {
-    const index_t r = e.index / cols, c = e.index % cols;
-    for (int k = 0; k < nb.n; ++k) {
-      const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
-      if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
-      const index_t q = rr * cols + cc;
-      if (lab[q] != 0) continue;
+  // sequence (ages grow with every push, and a pushed value is never below the popped one). Nor do
+  // components interact then: each one's items pop in the same relative order when it is flooded
+  // alone, so each is finished while it is in cache.
+  std::uint32_t age = 1;
+  auto expand = [&](const SkItem& e, auto&& push) {
+    const std::uint64_t eb = O::bits(e);
+    const std::int32_t le = lab[e.index];
+    auto visit = [&](index_t q, T value) {
       ++age;
-      lab[q] = lab[e.index];  // labelled when pushed
-      const double v = static_cast<double>(img(rr, cc));
-      push(HeapItem{v < e.value ? e.value : v, static_cast<std::int32_t>(age), static_cast<std::int32_t>(q)});
+      lab[q] = le;  // labelled when pushed
+      const std::uint64_t vb = value_bits(value);
+      push(O::make(vb < eb ? eb : vb, age, static_cast<std::int32_t>(q)));
+    };
+    if constexpr (Bordered) {
+      for (int k = 0; k < nb.n; ++k) {
+        const index_t q = e.index + delta[k];
+        if (lab[q] != 0) continue;  // labelled, or outside the mask
+        visit(q, img.data[q]);
+      }
+    } else {
+      const index_t r = e.index / cols, c = e.index % cols;
+      for (int k = 0; k < nb.n; ++k) {
+        const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
+        if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
+        const index_t q = rr * cols + cc;
+        if (lab[q] != 0) continue;
+        visit(q, img(rr, cc));
+      }
     }
   };
   std::size_t seeds_left = n_markers;
-  auto heap_push = [&](const HeapItem& it) { heap.push(it); };
+  auto heap_push = [&](const SkItem& it) { heap.push(it); };
   while (!heap.empty() && seeds_left > 0) {
-    const HeapItem e = heap.pop();
-    if (e.age == 0) --seeds_left;
+    const SkItem e = heap.pop();
+    if ((Narrow ? (e.key & 0xFFFFFFFFu) : e.age) == 0) --seeds_left;
     expand(e, heap_push);
   }
-  std::vector<HeapItem> rest = heap.take();
-  std::sort(rest.begin(), rest.end(), [](const HeapItem& a, const HeapItem& b) { return smaller(a, b); });
-  std::map<double, std::vector<HeapItem>> buckets;
-  for (const HeapItem& it : rest) buckets[it.value].push_back(it);
-  auto bucket_push = [&](const HeapItem& it) { buckets[it.value].push_back(it); };
-  std::vector<HeapItem> items;
-  while (!buckets.empty()) {
-    const auto first = buckets.begin();
-    items.swap(first->second);  // FIFO: ages increase within a bucket
-    buckets.erase(first);
-    for (const HeapItem& e : items) expand(e, bucket_push);
-    items.clear();
+  std::vector<SkItem> rest = heap.take();
+  std::sort(rest.begin(), rest.end(), [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
+  // Group the remaining items by component, keeping their order (a stable counting sort).
+  std::vector<std::size_t> start(static_cast<std::size_t>(n_comp) + 1, 0);
+  auto comp_of = [&](const SkItem& it) -> std::size_t { return comp ? static_cast<std::size_t>(comp[it.index] - 1) : 0; };
+  for (const SkItem& it : rest) ++start[comp_of(it) + 1];
+  for (std::size_t k = 0; k < static_cast<std::size_t>(n_comp); ++k) start[k + 1] += start[k];
+  std::vector<SkItem> grouped(rest.size());
+  {
+    std::vector<std::size_t> pos(start.begin(), start.end() - 1);
+    for (const SkItem& it : rest) grouped[pos[comp_of(it)]++] = it;
+  }
+  std::map<std::uint64_t, std::vector<SkItem>> buckets;  // FIFO per value bits
+  auto bucket_push = [&](const SkItem& it) { buckets[O::bits(it)].push_back(it); };
+  std::vector<SkItem> items;
+  for (std::size_t g = 0; g < static_cast<std::size_t>(n_comp); ++g) {
+    for (std::size_t k = start[g]; k < start[g + 1]; ++k) bucket_push(grouped[k]);
+    while (!buckets.empty()) {
+      const auto first = buckets.begin();
+      items.swap(first->second);  // ages increase within a bucket
+      buckets.erase(first);
+      for (const SkItem& e : items) expand(e, bucket_push);
+      items.clear();
+    }
   }
 }
 
@@ -296,8 +372,10 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
         std::vector<std::int32_t> ids;
         m.pixels(v.cols, px, ids, [](const MarkerRun&) { return true; });
         packed.set_markers(px, ids);
-        skimage_flood<T>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(),
-                         packed.mask.data(), packed.cols, connectivity, packed.lab_view());
+        const std::vector<std::int32_t> comp = packed.component_map();
+        skimage_flood<T, true>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(),
+                               packed.mask.data(), packed.cols, connectivity, packed.lab_view(), comp.data(),
+                               packed.comps().count);
         packed.unpack(out);
         return;
       }
