@@ -87,24 +87,64 @@ class SkHeap {
     v_.pop_back();
     const std::size_t n = v_.size();
     if (n == 0) return top;
+    // The hole at i waits for `last`. scikit-image's rule (left child if smaller than the item, then the
+    // right if smaller than that) is: the smaller child, ties to the left, moves up if smaller than
+    // `last`. The child is chosen without a branch; the grandchildren are fetched ahead.
+    SkItem* v = v_.data();
     std::size_t i = 0;
-    while (true) {  // the hole at i holds `last`
-      const std::size_t l = 2 * i + 1, r = 2 * i + 2;
+    while (true) {
+      const std::size_t l = 2 * i + 1;
       if (l >= n) break;
-      std::size_t s = i;
-      const SkItem* best = &last;
-      if (O::less(v_[l], *best)) s = l, best = &v_[l];
-      if (r < n && O::less(v_[r], *best)) s = r, best = &v_[r];
-      if (s == i) break;
-      v_[i] = *best;
-      i = s;
+      __builtin_prefetch(v + 4 * i + 3);
+      std::size_t c = l;
+      if (l + 1 < n) c += O::less(v[l + 1], v[l]) ? 1 : 0;
+      if (!O::less(v[c], last)) break;
+      v[i] = v[c];
+      i = c;
     }
-    v_[i] = last;
+    v[i] = last;
     return top;
   }
 
  private:
   std::vector<SkItem> v_;
+};
+
+// FIFO buckets keyed by value bits, popped smallest first: a component holds few distinct values, so
+// a short unsorted list beats a tree. Bucket storage is recycled.
+class SmallBuckets {
+ public:
+  std::vector<SkItem>& at(std::uint64_t key) {
+    for (std::size_t k = 0; k < used_; ++k)
+      if (keys_[k] == key) return items_[k];
+    if (used_ == keys_.size()) {
+      keys_.push_back(0);
+      items_.emplace_back();
+    }
+    keys_[used_] = key;
+    items_[used_].clear();
+    return items_[used_++];
+  }
+  // Moves the smallest key's items into `out` (its previous content dropped); false when empty.
+  bool pop(std::vector<SkItem>& out) {
+    if (used_ == 0) return false;
+    std::size_t m = 0;
+    for (std::size_t k = 1; k < used_; ++k)
+      if (keys_[k] < keys_[m]) m = k;
+    out.clear();
+    out.swap(items_[m]);
+    --used_;
+    if (m != used_) {
+      std::swap(keys_[m], keys_[used_]);
+      std::swap(items_[m], items_[used_]);
+    }
+    return true;
+  }
+
+ private:
+  std::vector<std::uint64_t> keys_;
+  std::vector<std::vector<SkItem>> items_;
+  std::size_t used_ = 0;
 };
 
 // comp: the component of each pixel (a packed page's), or nullptr for one component. Bordered: see
@@ -169,8 +209,7 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     expand(e, heap_push);
   }
   std::vector<SkItem> rest = heap.take();
-  std::sort(rest.begin(), rest.end(), [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
-  // Group the remaining items by component, keeping their order (a stable counting sort).
+  // Group the remaining items by component (a counting sort), each group in (value, age) order.
   std::vector<std::size_t> start(static_cast<std::size_t>(n_comp) + 1, 0);
   auto comp_of = [&](const SkItem& it) -> std::size_t { return comp ? static_cast<std::size_t>(comp[it.index] - 1) : 0; };
   for (const SkItem& it : rest) ++start[comp_of(it) + 1];
@@ -180,18 +219,16 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     std::vector<std::size_t> pos(start.begin(), start.end() - 1);
     for (const SkItem& it : rest) grouped[pos[comp_of(it)]++] = it;
   }
-  std::map<std::uint64_t, std::vector<SkItem>> buckets;  // FIFO per value bits
-  auto bucket_push = [&](const SkItem& it) { buckets[O::bits(it)].push_back(it); };
+  rest = std::vector<SkItem>();
+  SmallBuckets buckets;  // FIFO per value
+  auto bucket_push = [&](const SkItem& it) { buckets.at(O::bits(it)).push_back(it); };
   std::vector<SkItem> items;
   for (std::size_t g = 0; g < static_cast<std::size_t>(n_comp); ++g) {
+    std::sort(grouped.begin() + static_cast<std::ptrdiff_t>(start[g]), grouped.begin() + static_cast<std::ptrdiff_t>(start[g + 1]),
+              [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
     for (std::size_t k = start[g]; k < start[g + 1]; ++k) bucket_push(grouped[k]);
-    while (!buckets.empty()) {
-      const auto first = buckets.begin();
-      items.swap(first->second);  // ages increase within a bucket
-      buckets.erase(first);
+    while (buckets.pop(items))
       for (const SkItem& e : items) expand(e, bucket_push);
-      items.clear();
-    }
   }
 }
 
