@@ -221,8 +221,47 @@ def _check_size(size):
 # encode
 # --------------------------------------------------------------------------------------------------
 
+def _check_options(shape, levels, marker, size, profile, overlap):
+    """(H, W, level table, size) after validating encode's options."""
+    if shape is None:
+        raise TypeError("encode() needs the image shape (H, W)")
+    try:
+        H, W = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
+    if not (0 < H < _MAX_SIDE and 0 < W < _MAX_SIDE):
+        raise ValueError(f"shape must be (H, W) with 0 < H, W < {_MAX_SIDE}, got {shape!r}")
+    if marker not in _MARKERS:
+        raise ValueError(f"marker must be one of {tuple(_MARKERS)}, got {marker!r}")
+    if overlap not in _OVERLAPS:
+        raise ValueError(f"overlap must be one of {tuple(_OVERLAPS)}, got {overlap!r}")
+    return H, W, level_table(profile, levels), _check_size(size)
+
+
+def _check_out(out, n_strides, batched, B, H, W):
+    """The (energy, classes, sizes) arrays of ``out`` as (B, ...) views, checked."""
+    if n_strides != 1:
+        raise ValueError(f"out works with one stride, got {n_strides} strides")
+    maps = (out.energy, out.classes, out.sizes) if isinstance(out, Targets) else out
+    if not isinstance(maps, (tuple, list)) or len(maps) != 3:
+        raise TypeError("out must be a Targets or a tuple (energy, classes, sizes)")
+    lead = (B,) if batched else ()
+    views = []
+    for m, name, dtype, shape in zip(maps, ("energy", "classes", "sizes"), (np.uint8, np.int32, np.float32),
+                                     (lead + (H, W), lead + (H, W), lead + (2, H, W))):
+        if not isinstance(m, np.ndarray):
+            raise TypeError(f"out.{name} must be a numpy array, got {type(m).__name__}")
+        if m.dtype != dtype or m.shape != shape:
+            raise ValueError(f"out.{name} must be {np.dtype(dtype).name} of shape {shape}, "
+                             f"got {m.dtype} of shape {m.shape}")
+        if not m.flags.c_contiguous or not m.flags.writeable:
+            raise ValueError(f"out.{name} must be C-contiguous and writeable")
+        views.append(m)
+    return views
+
+
 def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8, profile="linear", overlap="max",
-           strides=(1,), backend="auto", order="forward", seed=0):
+           strides=(1,), backend="auto", order="forward", seed=0, out=None):
     """Build DWD training targets (energy, class and size maps) from boxes.
 
     Each box gets a marker: a shape of ``size`` centred on the box centre (``size`` a fraction of
@@ -276,6 +315,11 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
     backend : {"auto", "cpu", "host"}
         ``"host"`` runs the data-parallel (GPU) algorithm on the CPU in ``order`` (``"forward"``,
         ``"reversed"``, ``"shuffled"`` with ``seed``); it exists to verify that algorithm.
+    out : Targets or (energy, classes, sizes), optional
+        numpy arrays to write the maps into (one stride only; C-contiguous, the dtypes and shapes of
+        the result). Every pixel is overwritten, whatever they held. A training loop that passes the
+        same buffers every time saves allocating the maps (65 MB for a DeepScores page) and the
+        page faults of touching fresh memory.
 
     Returns
     -------
@@ -298,20 +342,7 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
     >>> int(t.classes[3, 3]), t.sizes[:, 3, 3].tolist()
     (3, [5.0, 5.0])
     """
-    if shape is None:
-        raise TypeError("encode() needs the image shape (H, W)")
-    try:
-        H, W = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
-    if not (0 < H < _MAX_SIDE and 0 < W < _MAX_SIDE):
-        raise ValueError(f"shape must be (H, W) with 0 < H, W < {_MAX_SIDE}, got {shape!r}")
-    if marker not in _MARKERS:
-        raise ValueError(f"marker must be one of {tuple(_MARKERS)}, got {marker!r}")
-    if overlap not in _OVERLAPS:
-        raise ValueError(f"overlap must be one of {tuple(_OVERLAPS)}, got {overlap!r}")
-    table = level_table(profile, levels)
-    size = _check_size(size)
+    H, W, table, size = _check_options(shape, levels, marker, size, profile, overlap)
     try:
         strides = tuple(strides)
     except TypeError:
@@ -350,16 +381,27 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
         objs = np.ascontiguousarray(np.concatenate([g[0] for g in geo]) if geo else np.zeros((0, 8), np.int64))
         hw = np.ascontiguousarray(np.concatenate([g[1] for g in geo]) if geo else np.zeros((0, 2), np.float32))
         B = len(checked)
-        energy = np.zeros((B, Hs, Ws), np.uint8)
-        classes = np.zeros((B, Hs, Ws), np.int32)
-        sizes = np.zeros((B, 2, Hs, Ws), np.float32)
+        if out is not None:
+            given = energy, classes, sizes = _check_out(out, len(strides), batched, B, Hs, Ws)
+            if backend == "host":
+                for m in (energy, classes, sizes):
+                    m.fill(0)
+            if not batched:  # the kernels take (B, ...) maps; the caller gets its own arrays back
+                energy, classes, sizes = energy[None], classes[None], sizes[None]
+        else:  # lazily zeroed: only the pages the markers touch get allocated
+            energy = np.zeros((B, Hs, Ws), np.uint8)
+            classes = np.zeros((B, Hs, Ws), np.int32)
+            sizes = np.zeros((B, 2, Hs, Ws), np.float32)
         args = (objs, offsets, all_labels, hw, table, _MARKERS[marker], _OVERLAPS[overlap], energy, classes, sizes)
         if backend == "host":
             cpu_ext().encode_host(*args, _ORDERS[order], int(seed))
         else:
-            cpu_ext().encode(*args)
-        if not batched:
+            cpu_ext().encode(*args, out is None)
+        if out is not None and not batched:
+            energy, classes, sizes = given
+        elif not batched:
             energy, classes, sizes = energy[0], classes[0], sizes[0]
         results.append(Targets(_arrays.wrap(energy, like), _arrays.wrap(classes, like), _arrays.wrap(sizes, like),
                                stride=s, levels=int(levels)))
     return results[0] if len(results) == 1 else tuple(results)
+

@@ -406,3 +406,54 @@ def test_large_and_thin_markers_equal_oracle_and_host(marker):
                                                levels=256))
     h = dwd_fast.encode(boxes, labels, (H, W), marker=marker, backend="host", order="shuffled", size=1.0, levels=256)
     assert_targets_equal(h, *oracle_encode(boxes, labels, (H, W), marker=marker, size=1.0, levels=256))
+
+
+
+@given(scene=scenes(max_side=90), opts=options, fill=st.sampled_from([0, 7, 255]))
+def test_out_buffers_are_fully_overwritten(scene, opts, fill):
+    """encode(..., out=...) equals a fresh call whatever the buffers held (the CPU painter writes every
+    pixel, band by band)."""
+    boxes, labels, shape = scene
+    buf = (np.full(shape, fill, np.uint8), np.full(shape, fill, np.int32), np.full((2,) + shape, fill, np.float32))
+    t = dwd_fast.encode(boxes, labels, shape, out=buf, **opts)
+    assert t.energy is buf[0] and t.sizes is buf[2]
+    f = dwd_fast.encode(boxes, labels, shape, **opts)
+    assert_targets_equal(t, f.energy, f.classes, f.sizes)
+    again = dwd_fast.encode(boxes[::-1], labels[::-1], shape, out=t, **opts)  # a Targets is accepted too
+    g = dwd_fast.encode(boxes[::-1], labels[::-1], shape, **opts)
+    assert_targets_equal(again, g.energy, g.classes, g.sizes)
+
+
+def test_out_batched_and_host():
+    boxes = [np.array([[1, 1, 9, 7]], np.float32), np.array([[3, 2, 8, 9]], np.float32)]
+    labels = [np.array([1]), np.array([2])]
+    buf = (np.ones((2, 10, 10), np.uint8), np.ones((2, 10, 10), np.int32), np.ones((2, 2, 10, 10), np.float32))
+    f = dwd_fast.encode(boxes, labels, (10, 10))
+    for backend in ("cpu", "host"):
+        t = dwd_fast.encode(boxes, labels, (10, 10), out=buf, backend=backend)
+        assert_targets_equal(t, f.energy, f.classes, f.sizes)
+
+
+@pytest.mark.parametrize("out, exc, msg", [
+    ((np.zeros((5, 5), np.uint8),) * 2, TypeError, "out must be"),
+    ((np.zeros((5, 5), np.int32), np.zeros((5, 5), np.int32), np.zeros((2, 5, 5), np.float32)), ValueError,
+     "out.energy must be uint8"),
+    ((np.zeros((5, 5), np.uint8), np.zeros((5, 4), np.int32), np.zeros((2, 5, 5), np.float32)), ValueError,
+     "out.classes must be int32 of shape"),
+    ((np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.int32), np.zeros((2, 5, 5), np.float32)[:, :, ::-1]),
+     ValueError, "C-contiguous"),
+    ((np.zeros((5, 5), np.uint8), [[0] * 5] * 5, np.zeros((2, 5, 5), np.float32)), TypeError, "numpy array"),
+])
+def test_bad_out(out, exc, msg):
+    with pytest.raises(exc, match=msg):
+        dwd_fast.encode(np.array([[1, 1, 3, 3]], np.float32), np.array([1]), (5, 5), out=out)
+    with pytest.raises(ValueError, match="one stride"):
+        dwd_fast.encode(np.array([[1, 1, 3, 3]], np.float32), np.array([1]), (5, 5), strides=(1, 2),
+                        out=(np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.int32), np.zeros((2, 5, 5), np.float32)))
+
+
+def test_out_views_are_returned_as_given():
+    big = np.zeros((3, 6, 6), np.uint8)
+    cls, sz = np.zeros((6, 6), np.int32), np.zeros((2, 6, 6), np.float32)
+    t = dwd_fast.encode(np.array([[1, 1, 5, 5]], np.float32), np.array([4]), (6, 6), out=(big[1], cls, sz))
+    assert t.energy.base is big and np.shares_memory(t.energy, big[1]) and big[1].max() > 0 and big[0].max() == 0

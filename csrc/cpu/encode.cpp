@@ -9,7 +9,14 @@
 // Oriented markers evaluate the shared per-pixel functions of dwd/encode.h.
 #include "cpu/encode.h"
 
+#include <cmath>
+#include <cstring>
+#include <memory>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace dwd {
 namespace cpu {
@@ -33,98 +40,214 @@ inline std::int64_t axis_q(std::int64_t d, std::int64_t a) {
   return q;
 }
 
+// Paints the page band by band of kBand rows: every object touching a band is painted there, in
+// object order, so each pixel sees the objects in the order of painting them one after another.
+// Into zeroed maps, the painter writes the markers' pixels only. Into maps of any content, it paints
+// a zeroed band buffer that stays in cache and streams the finished band to the maps with
+// non-temporal stores (the maps are written exactly once, without being read or zeroed first).
+constexpr index_t kBand = 16;
+
+// Copies n bytes to dst with non-temporal stores where aligned, and zeroes the source.
+inline void stream_out_and_zero(void* dst_, void* src_, std::size_t n) {
+  auto* d = static_cast<unsigned char*>(dst_);
+  auto* s = static_cast<unsigned char*>(src_);
+#if defined(__SSE2__)
+  while (n > 0 && (reinterpret_cast<std::uintptr_t>(d) & 15) != 0) {
+    *d++ = *s;
+    *s++ = 0;
+    --n;
+  }
+  const __m128i zero = _mm_setzero_si128();
+  for (; n >= 16; n -= 16, d += 16, s += 16) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(s), zero);
+  }
+#endif
+  std::memcpy(d, s, n);
+  std::memset(s, 0, n);
+}
+
 struct Painter {
   const EncodeObj* objs;
   index_t rows, cols;
+  Marker marker;
   Overlap overlap;
+  const std::uint8_t* table;
   const std::int32_t* labels;
   const float* sizes;
   encode::Outputs out;
-  std::vector<std::int32_t> owner;  // nearest only: index of the object that holds each pixel, -1 none
+  // nearest only: the object holding each pixel, valid where the energy is non-zero (never read
+  // elsewhere, so never initialised)
+  std::unique_ptr<std::int32_t[]> owner;
+  std::vector<std::int64_t> s_col;
+  index_t r_off = 0;  // `out` holds rows r_off, r_off + 1, ... of the page (a band)
 
   // Offer level `lvl` (> 0) of object i at (r, c).
   inline void offer(index_t i, index_t r, index_t c, int lvl) {
+    const index_t rb = r - r_off;
     if (overlap == Overlap::max) {
-      if (lvl <= out.energy(r, c)) return;
+      if (lvl <= out.energy(rb, c)) return;
     } else if (overlap == Overlap::nearest) {
       std::int32_t& who = owner[static_cast<std::size_t>(r * cols + c)];
-      if (who >= 0 && encode::dist2_at(objs[i], r, c) >= encode::dist2_at(objs[who], r, c)) return;
+      if (out.energy(rb, c) != 0 && encode::dist2_at(objs[i], r, c) >= encode::dist2_at(objs[who], r, c)) return;
       who = static_cast<std::int32_t>(i);
     }
-    out.energy(r, c) = static_cast<std::uint8_t>(lvl);
-    out.classes(r, c) = labels[i];
-    out.height(r, c) = sizes[2 * i];
-    out.width(r, c) = sizes[2 * i + 1];
+    out.energy(rb, c) = static_cast<std::uint8_t>(lvl);
+    out.classes(rb, c) = labels[i];
+    out.height(rb, c) = sizes[2 * i];
+    out.width(rb, c) = sizes[2 * i + 1];
   }
-};
 
-// Axis-aligned oval under "max": the hot path of the benchmarks, written out.
-void paint_oval_max(const EncodeObj& o, const encode::Rect& rc, const std::uint8_t* table,
-                    std::int32_t label, float h, float w, encode::Outputs& out, std::vector<std::int64_t>& s2) {
-  const index_t nc = rc.c1 - rc.c0;
-  const std::int64_t ux = encode::iabs(o.ux), vy = encode::iabs(o.vy);
-  s2.resize(static_cast<std::size_t>(nc));
-  for (index_t k = 0; k < nc; ++k) {
-    const std::int64_t s = axis_q(kQ * (rc.c0 + k) + kQ / 2 - o.cx, ux);
-    s2[k] = s < kBins ? s * s : (std::int64_t(1) << 24);
-  }
-  constexpr std::int64_t kIn = std::int64_t(1) << 24;
-  for (index_t r = rc.r0; r < rc.r1; ++r) {
-    const std::int64_t t = axis_q(kQ * r + kQ / 2 - o.cy, vy);
-    if (t >= kBins) continue;
-    const std::int64_t t2 = t * t;
-    std::uint8_t* e = &out.energy(r, rc.c0);
+  // Axis-aligned oval under "max", rows [ra, rb) of its rectangle: the hot path, written out.
+  void oval_max(index_t i, const encode::Rect& rc, index_t ra, index_t rb) {
+    const EncodeObj& o = objs[i];
+    const index_t nc = rc.c1 - rc.c0;
+    const std::int64_t ux = encode::iabs(o.ux), vy = encode::iabs(o.vy);
+    constexpr std::int64_t kIn = std::int64_t(1) << 24;
+    s_col.resize(static_cast<std::size_t>(nc));
     for (index_t k = 0; k < nc; ++k) {
-      const std::int64_t r2 = s2[k] + t2;
-      if (r2 >= kIn) continue;
-      const std::uint8_t lvl = table[encode::isqrt(r2)];
-      if (lvl <= e[k]) continue;
-      e[k] = lvl;
-      const index_t c = rc.c0 + k;
-      out.classes(r, c) = label;
-      out.height(r, c) = h;
-      out.width(r, c) = w;
+      const std::int64_t s = axis_q(kQ * (rc.c0 + k) + kQ / 2 - o.cx, ux);
+      s_col[k] = s < kBins ? s * s : kIn;
+    }
+    const std::int32_t label = labels[i];
+    const float h = sizes[2 * i], w = sizes[2 * i + 1];
+    for (index_t r = ra; r < rb; ++r) {
+      const std::int64_t t = axis_q(kQ * r + kQ / 2 - o.cy, vy);
+      if (t >= kBins) continue;
+      const std::int64_t t2 = t * t;
+      std::uint8_t* e = &out.energy(r - r_off, rc.c0);
+      std::int32_t* cl = &out.classes(r - r_off, rc.c0);
+      float* hh = &out.height(r - r_off, rc.c0);
+      float* ww = &out.width(r - r_off, rc.c0);
+      for (index_t k = 0; k < nc; ++k) {
+        const std::int64_t r2 = s_col[k] + t2;
+        if (r2 >= kIn) continue;
+        // r2 < 2^24: the double square root truncates to the exact integer square root
+        const std::uint8_t lvl = table[static_cast<std::int64_t>(std::sqrt(static_cast<double>(r2)))];
+        if (lvl <= e[k]) continue;
+        e[k] = lvl;
+        cl[k] = label;
+        hh[k] = h;
+        ww[k] = w;
+      }
     }
   }
-}
 
-}  // namespace
-
-void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, Marker marker, Overlap overlap,
-                 const std::uint8_t* table, const std::int32_t* labels, const float* sizes, encode::Outputs out) {
-  Painter p{objs, rows, cols, overlap, labels, sizes, out, {}};
-  if (overlap == Overlap::nearest) p.owner.assign(static_cast<std::size_t>(rows * cols), -1);
-  std::vector<std::int64_t> s_col, s2;
-  for (index_t i = 0; i < n; ++i) {
+  // Any object, rows [ra, rb) of its rectangle.
+  void paint(index_t i, const encode::Rect& rc, index_t ra, index_t rb) {
     const EncodeObj& o = objs[i];
-    const encode::Rect rc = encode::rect_of(o, rows, cols);
-    if (rc.area() == 0) continue;
     const bool aligned = o.uy == 0 && o.vx == 0;
     if (aligned && marker == Marker::oval && overlap == Overlap::max) {
-      paint_oval_max(o, rc, table, labels[i], sizes[2 * i], sizes[2 * i + 1], out, s2);
-      continue;
+      oval_max(i, rc, ra, rb);
+      return;
     }
     if (aligned) {
       s_col.resize(static_cast<std::size_t>(rc.c1 - rc.c0));
       const std::int64_t ux = encode::iabs(o.ux), vy = encode::iabs(o.vy);
       for (index_t c = rc.c0; c < rc.c1; ++c) s_col[c - rc.c0] = axis_q(kQ * c + kQ / 2 - o.cx, ux);
-      for (index_t r = rc.r0; r < rc.r1; ++r) {
+      for (index_t r = ra; r < rb; ++r) {
         const std::int64_t t = axis_q(kQ * r + kQ / 2 - o.cy, vy);
         if (t >= kBins) continue;
         for (index_t c = rc.c0; c < rc.c1; ++c) {
           const std::int64_t b = encode::bin_of_st(o, marker, s_col[c - rc.c0], t);
           if (b >= kBins || table[b] == 0) continue;
-          p.offer(i, r, c, table[b]);
+          offer(i, r, c, table[b]);
         }
       }
     } else {
-      for (index_t r = rc.r0; r < rc.r1; ++r)
+      for (index_t r = ra; r < rb; ++r)
         for (index_t c = rc.c0; c < rc.c1; ++c) {
           const int lvl = encode::level_at(o, marker, table, r, c);
-          if (lvl) p.offer(i, r, c, lvl);
+          if (lvl) offer(i, r, c, lvl);
         }
     }
   }
+};
+
+// Objects by row band: list[start[b] .. start[b + 1]) are the objects whose rectangle meets band b,
+// in object order.
+struct Bands {
+  std::vector<encode::Rect> rect;
+  std::vector<std::int32_t> start, list;
+  Bands(const EncodeObj* objs, index_t n, index_t rows, index_t cols) : rect(static_cast<std::size_t>(n)) {
+    const index_t nb = (rows + kBand - 1) / kBand;
+    start.assign(static_cast<std::size_t>(nb) + 1, 0);
+    for (index_t i = 0; i < n; ++i) {
+      rect[i] = encode::rect_of(objs[i], rows, cols);
+      if (rect[i].area() == 0) continue;
+      for (index_t b = rect[i].r0 / kBand; b <= (rect[i].r1 - 1) / kBand; ++b) ++start[b + 1];
+    }
+    for (index_t b = 0; b < nb; ++b) start[b + 1] += start[b];
+    list.resize(static_cast<std::size_t>(start[nb]));
+    std::vector<std::int32_t> pos(start.begin(), start.end() - 1);
+    for (index_t i = 0; i < n; ++i) {
+      if (rect[i].area() == 0) continue;
+      for (index_t b = rect[i].r0 / kBand; b <= (rect[i].r1 - 1) / kBand; ++b) list[pos[b]++] = static_cast<std::int32_t>(i);
+    }
+  }
+};
+
+}  // namespace
+
+void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, Marker marker, Overlap overlap,
+                 const std::uint8_t* table, const std::int32_t* labels, const float* sizes, encode::Outputs out,
+                 bool zeroed) {
+  Painter p{objs, rows, cols, marker, overlap, table, labels, sizes, out, nullptr, {}, 0};
+  if (overlap == Overlap::nearest) p.owner.reset(new std::int32_t[static_cast<std::size_t>(rows * cols)]);
+  const Bands bands(objs, n, rows, cols);
+  const index_t nb = (rows + kBand - 1) / kBand;
+  if (zeroed) {
+    // Paint straight into the maps, band by band (objects' rows near each other in time), fetching
+    // the next object's rows while one is painted: only the markers' lines are touched, so freshly
+    // allocated maps keep their untouched pages unallocated.
+    for (index_t b = 0; b < nb; ++b) {
+      const index_t lo = b * kBand, hi = std::min(rows, lo + kBand);
+      for (std::int32_t k = bands.start[b]; k < bands.start[b + 1]; ++k) {
+        if (k + 1 < bands.start[b + 1]) {
+          const encode::Rect& nx = bands.rect[bands.list[k + 1]];
+          for (index_t r = std::max(nx.r0, lo); r < std::min(nx.r1, hi); ++r) {
+            __builtin_prefetch(&out.energy(r, nx.c0), 1);
+            __builtin_prefetch(&out.classes(r, nx.c0), 1);
+            __builtin_prefetch(&out.classes(r, nx.c1 - 1), 1);
+            __builtin_prefetch(&out.height(r, nx.c0), 1);
+            __builtin_prefetch(&out.height(r, nx.c1 - 1), 1);
+            __builtin_prefetch(&out.width(r, nx.c0), 1);
+            __builtin_prefetch(&out.width(r, nx.c1 - 1), 1);
+          }
+        }
+        const index_t i = bands.list[k];
+        const encode::Rect& rc = bands.rect[i];
+        p.paint(i, rc, std::max(rc.r0, lo), std::min(rc.r1, hi));
+      }
+    }
+    return;
+  }
+  const std::size_t band_px = static_cast<std::size_t>(kBand * cols);
+  std::vector<std::uint8_t> e_buf(band_px, 0);
+  std::vector<std::int32_t> c_buf(band_px, 0);
+  std::vector<float> h_buf(band_px, 0.0f), w_buf(band_px, 0.0f);
+  p.out = encode::Outputs{make_view(e_buf.data(), kBand, cols), make_view(c_buf.data(), kBand, cols),
+                          make_view(h_buf.data(), kBand, cols), make_view(w_buf.data(), kBand, cols)};
+  for (index_t b = 0; b < nb; ++b) {
+    const index_t lo = b * kBand, hi = std::min(rows, lo + kBand);
+    p.r_off = lo;
+    for (std::int32_t k = bands.start[b]; k < bands.start[b + 1]; ++k) {
+      const index_t i = bands.list[k];
+      const encode::Rect& rc = bands.rect[i];
+      p.paint(i, rc, std::max(rc.r0, lo), std::min(rc.r1, hi));
+    }
+    const std::size_t w = static_cast<std::size_t>(cols);
+    for (index_t r = lo; r < hi; ++r) {
+      const std::size_t at = static_cast<std::size_t>(r - lo) * w;
+      stream_out_and_zero(out.energy.row(r), e_buf.data() + at, w);
+      stream_out_and_zero(out.classes.row(r), c_buf.data() + at, w * sizeof(std::int32_t));
+      stream_out_and_zero(out.height.row(r), h_buf.data() + at, w * sizeof(float));
+      stream_out_and_zero(out.width.row(r), w_buf.data() + at, w * sizeof(float));
+    }
+  }
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 }  // namespace cpu

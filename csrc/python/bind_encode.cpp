@@ -1,7 +1,8 @@
 // Python binding of encode: the sequential CPU rasterizer and the data-parallel one through HostExec.
 //
-// dwd_fast.encode builds everything (object geometry in fixed point, the level table, zeroed
-// output maps); these functions only fill the maps in place, one page per batch element.
+// dwd_fast.encode builds everything (object geometry in fixed point, the level table, the output
+// maps: fresh zeroed ones, or the caller's `out` for the CPU painter, which then writes every pixel);
+// these functions only fill the maps in place, one page per batch element.
 #include "cpu/encode.h"
 
 #include <string>
@@ -78,13 +79,13 @@ Batch batch_of(const py::array& objs, const py::array& offsets, const py::array&
 
 void encode_cpu(const py::array& objs, const py::array& offsets, const py::array& labels, const py::array& sizes,
                 const py::array& table, int marker, int overlap, const py::array& energy, const py::array& classes,
-                const py::array& size_maps) {
+                const py::array& size_maps, bool zeroed) {
   const Batch b = batch_of(objs, offsets, labels, sizes, table, marker, overlap, energy, classes, size_maps);
   py::gil_scoped_release nogil;
   parallel_for(b.B, [&](std::int64_t k) {
     const std::int64_t o = b.offsets[k];
     cpu::encode_page(b.objs + o, b.offsets[k + 1] - o, b.H, b.W, b.marker, b.overlap, b.table, b.labels + o,
-                     b.sizes + 2 * o, b.outputs(k));
+                     b.sizes + 2 * o, b.outputs(k), zeroed);
   });
 }
 
@@ -115,7 +116,7 @@ std::int64_t encode_host(const py::array& objs, const py::array& offsets, const 
 void bind_encode(py::module_& m) {
   m.def("encode", &encode_cpu, py::arg("objs"), py::arg("offsets"), py::arg("labels"), py::arg("sizes"),
         py::arg("table"), py::arg("marker"), py::arg("overlap"), py::arg("energy"), py::arg("classes"),
-        py::arg("size_maps"));
+        py::arg("size_maps"), py::arg("zeroed"));
   m.def("encode_host", &encode_host, py::arg("objs"), py::arg("offsets"), py::arg("labels"), py::arg("sizes"),
         py::arg("table"), py::arg("marker"), py::arg("overlap"), py::arg("energy"), py::arg("classes"),
         py::arg("size_maps"), py::arg("order"), py::arg("seed"));
