@@ -223,7 +223,6 @@ class Packed {
  public:
   index_t rows = 0, cols = 0;
   std::vector<T> img;
-  std::vector<std::uint8_t> mask;
   std::vector<std::int32_t> lab;
   std::vector<index_t> px;  // markers, packed indices (original raster order)
   std::vector<std::int32_t> id;
@@ -242,25 +241,38 @@ class Packed {
     }
     if (only_if_smaller && area * 2 > src_rows * src_cols) return false;
     cols = std::max<index_t>(1024, widest + 2);
-    // Shelf placement: window k's pixel (r, c) goes to (r + oy[k], c + ox[k]).
+    // Shelf placement, tallest windows first (less height wasted on each shelf): window k's pixel
+    // (r, c) goes to (r + oy[k], c + ox[k]). Where windows lie does not change either flood's result.
+    std::vector<std::int32_t> order(geo.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = static_cast<std::int32_t>(k);
+    auto height = [&](std::int32_t k) { return geo[k].max_r - geo[k].min_r + 1; };
+    std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return height(a) > height(b); });
     oy_.resize(geo.size());
     ox_.resize(geo.size());
+    shelf_y0_.clear();
+    shelf_start_.clear();
+    placed_x0_.clear();
+    placed_comp_.clear();
     index_t x = 1, y = 1, shelf_h = 0;
-    for (std::size_t k = 0; k < geo.size(); ++k) {
-      const index_t w = geo[k].max_c - geo[k].min_c + 1, h = geo[k].max_r - geo[k].min_r + 1;
-      if (x + w + 1 > cols) {
-        y += shelf_h + 1;
+    for (const std::int32_t k : order) {
+      const index_t w = geo[k].max_c - geo[k].min_c + 1, h = height(k);
+      if (shelf_y0_.empty() || x + w + 1 > cols) {
+        if (!shelf_y0_.empty()) y += shelf_h + 1;
         x = 1;
         shelf_h = 0;
+        shelf_y0_.push_back(y);
+        shelf_start_.push_back(static_cast<std::int32_t>(placed_x0_.size()));
       }
       oy_[k] = y - geo[k].min_r;
       ox_[k] = x - geo[k].min_c;
+      placed_x0_.push_back(x);
+      placed_comp_.push_back(k + 1);
       x += w + 1;
       shelf_h = std::max(shelf_h, h);
     }
+    shelf_start_.push_back(static_cast<std::int32_t>(placed_x0_.size()));
     rows = y + shelf_h + 1;
     img.assign(static_cast<std::size_t>(rows * cols), T(0));
-    mask.assign(img.size(), 0);
     lab.assign(img.size(), kOutside);  // fill() opens the components' pixels
     return true;
   }
@@ -271,7 +283,6 @@ class Packed {
     for (const Run& run : comps_.runs) {
       const index_t at = offset(run);
       value(run.row, run.c0, run.c1, img.data() + at + run.c0);
-      std::fill(mask.data() + at + run.c0, mask.data() + at + run.c1, std::uint8_t(1));
       std::fill(lab.data() + at + run.c0, lab.data() + at + run.c1, 0);
     }
   }
@@ -309,7 +320,7 @@ class Packed {
     for (std::int32_t l = 0; l < comps_.count; ++l)
       if (start[l + 1] > start[l])
         canonical<T, true>(img_view(), gpx.data() + start[l], gid.data() + start[l],
-                     static_cast<std::size_t>(start[l + 1] - start[l]), mask.data(), cols, connectivity, lab_view(),
+                     static_cast<std::size_t>(start[l + 1] - start[l]), nullptr, cols, connectivity, lab_view(),
                      work);
   }
 
@@ -319,11 +330,12 @@ class Packed {
   // Packed labels of a component run's row, indexed by original column.
   const std::int32_t* lab_row(const Run& run) const { return lab.data() + offset(run); }
 
-  // The component (1..count) of every packed pixel, 0 outside them.
-  std::vector<std::int32_t> component_map() const {
-    std::vector<std::int32_t> m(lab.size(), 0);
-    for (const Run& run : comps_.runs) std::fill(m.data() + offset(run) + run.c0, m.data() + offset(run) + run.c1, run.id);
-    return m;
+  // The component (1..count) whose window holds packed pixel p (p must lie in a component).
+  std::int32_t component_at(index_t p) const {
+    const index_t y = p / cols, x = p % cols;
+    const std::size_t s = static_cast<std::size_t>(std::upper_bound(shelf_y0_.begin(), shelf_y0_.end(), y) - shelf_y0_.begin()) - 1;
+    const auto first = placed_x0_.begin() + shelf_start_[s], last = placed_x0_.begin() + shelf_start_[s + 1];
+    return placed_comp_[static_cast<std::size_t>(std::upper_bound(first, last, x) - placed_x0_.begin()) - 1];
   }
 
   // Copies the packed labels back to `out` along the components' runs.
@@ -340,6 +352,8 @@ class Packed {
   RunLabels comps_;
   index_t src_cols_ = 0;
   std::vector<index_t> oy_, ox_;
+  std::vector<index_t> shelf_y0_, placed_x0_;  // shelves' first rows; windows' first columns, shelf by shelf
+  std::vector<std::int32_t> shelf_start_, placed_comp_;
 };
 
 }  // namespace cpu

@@ -68,6 +68,7 @@ class SkHeap {
 
  public:
   bool empty() const { return v_.empty(); }
+  const SkItem& top() const { return v_[0]; }
   std::vector<SkItem> take() { return std::move(v_); }
   void reserve(std::size_t n) { v_.reserve(n); }
   void push(const SkItem& it) {
@@ -147,12 +148,16 @@ class SmallBuckets {
   std::size_t used_ = 0;
 };
 
-// comp: the component of each pixel (a packed page's), or nullptr for one component. Bordered: see
+// comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one. Bordered: see
 // canonical() (pixels outside the mask hold kOutside in `out`).
-template <class T, bool Bordered = false>
+struct OneComponent {
+  std::int32_t operator()(index_t) const { return 1; }
+};
+
+template <class T, bool Bordered = false, class CompOf = OneComponent>
 void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
                    std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
-                   ImageView<std::int32_t> out, const std::int32_t* comp = nullptr, std::int32_t n_comp = 1) {
+                   ImageView<std::int32_t> out, CompOf comp_at = CompOf(), std::int32_t n_comp = 1) {
   constexpr bool Narrow = kNarrowKey<T>;
   using O = SkOrder<Narrow>;
   const Neighbours nb(connectivity);
@@ -205,13 +210,19 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   auto heap_push = [&](const SkItem& it) { heap.push(it); };
   while (!heap.empty() && seeds_left > 0) {
     const SkItem e = heap.pop();
+    if (!heap.empty()) {  // most often the next item to expand: fetch its neighbourhood meanwhile
+      const index_t nx = heap.top().index;
+      __builtin_prefetch(lab + nx - cols);
+      __builtin_prefetch(lab + nx);
+      __builtin_prefetch(lab + nx + cols);
+    }
     if ((Narrow ? (e.key & 0xFFFFFFFFu) : e.age) == 0) --seeds_left;
     expand(e, heap_push);
   }
   std::vector<SkItem> rest = heap.take();
   // Group the remaining items by component (a counting sort), each group in (value, age) order.
   std::vector<std::size_t> start(static_cast<std::size_t>(n_comp) + 1, 0);
-  auto comp_of = [&](const SkItem& it) -> std::size_t { return comp ? static_cast<std::size_t>(comp[it.index] - 1) : 0; };
+  auto comp_of = [&](const SkItem& it) -> std::size_t { return static_cast<std::size_t>(comp_at(it.index) - 1); };
   for (const SkItem& it : rest) ++start[comp_of(it) + 1];
   for (std::size_t k = 0; k < static_cast<std::size_t>(n_comp); ++k) start[k + 1] += start[k];
   std::vector<SkItem> grouped(rest.size());
@@ -250,6 +261,20 @@ const std::uint8_t* mask_data(const Planes& mask, index_t& stride) {
     throw std::invalid_argument("mask must be a bool array");
   stride = mask.stride_r;
   return static_cast<const std::uint8_t*>(mask.data);
+}
+
+// Writes every pixel of `out` once, row by row (composed in a cached buffer and streamed out): 0,
+// except on the runs of `comps`, which set(k, run, row) fills (k: the run's index).
+template <class Set>
+void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set) {
+  std::vector<std::int32_t> row(static_cast<std::size_t>(out.cols), 0);
+  for (index_t r = 0; r < out.rows; ++r) {
+    const index_t k0 = comps.row_start[r], k1 = comps.row_start[r + 1];
+    for (index_t k = k0; k < k1; ++k) set(static_cast<std::size_t>(k), comps.runs[k], row.data());
+    stream_copy(out.row(r), row.data(), out.cols);
+    for (index_t k = k0; k < k1; ++k) std::fill(row.data() + comps.runs[k].c0, row.data() + comps.runs[k].c1, 0);
+  }
+  stream_fence();
 }
 
 }  // namespace
@@ -346,43 +371,47 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
   std::int32_t several = 0;
   for (std::size_t k = 0; k < only.size(); ++k)
     if (only[k] < 0) new_id[k] = ++several;
-  // Every pixel of `out` is written once, row by row (it comes uninitialised): the components with one
-  // label get it, all else 0 until the flood below.
-  // Rows are composed in a cached buffer and streamed out.
-  std::vector<std::int32_t> row(static_cast<std::size_t>(out.cols), 0);
-  for (index_t r = 0; r < out.rows; ++r) {
-    const index_t k0 = comps.row_start[r], k1 = comps.row_start[r + 1];
-    for (index_t k = k0; k < k1; ++k) {
-      const Run& run = comps.runs[k];
-      std::fill(row.data() + run.c0, row.data() + run.c1, std::max<std::int32_t>(only[run.id - 1], 0));
-    }
-    stream_copy(out.row(r), row.data(), out.cols);
-    for (index_t k = k0; k < k1; ++k) std::fill(row.data() + comps.runs[k].c0, row.data() + comps.runs[k].c1, 0);
-  }
-  stream_fence();
-  if (several == 0) return;
-  std::vector<index_t> px;
-  std::vector<std::int32_t> ids;
-  std::vector<std::int32_t> pcomp;
-  for (const MarkerRun& run : m.runs) {
-    if (only[run.comp - 1] >= 0) continue;
-    for (index_t c = run.c0; c < run.c1; ++c) {
-      px.push_back(run.row * v.cols + c);
-      ids.push_back(run.id);
-      pcomp.push_back(new_id[run.comp - 1]);
-    }
-  }
+  // The components holding several labels are flooded in a packed page (or, when it would not be
+  // much smaller, in place on `out` first zeroed); then every pixel of `out` is written once.
   Packed<T> packed;
-  if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
-    packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
-    packed.set_markers(px, ids, &pcomp);
-    packed.flood_canonical(connectivity);
-    packed.unpack(out);
-    return;
+  bool packed_used = false;
+  if (several > 0) {
+    std::vector<index_t> px;
+    std::vector<std::int32_t> ids, pcomp;
+    for (const MarkerRun& run : m.runs) {
+      if (only[run.comp - 1] >= 0) continue;
+      for (index_t c = run.c0; c < run.c1; ++c) {
+        px.push_back(run.row * v.cols + c);
+        ids.push_back(run.id);
+        pcomp.push_back(new_id[run.comp - 1]);
+      }
+    }
+    if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
+      packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
+      packed.set_markers(px, ids, &pcomp);
+      packed.flood_canonical(connectivity);
+      packed_used = true;
+    } else {
+      // Dense: flood in place, the single-label components written first (labelled, never entered).
+      write_rows(out, comps, [&](std::size_t, const Run& run, std::int32_t* row) {
+        std::fill(row + run.c0, row + run.c1, std::max<std::int32_t>(only[run.id - 1], 0));
+      });
+      CanonicalWork<T> work;
+      canonical<T>(v, px.data(), ids.data(), px.size(), mk, ms, connectivity, out, work);
+      return;
+    }
   }
-  // Dense: flood in place (the components already written are labelled, hence never entered).
-  CanonicalWork<T> work;
-  canonical<T>(v, px.data(), ids.data(), px.size(), mk, ms, connectivity, out, work);
+  const std::vector<Run>* flooded = packed_used ? &packed.comps().runs : nullptr;
+  std::size_t f = 0;
+  write_rows(out, comps, [&](std::size_t, const Run& run, std::int32_t* row) {
+    const std::int32_t l = only[run.id - 1];
+    if (l >= 0) {
+      std::fill(row + run.c0, row + run.c1, l);
+    } else {
+      const std::int32_t* src = packed.lab_row((*flooded)[f++]);
+      std::copy(src + run.c0, src + run.c1, row + run.c0);
+    }
+  });
 }
 
 }  // namespace
@@ -398,7 +427,6 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       canonical_masked<T>(v, m, mk, ms, connectivity, out);
       return;
     }
-    std::fill(out.data, out.data + out.rows * out.cols, 0);
     if (mk != nullptr) {
       // scikit-image's heap order couples all markers of the page (ties among the seeds are broken by
       // the heap's layout), so every component is flooded, in one packed page.
@@ -406,17 +434,25 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       if (packed.place(RunLabels(m.comps), v.rows, v.cols, true)) {
         packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
         std::vector<index_t> px;
-        std::vector<std::int32_t> ids;
-        m.pixels(v.cols, px, ids, [](const MarkerRun&) { return true; });
-        packed.set_markers(px, ids);
-        const std::vector<std::int32_t> comp = packed.component_map();
-        skimage_flood<T, true>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(),
-                               packed.mask.data(), packed.cols, connectivity, packed.lab_view(), comp.data(),
-                               packed.comps().count);
-        packed.unpack(out);
+        std::vector<std::int32_t> ids, pcomp;
+        for (const MarkerRun& run : m.runs)
+          for (index_t c = run.c0; c < run.c1; ++c) {
+            px.push_back(run.row * v.cols + c);
+            ids.push_back(run.id);
+            pcomp.push_back(run.comp);
+          }
+        packed.set_markers(px, ids, &pcomp);
+        skimage_flood<T, true>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), nullptr,
+                               packed.cols, connectivity, packed.lab_view(),
+                               [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count);
+        const RunLabels& comps = packed.comps();
+        write_rows(out, comps, [&](std::size_t k, const Run& run, std::int32_t* row) {
+          std::copy(packed.lab_row(comps.runs[k]) + run.c0, packed.lab_row(comps.runs[k]) + run.c1, row + run.c0);
+        });
         return;
       }
     }
+    std::fill(out.data, out.data + out.rows * out.cols, 0);
     std::vector<index_t> px;
     std::vector<std::int32_t> ids;
     m.pixels(v.cols, px, ids, [](const MarkerRun&) { return true; });
