@@ -1,0 +1,216 @@
+"""Network-like DWD outputs simulated from training targets, for demos and benchmarks."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+__all__ = ["simulate_outputs", "SimulatedOutputs"]
+
+
+class SimulatedOutputs(NamedTuple):
+    """What a trained DWD network might output for one page.
+
+    energy : (H, W) uint8
+        Energy levels 0..K-1 (the argmax of ``energy_logits``).
+    classes : (H, W) int32
+        Class ids (the argmax of ``class_logits``); 0 on the background.
+    sizes : (2, H, W) float32
+        Predicted (height, width); 0 on the background.
+    energy_logits : (K, H, W) float16 or float32, or None
+        With ``logits=True``.
+    class_logits : (C, H, W) float16 or float32, or None
+        With ``logits=True`` and ``num_classes`` given.
+    objects : int
+        Objects found in the targets (one per marker apex).
+    missed, merged, misclassified : (n,) int64
+        Indices (0-based, raster order of the markers' apexes) of the objects dropped, fattened into
+        their neighbours, and given a wrong class.
+    """
+
+    energy: np.ndarray
+    classes: np.ndarray
+    sizes: np.ndarray
+    energy_logits: Optional[np.ndarray]
+    class_logits: Optional[np.ndarray]
+    objects: int
+    missed: np.ndarray
+    merged: np.ndarray
+    misclassified: np.ndarray
+
+
+def _gaussian_blur(a, sigma):
+    """Separable Gaussian blur of a float32 2-D array (edges replicated)."""
+    if sigma <= 0:
+        return a
+    r = max(1, int(np.ceil(3 * sigma)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k = (k / k.sum()).astype(np.float32)
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (r, r)
+        p = np.pad(a, pad, mode="edge")
+        out = np.zeros_like(a)
+        n = a.shape[axis]
+        for i, w in enumerate(k):
+            out += w * (p[i:i + n] if axis == 0 else p[:, i:i + n])
+        a = out
+    return a
+
+
+def _dilate(a, r):
+    """Grey dilation of a 2-D array by a (2r+1) x (2r+1) square (max filter), edges ignored."""
+    out = a.copy()
+    for _ in range(r):
+        nxt = out.copy()
+        np.maximum(nxt[1:], out[:-1], out=nxt[1:])
+        np.maximum(nxt[:-1], out[1:], out=nxt[:-1])
+        np.maximum(nxt[:, 1:], nxt[:, :-1].copy(), out=nxt[:, 1:])
+        np.maximum(nxt[:, :-1], nxt[:, 1:].copy(), out=nxt[:, :-1])
+        out = nxt
+    return out
+
+
+def _fraction(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    if not (np.isfinite(v) and 0 <= v <= 1):
+        raise ValueError(f"{name} must be a fraction in [0, 1], got {v!r}")
+    return float(v)
+
+
+def _nonneg(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def simulate_outputs(targets, *, seed, blur=1.0, noise=0.35, miss=0.02, merge=0.02, merge_radius=3,
+                     class_error=0.03, size_noise=0.08, amplitude=(0.75, 1.1), logits=False, num_classes=None,
+                     dtype=np.float16):
+    """Simulate what a trained DWD network outputs for a page, from the page's training targets.
+
+    Objects are the markers of ``targets`` (one per apex, grown over the marker by the canonical
+    watershed, as :func:`dwd_fast.decode` with ``seeds="peaks"``). Then, with ``rng =
+    numpy.random.default_rng(seed)``: a fraction ``miss`` of the objects is dropped; a fraction
+    ``merge`` is fattened by ``merge_radius`` pixels (grey dilation), which fuses it with close
+    neighbours as an over-confident network does; every object's energy is scaled by a factor drawn
+    from ``amplitude``; the energy is blurred (Gaussian, ``blur`` pixels) and Gaussian noise of
+    ``noise`` levels is added everywhere (background speckle included), then quantized to the targets'
+    levels. Each pixel of the result's energy > 0 belongs to the nearest kept object (canonical
+    watershed over the energy); it takes that object's class -- a random other class of the page for a
+    fraction ``class_error`` of the objects -- and its box size times a per-object factor
+    ``exp(N(0, size_noise))`` per side.
+
+    Parameters
+    ----------
+    targets : dwd_fast.Targets
+        Output of :func:`dwd_fast.encode` for one page (2-D maps, numpy).
+    seed : int
+        Everything random comes from ``numpy.random.default_rng(seed)``: the same seed gives the same
+        outputs.
+    logits : bool
+        Also return ``energy_logits`` (K, H, W) (``-((k - e) / 0.6)**2 / 2`` around each pixel's
+        continuous energy ``e``; their argmax is ``energy``) and, with ``num_classes``, ``class_logits``
+        (C, H, W), in ``dtype`` (float16 by default: a K = 20 page of 2668 x 1894 is 200 MB).
+
+    Returns
+    -------
+    SimulatedOutputs
+
+    Examples
+    --------
+    >>> import dwd_fast
+    >>> page = dwd_fast.data.reference_page(50)
+    >>> t = dwd_fast.encode(page.boxes, page.labels, page.energy.shape, levels=16)
+    >>> out = dwd_fast.data.simulate_outputs(t, seed=0)
+    >>> out.energy.shape == t.energy.shape and out.energy.dtype.name == "uint8"
+    True
+    """
+    from ..decode import decode
+    from ..encode import Targets
+    from ..watershed import watershed
+
+    if not isinstance(targets, Targets):
+        raise TypeError(f"targets must be dwd_fast.Targets (the output of dwd_fast.encode), got {type(targets).__name__}")
+    e0 = np.asarray(targets.energy)
+    if e0.ndim != 2:
+        raise ValueError(f"targets must be one page (2-D maps), got energy of shape {e0.shape}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    blur, noise, size_noise = _nonneg(blur, "blur"), _nonneg(noise, "noise"), _nonneg(size_noise, "size_noise")
+    miss, merge, class_error = _fraction(miss, "miss"), _fraction(merge, "merge"), _fraction(class_error, "class_error")
+    if isinstance(merge_radius, bool) or int(merge_radius) != merge_radius or merge_radius < 0:
+        raise ValueError(f"merge_radius must be a non-negative integer, got {merge_radius!r}")
+    try:
+        a_lo, a_hi = (float(v) for v in amplitude)
+    except (TypeError, ValueError):
+        raise TypeError(f"amplitude must be a (low, high) pair, got {amplitude!r}") from None
+    if not (0 < a_lo <= a_hi):
+        raise ValueError(f"amplitude must be a (low, high) pair with 0 < low <= high, got {amplitude!r}")
+    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) != num_classes
+                                    or num_classes < 1):
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    K = int(targets.levels)
+    H, W = e0.shape
+    rng = np.random.default_rng(seed)
+
+    # Objects: one per marker apex, grown over its marker.
+    det = decode(e0, np.asarray(targets.classes), np.asarray(targets.sizes), cutoff=0, min_size=1, seeds="peaks",
+                 reduce_over="region", return_label_map=True, levels=K)
+    n = len(det)
+    lab = det.label_map
+    cls = np.concatenate([[0], det.labels.astype(np.int64)])
+    hw = np.zeros((2, n + 1), np.float32)
+    hw[0, 1:] = det.boxes[:, 3] - det.boxes[:, 1]
+    hw[1, 1:] = det.boxes[:, 2] - det.boxes[:, 0]
+
+    missed = np.flatnonzero(rng.random(n) < miss)
+    merged = np.flatnonzero(rng.random(n) < merge)
+    wrong = np.flatnonzero(rng.random(n) < class_error)
+    amp = np.concatenate([[0.0], rng.uniform(a_lo, a_hi, n)]).astype(np.float32)
+    scale = np.exp(rng.normal(0.0, size_noise, (2, n + 1))).astype(np.float32)
+    keep = np.ones(n + 1, bool)
+    keep[missed + 1] = False
+    keep[0] = False
+
+    e = e0.astype(np.float32) * amp[lab]
+    e[~keep[lab]] = 0
+    if merged.size and merge_radius > 0:
+        fat = np.zeros(n + 1, bool)
+        fat[merged + 1] = True
+        fat &= keep
+        e = np.maximum(e, _dilate(np.where(fat[lab], e, 0).astype(np.float32), int(merge_radius)))
+    e = _gaussian_blur(e, blur)
+    if noise > 0:
+        e += rng.normal(0.0, noise, e.shape).astype(np.float32)
+    energy = np.clip(np.rint(e), 0, K - 1).astype(np.uint8)
+
+    # Ownership: the nearest kept object over the energy (canonical watershed).
+    markers = np.where(keep[lab] & (energy > 0), lab, 0).astype(np.int32)
+    owner = watershed(-energy.astype(np.int16), markers, mask=energy > 0)
+    present = np.unique(cls[1:]) if n else np.array([1])
+    if wrong.size:
+        alt = present[rng.integers(0, present.size, wrong.size)]
+        same = alt == cls[wrong + 1]
+        alt[same] = present[(np.searchsorted(present, alt[same]) + 1) % present.size] if present.size > 1 else alt[same] + 1
+        cls[wrong + 1] = alt
+    classes = cls[owner].astype(np.int32)
+    sizes = (hw * scale)[:, owner]
+    sizes[:, owner == 0] = 0
+
+    energy_logits = class_logits = None
+    if logits:
+        k = np.arange(K, dtype=np.float32)[:, None, None]
+        energy_logits = (-0.5 * ((k - np.clip(e, 0, K - 1)[None]) / 0.6) ** 2).astype(dtype)
+        if num_classes is not None:
+            C = int(num_classes)
+            if classes.max(initial=0) >= C:
+                raise ValueError(f"num_classes ({C}) must exceed the largest class id ({int(classes.max())})")
+            class_logits = rng.normal(0.0, 0.5, (C, H, W)).astype(dtype)
+            rr, cc = np.nonzero(np.ones((H, W), bool))
+            class_logits[classes.ravel(), rr, cc] += dtype(4.0)
+    return SimulatedOutputs(energy, classes, sizes, energy_logits, class_logits, n, missed, merged, wrong)
