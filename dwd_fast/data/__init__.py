@@ -12,10 +12,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .engraved import FONTS, PIECES, EngravedPage, engraved_classes, engraved_page, random_music
-from .simulate import SimulatedOutputs, simulate_outputs
+from .simulate import SimulatedOutputs, box_targets, simulate_outputs
 
 __all__ = ["reference_page", "Page", "PAGE_SHAPE", "engraved_page", "EngravedPage", "engraved_classes",
-           "random_music", "FONTS", "PIECES", "simulate_outputs", "SimulatedOutputs"]
+           "random_music", "FONTS", "PIECES", "simulate_outputs", "SimulatedOutputs", "box_targets"]
 
 PAGE_SHAPE = (2668, 1894)  # DeepScores page, rows x cols
 

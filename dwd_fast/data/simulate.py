@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-__all__ = ["simulate_outputs", "SimulatedOutputs"]
+__all__ = ["simulate_outputs", "SimulatedOutputs", "box_targets"]
 
 
 class SimulatedOutputs(NamedTuple):
@@ -25,7 +25,7 @@ class SimulatedOutputs(NamedTuple):
     objects : int
         Objects found in the targets (one per marker apex).
     missed, merged, misclassified : (n,) int64
-        Indices (0-based, raster order of the markers' apexes) of the objects dropped, fattened into
+        Ids - 1 of the objects dropped, fattened into
         their neighbours, and given a wrong class.
     """
 
@@ -88,13 +88,46 @@ def _nonneg(v, name):
     return float(v)
 
 
-def simulate_outputs(targets, *, seed, blur=1.0, noise=0.35, miss=0.02, merge=0.02, merge_radius=3,
+def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_options):
+    """Training targets of boxes whose markers are at least ``min_marker`` pixels across, and the map of
+    which object each target pixel belongs to.
+
+    Thin objects (stems, ledger lines, barlines: 1-3 px) get no marker pixel from a marker of 0.8 x
+    their box; here the box is widened (about its centre) to ``min_marker`` pixels for drawing the
+    marker only: the class and size maps keep each object's real class and ``(height, width)``.
+
+    Returns
+    -------
+    (Targets, objects) where ``objects`` (H, W) int32 holds the index + 1 of the box that owns each
+    target pixel (0 on the background): pass it to :func:`simulate_outputs`.
+    """
+    from ..encode import Targets, encode
+
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    lab = np.asarray(labels).reshape(-1)
+    if lab.shape[0] != b.shape[0]:
+        raise ValueError(f"labels must have one class per box ({b.shape[0]}), got shape {np.shape(labels)}")
+    min_marker = _nonneg(min_marker, "min_marker")
+    c = (b[:, :2] + b[:, 2:]) / 2
+    half = np.maximum(b[:, 2:] - b[:, :2], min_marker) / 2
+    drawn = np.concatenate([c - half, c + half], 1)
+    n = b.shape[0]
+    t = encode(drawn, np.arange(1, n + 1, dtype=np.int32), shape, levels=levels, **encode_options)
+    objects = np.asarray(t.classes)
+    cls = np.concatenate([[0], lab]).astype(np.int32)
+    hw = np.zeros((2, n + 1), np.float32)
+    hw[0, 1:] = b[:, 3] - b[:, 1]
+    hw[1, 1:] = b[:, 2] - b[:, 0]
+    return Targets(t.energy, cls[objects], hw[:, objects], stride=t.stride, levels=t.levels), objects
+
+
+def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=0.02, merge=0.02, merge_radius=3,
                      class_error=0.03, size_noise=0.08, amplitude=(0.75, 1.1), logits=False, num_classes=None,
                      dtype=np.float16):
     """Simulate what a trained DWD network outputs for a page, from the page's training targets.
 
-    Objects are the markers of ``targets`` (one per apex, grown over the marker by the canonical
-    watershed, as :func:`dwd_fast.decode` with ``seeds="peaks"``). Then, with ``rng =
+    Objects are given by ``objects`` (see :func:`box_targets`), or are the 8-connected components of
+    the targets' markers (touching markers then count as one object). Then, with ``rng =
     numpy.random.default_rng(seed)``: a fraction ``miss`` of the objects is dropped; a fraction
     ``merge`` is fattened by ``merge_radius`` pixels (grey dilation), which fuses it with close
     neighbours as an over-confident network does; every object's energy is scaled by a factor drawn
@@ -109,6 +142,8 @@ def simulate_outputs(targets, *, seed, blur=1.0, noise=0.35, miss=0.02, merge=0.
     ----------
     targets : dwd_fast.Targets
         Output of :func:`dwd_fast.encode` for one page (2-D maps, numpy).
+    objects : (H, W) integer array, optional
+        Object id (1..n) of each target pixel, e.g. the second output of :func:`box_targets`.
     seed : int
         Everything random comes from ``numpy.random.default_rng(seed)``: the same seed gives the same
         outputs.
@@ -130,8 +165,9 @@ def simulate_outputs(targets, *, seed, blur=1.0, noise=0.35, miss=0.02, merge=0.
     >>> out.energy.shape == t.energy.shape and out.energy.dtype.name == "uint8"
     True
     """
-    from ..decode import decode
     from ..encode import Targets
+    from ..label import label
+    from ..region_stats import region_stats
     from ..watershed import watershed
 
     if not isinstance(targets, Targets):
@@ -158,16 +194,23 @@ def simulate_outputs(targets, *, seed, blur=1.0, noise=0.35, miss=0.02, merge=0.
     H, W = e0.shape
     rng = np.random.default_rng(seed)
 
-    # Objects: one per marker apex, grown over its marker.
-    det = decode(e0, np.asarray(targets.classes), np.asarray(targets.sizes), cutoff=0, min_size=1, seeds="peaks",
-                 reduce_over="region", return_label_map=True, levels=K)
-    n = len(det)
-    lab = det.label_map
-    cls = np.concatenate([[0], det.labels.astype(np.int64)])
+    # Objects: given, or the 8-connected components of the targets' markers.
+    if objects is None:
+        lab = label(e0 > 0, connectivity=2)
+    else:
+        lab = np.asarray(objects)
+        if lab.shape != e0.shape or lab.dtype.kind not in "iu":
+            raise ValueError(f"objects must be an integer (H, W) map of object ids matching targets "
+                             f"{e0.shape}, got {lab.dtype} {lab.shape}")
+        lab = np.where(e0 > 0, lab, 0).astype(np.int32)
+    n = int(lab.max(initial=0))
+    st = region_stats(lab, classes=np.asarray(targets.classes))
+    cls = np.zeros(n + 1, np.int64)
     hw = np.zeros((2, n + 1), np.float32)
-    hw[0, 1:] = det.boxes[:, 3] - det.boxes[:, 1]
-    hw[1, 1:] = det.boxes[:, 2] - det.boxes[:, 0]
-
+    cls[1:] = np.maximum(st.vote, 0)
+    sz = np.asarray(targets.sizes)
+    for k in range(2):
+        hw[k, 1:] = np.maximum(region_stats(lab, image=sz[k]).image_max, 0)
     missed = np.flatnonzero(rng.random(n) < miss)
     merged = np.flatnonzero(rng.random(n) < merge)
     wrong = np.flatnonzero(rng.random(n) < class_error)
@@ -211,6 +254,5 @@ def simulate_outputs(targets, *, seed, blur=1.0, noise=0.35, miss=0.02, merge=0.
             if classes.max(initial=0) >= C:
                 raise ValueError(f"num_classes ({C}) must exceed the largest class id ({int(classes.max())})")
             class_logits = rng.normal(0.0, 0.5, (C, H, W)).astype(dtype)
-            rr, cc = np.nonzero(np.ones((H, W), bool))
-            class_logits[classes.ravel(), rr, cc] += dtype(4.0)
+            class_logits[classes, np.arange(H)[:, None], np.arange(W)[None, :]] += dtype(4.0)
     return SimulatedOutputs(energy, classes, sizes, energy_logits, class_logits, n, missed, merged, wrong)
