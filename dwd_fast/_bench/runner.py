@@ -476,7 +476,8 @@ def run(quick=False, pages=None, only=None, progress=None):
     return {"machine": facts, "pages": page_info, "results": results, "quick": bool(quick)}
 
 
-def report(data, out=sys.stdout):
+def report(data, out=None):
+    out = sys.stdout if out is None else out
     print(machine_line(data["machine"]), file=out)
     print("", file=out)
     for line in table(data["results"]):
