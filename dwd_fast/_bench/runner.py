@@ -314,7 +314,10 @@ def table(results):
             for oo in ours or [None]:
                 if ref is None and oo is None:
                     continue
-                ratio = _ratio(ref["ms"] / oo["ms"]) + " faster" if (ref and oo) else ""
+                ratio = ""
+                if ref and oo:
+                    x = ref["ms"] / oo["ms"]
+                    ratio = _ratio(x) + " faster" if x >= 1 else _ratio(1 / x) + " **slower**"
                 chk = "" if ref is None or ref.get("correct") is None else ("yes" if ref["correct"] else "**NO**")
                 lines.append(f"| {op} | {page} | {(oo or ref)['objects']} | {oo['implementation'] if oo else ''} | "
                              f"{_ms(oo['ms']) if oo else ''} | {ref['implementation'] if ref else ''} | "
@@ -339,7 +342,10 @@ def plot(results, path, title="dwd-fast bench"):
         return
     xs = [r["objects"] for r in pts]
     ys = [r["ms"] for r in pts]
-    x_max = max(xs) * 1.05
+    raw = max(xs) / 5
+    mag = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)  # round tick step, at most 5 steps
+    x_max = step * np.ceil(max(xs) * 1.05 / step)
     lo, hi = np.floor(np.log10(min(ys))), np.ceil(np.log10(max(ys)))
     hi = max(hi, lo + 1)
     px = lambda x: L + (W - L - R_) * x / x_max  # noqa: E731
@@ -349,8 +355,8 @@ def plot(results, path, title="dwd-fast bench"):
         y = py(10.0 ** e)
         d.line([L, y, W - R_, y], fill=(220, 220, 220))
         d.text((8, y - 6), f"{10.0 ** e:g} ms", fill="black")
-    for k in range(6):
-        x = x_max * k / 5
+    for k in range(int(round(x_max / step)) + 1):
+        x = k * step
         d.line([px(x), H - B, px(x), H - B + 5], fill="black")
         d.text((px(x) - 12, H - B + 8), f"{x:,.0f}", fill="black")
     d.text(((W - R_) / 2 - 40, H - 22), "objects per page", fill="black")
