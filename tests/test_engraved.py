@@ -208,5 +208,9 @@ def test_path_commands():
     assert _svg.bbox(pts) == (1.0, 0.0, 17.0, 20.0)
     x1, y1, x2, y2 = _svg.bbox(_svg.path_points("M0 0Q10 10 20 0"))
     assert (x1, x2, y1) == (0.0, 20.0, 0.0) and abs(y2 - 5.0) < 1e-9  # a quadratic peaks halfway
+    # T reflects the previous quadratic's control point (the second arch dips to -5); S after a
+    # quadratic does not reflect it (its first control point is the current point: a flat curve)
+    assert _svg.bbox(_svg.path_points("M0 0Q10 10 20 0T40 0")) == (0.0, -5.0, 40.0, 5.0)
+    assert _svg.bbox(_svg.path_points("M0 0Q10 10 20 0S40 0 40 0")) == (0.0, 0.0, 40.0, 5.0)
     m = _svg.parse_transform("translate(10, 20) scale(2)")
     assert np.allclose(_svg.apply(m, [[1, 1]]), [[12, 22]])

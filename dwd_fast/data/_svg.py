@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import xml.etree.ElementTree as ET
 
 import numpy as np
 
@@ -100,7 +99,7 @@ def path_points(d):
     cur = (0.0, 0.0)
     start = cur
     last_ctrl = None
-    cmd = None
+    last_kind = None
     i = 0
     nums = []
 
@@ -124,11 +123,9 @@ def path_points(d):
         if C == "Z":
             cur = start
             pts.append(cur)
-            last_ctrl = None
+            last_kind = None
             continue
-        first = True
-        while i < len(nums) or (first and C == "Z"):
-            first = False
+        while i < len(nums):
             ox, oy = cur if rel else (0.0, 0.0)
             if C == "M":
                 x, y = take(2)
@@ -136,51 +133,47 @@ def path_points(d):
                 start = cur
                 pts.append(cur)
                 C = "L"  # further pairs are line-tos
-                last_ctrl = None
             elif C == "L":
                 x, y = take(2)
                 cur = (ox + x, oy + y)
                 pts.append(cur)
-                last_ctrl = None
             elif C == "H":
                 (x,) = take(1)
                 cur = ((cur[0] if rel else 0.0) + x, cur[1])
                 pts.append(cur)
-                last_ctrl = None
             elif C == "V":
                 (y,) = take(1)
                 cur = (cur[0], (cur[1] if rel else 0.0) + y)
                 pts.append(cur)
-                last_ctrl = None
             elif C in "CS":
                 if C == "C":
                     x1, y1, x2, y2, x, y = take(6)
                     c1 = (ox + x1, oy + y1)
                 else:
                     x2, y2, x, y = take(4)
-                    c1 = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_ctrl else cur
+                    c1 = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_kind == "C" else cur
                 c2, end = (ox + x2, oy + y2), (ox + x, oy + y)
                 pts += [_cubic_at(cur, c1, c2, end, t) for t in _cubic_extrema(cur, c1, c2, end)] + [end]
-                last_ctrl, cur = c2, end
+                last_ctrl, last_kind, cur = c2, "C", end
+                continue
             elif C in "QT":
                 if C == "Q":
                     x1, y1, x, y = take(4)
                     q = (ox + x1, oy + y1)
                 else:
                     x, y = take(2)
-                    q = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_ctrl else cur
+                    q = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_kind == "Q" else cur
                 end = (ox + x, oy + y)
                 c1 = (cur[0] + 2 / 3 * (q[0] - cur[0]), cur[1] + 2 / 3 * (q[1] - cur[1]))
                 c2 = (end[0] + 2 / 3 * (q[0] - end[0]), end[1] + 2 / 3 * (q[1] - end[1]))
                 pts += [_cubic_at(cur, c1, c2, end, t) for t in _cubic_extrema(cur, c1, c2, end)] + [end]
-                last_ctrl, cur = q, end
+                last_ctrl, last_kind, cur = q, "Q", end
+                continue
             elif C == "A":
                 *_, x, y = take(7)
                 cur = (ox + x, oy + y)
                 pts.append(cur)
-                last_ctrl = None
-        if C in "CS" and cmd.upper() not in "CS":
-            last_ctrl = None
+            last_kind = None  # S / T reflect a control point only right after C / S or Q / T
     return np.asarray(pts, np.float64).reshape(-1, 2)
 
 
@@ -267,7 +260,7 @@ def page_objects(root, glyph_names, default_stroke=1.0):
 
     Returns
     -------
-    list of Obj, the glyph bounding boxes (symbol id -> (x1, y1, x2, y2) in glyph units)
+    list of Obj
     """
     glyph_box = {}
     for g in root.iter(SVG + "g"):
@@ -331,6 +324,3 @@ def page_objects(root, glyph_names, default_stroke=1.0):
     visit(root, IDENTITY)
     return objs
 
-
-def parse(svg_text):
-    return ET.fromstring(svg_text)

@@ -29,7 +29,7 @@ from . import _svg
 __all__ = ["engraved_page", "EngravedPage", "random_music", "PIECES", "FONTS", "engraved_classes"]
 
 FONTS = ("Bravura", "Gootville", "Leipzig", "Leland", "Petaluma")
-PIECES = ("chorale", "toccata", "reel")  # the pieces the package carries (dwd_fast/data/music/)
+PIECES = ("toccata", "chorale", "reel")  # the pieces the package carries (dwd_fast/data/music/)
 _PIECE_FILES = {"chorale": "chorale.krn", "toccata": "toccata.krn", "reel": "reel.abc"}
 SHAPE_CLASSES = ("stem", "beam", "ledgerLine", "barline", "slur", "tie", "brace", "augmentationDot")
 DEEPSCORES_ASPECT = 2668 / 1894  # rows / cols of a DeepScores page
@@ -376,9 +376,9 @@ def engraved_page(music=None, *, font="Bravura", width=1894, page=1, seed=0, mea
 
     Examples
     --------
-    >>> p = engraved_page()                                             # doctest: +SKIP
-    >>> p.image.shape, p.boxes.shape[1], p.names[:3]                    # doctest: +SKIP
-    ((2668, 1894), 4, ['brace', 'gClef', 'fClef'])
+    >>> p = engraved_page("chorale")                                    # doctest: +SKIP
+    >>> p.image.shape, p.boxes.shape[1], p.names[:4]                    # doctest: +SKIP
+    ((2668, 1894), 4, ['brace', 'gClef', 'accidentalSharp', 'timeSig3'])
     """
     if font not in FONTS:
         raise ValueError(f"font must be one of {FONTS}, got {font!r}")
