@@ -20,7 +20,7 @@ import io
 import os
 import re
 import xml.etree.ElementTree as ET
-from typing import List, NamedTuple
+from typing import NamedTuple, Tuple
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class EngravedPage(NamedTuple):
         ``[c, c+1) x [r, r+1)``), in drawing order.
     labels : (N,) int32
         Index of each object's class in ``class_names`` (0 is ``"background"``).
-    class_names : list of str
+    class_names : tuple of str
         ``"background"``, the drawn shapes' classes, then the SMuFL glyph names (see
         :func:`engraved_classes`).
     font : str
@@ -56,7 +56,7 @@ class EngravedPage(NamedTuple):
     image: np.ndarray
     boxes: np.ndarray
     labels: np.ndarray
-    class_names: List[str]
+    class_names: Tuple[str, ...]
     font: str
     svg: str
 
@@ -97,12 +97,12 @@ def _glyph_names():
 
 @functools.lru_cache(maxsize=1)
 def engraved_classes():
-    """The class list of engraved pages: ``"background"``, the drawn shapes (``stem``, ``beam``,
+    """The class names of engraved pages (a tuple): ``"background"``, the drawn shapes (``stem``, ``beam``,
     ``ledgerLine``, ``barline``, ``slur``, ``tie``, ``brace``, ``augmentationDot``), then every SMuFL
     glyph name of Verovio's fonts in codepoint order. Labels index this list; it is the same for every
     page and font of one Verovio version."""
     glyphs = [n for c, n in sorted(_glyph_names().items()) if n not in SHAPE_CLASSES]
-    return ["background", *SHAPE_CLASSES, *glyphs]
+    return ("background", *SHAPE_CLASSES, *glyphs)
 
 
 # --------------------------------------------------------------------------------------------------
