@@ -440,6 +440,10 @@ def run(quick=False, pages=None, only=None, progress=None):
         if not all_cases:
             raise ValueError(f"--only {only!r} matches no op (ops: {', '.join(sorted({c.op for c in cases()}))})")
     facts = machine_facts()
+    facts["missing"] = [what for mod, what in (
+        ("skimage", "scikit-image (its pipelines)"), ("scipy.ndimage", "SciPy (ndimage.label)"),
+        ("cv2", "OpenCV (its labelling and the original DWD decoders)"), ("cc3d", "cc3d (connected_components)"))
+        if _try(mod) is None]
     results = []
     page_specs = parse_pages(pages, quick)
     page_info = []
@@ -488,6 +492,9 @@ def report(data, out=None):
     print("", file=out)
     for line in table(data["results"]):
         print(line, file=out)
+    if data["machine"].get("missing"):
+        print(f"\nNot run, not installed: {'; '.join(data['machine']['missing'])}. "
+              "pip install 'dwd-fast[bench]' to compare with them.", file=out)
 
 
 def write_json(data, path):
