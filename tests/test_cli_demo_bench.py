@@ -88,3 +88,12 @@ def test_bench_rejects_bad_options(capsys):
     assert "matches no op" in capsys.readouterr().err
     assert cli.main(["bench", "--quick", "--pages", "lots"]) == 2
     assert "--pages" in capsys.readouterr().err
+
+
+def test_bench_names_missing_references(monkeypatch, capsys):
+    pytest.importorskip("skimage")
+    monkeypatch.setitem(sys.modules, "cc3d", None)
+    assert cli.main(["bench", "--quick", "--only", "label", "--pages", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "cc3d.connected_components" not in out
+    assert "Not run, not installed: " in out and "cc3d" in out

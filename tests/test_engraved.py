@@ -214,3 +214,38 @@ def test_path_commands():
     assert _svg.bbox(_svg.path_points("M0 0Q10 10 20 0S40 0 40 0")) == (0.0, 0.0, 40.0, 5.0)
     m = _svg.parse_transform("translate(10, 20) scale(2)")
     assert np.allclose(_svg.apply(m, [[1, 1]]), [[12, 22]])
+
+
+MEI = """<?xml version="1.0" encoding="UTF-8"?>
+<mei xmlns="http://www.music-encoding.org/ns/mei" meiversion="5.0">
+ <music><body><mdiv><score>
+  <scoreDef meter.count="2" meter.unit="4" keysig="1s">
+   <staffGrp><staffDef n="1" lines="5" clef.shape="G" clef.line="2"/></staffGrp>
+  </scoreDef>
+  <section><measure n="1"><staff n="1"><layer n="1">
+   <chord dur="4"><note pname="g" oct="4"/><note pname="a" oct="4"/><note pname="c" oct="5" accid="s"/></chord>
+   <rest dur="4"/>
+  </layer></staff></measure></section>
+ </score></mdiv></body></music>
+</mei>
+"""
+
+MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="4.0"><part-list><score-part id="P1"><part-name/></score-part></part-list>
+<part id="P1"><measure number="1">
+ <attributes><divisions>1</divisions><time><beats>2</beats><beat-type>4</beat-type></time>
+  <clef><sign>F</sign><line>4</line></clef></attributes>
+ <note><pitch><step>C</step><octave>3</octave></pitch><duration>1</duration><type>quarter</type></note>
+ <note><chord/><pitch><step>D</step><octave>3</octave></pitch><duration>1</duration><type>quarter</type></note>
+ <note><rest/><duration>1</duration><type>quarter</type></note>
+</measure></part></score-partwise>
+"""
+
+
+@pytest.mark.parametrize("text, clef, noteheads, extra", [
+    (MEI, "gClef", 3, "accidentalSharp"), (MUSICXML, "fClef", 2, "restQuarter")])
+def test_mei_and_musicxml(text, clef, noteheads, extra):
+    p = engraved_page(text, width=600)
+    counts = collections.Counter(p.names)
+    assert counts[clef] == 1 and counts["noteheadBlack"] == noteheads and counts[extra] >= 1
+    assert counts["restQuarter"] == 1
