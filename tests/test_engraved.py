@@ -249,3 +249,11 @@ def test_mei_and_musicxml(text, clef, noteheads, extra):
     counts = collections.Counter(p.names)
     assert counts[clef] == 1 and counts["noteheadBlack"] == noteheads and counts[extra] >= 1
     assert counts["restQuarter"] == 1
+
+
+def test_later_pages():
+    text = random_music(11, measures=90)
+    first = engraved_page(text, width=600)
+    second = engraved_page(text, width=600, page=2)
+    assert len(first.boxes) > 100 and len(second.boxes) > 10
+    assert not np.array_equal(first.image, second.image)
