@@ -7,7 +7,7 @@ Public API (everything else is private):
 - :func:`decode`, :class:`Detections` — the DWD decoder
 - :func:`encode`, :class:`Targets` — the DWD training targets (energy, class and size maps)
 - :mod:`dwd_fast.compat` — exact drop-ins for the original DWD functions
-- :mod:`dwd_fast.data` — the reference page used by the benchmarks
+- :mod:`dwd_fast.data` — the reference page of the benchmarks, engraved music pages, simulated network outputs
 - :func:`info` — what was built and what is usable
 """
 

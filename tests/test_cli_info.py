@@ -10,7 +10,7 @@ from dwd_fast._ext import cuda_ext
 
 
 def test_demo_matches_skimage(capsys):
-    assert cli.main(["demo", "--repeat", "3", "--show", "3"]) == 0
+    assert cli.main(["demo", "--reference", "--repeat", "3", "--show", "3"]) == 0
     out = capsys.readouterr().out
     assert "detections" in out and "same boxes and classes" in out
 

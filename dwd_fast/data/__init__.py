@@ -1,4 +1,9 @@
-"""Pages to run dwd_fast on: the synthetic reference page of the benchmarks (DESIGN.md §5)."""
+"""Pages to run dwd_fast on.
+
+- :func:`reference_page`: the synthetic reference page of the benchmarks (DESIGN.md §5).
+- :func:`engraved_page`: real engraved music (Verovio) with one box per symbol (``dwd-fast[pages]``).
+- :func:`simulate_outputs`: network-like outputs (energy and class logits, noisy sizes) from targets.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["reference_page", "Page", "PAGE_SHAPE"]
+from .engraved import FONTS, PIECES, EngravedPage, engraved_classes, engraved_page, random_music
+from .simulate import SimulatedOutputs, box_targets, simulate_outputs
+
+__all__ = ["reference_page", "Page", "PAGE_SHAPE", "engraved_page", "EngravedPage", "engraved_classes",
+           "random_music", "FONTS", "PIECES", "simulate_outputs", "SimulatedOutputs", "box_targets"]
 
 PAGE_SHAPE = (2668, 1894)  # DeepScores page, rows x cols
 
