@@ -63,11 +63,13 @@ def test_targets_equal_encode(seed, B, stride, overlap, marker):
     t = enc(targets, (H, W))
     want = dwd_fast.encode([d["boxes"].numpy() for d in targets], [d["labels"].numpy() for d in targets], (H, W),
                            levels=9, marker=marker, overlap=overlap, strides=(stride,))
-    assert t["energy"].dtype == torch.int64 and t["classes"].dtype == torch.int64 and t["sizes"].dtype == torch.float32
+    assert t["energy"].dtype == torch.uint8 and t["classes"].dtype == torch.int32 and t["sizes"].dtype == torch.float32
     assert t["energy"].shape == (B, -(-H // stride), -(-W // stride))
     np.testing.assert_array_equal(t["energy"].numpy(), want.energy)
     np.testing.assert_array_equal(t["classes"].numpy(), want.classes)
     np.testing.assert_array_equal(t["sizes"].numpy(), want.sizes)
+    # DWDLoss reads the size targets' foreground from the energy: they must coincide
+    assert torch.equal(t["sizes"].amax(1) > 0, t["energy"] > 0)
 
 
 def test_targets_fixed_size_and_profile():
@@ -76,7 +78,7 @@ def test_targets_fixed_size_and_profile():
     t = TargetEncoder(levels=12, size=(5, 7), profile="quadratic")(targets, (20, 24))
     want = dwd_fast.encode([d["boxes"] for d in targets], [d["labels"] for d in targets], (20, 24), levels=12,
                            size=(5.0, 7.0), profile="quadratic")
-    assert torch.equal(t["energy"], want.energy.long()) and torch.equal(t["sizes"], want.sizes)
+    assert torch.equal(t["energy"], want.energy) and torch.equal(t["sizes"], want.sizes)
 
 
 def test_targets_drop_invalid_equals_filtering_by_hand():
@@ -89,7 +91,7 @@ def test_targets_drop_invalid_equals_filtering_by_hand():
     t = TargetEncoder(levels=6, drop_invalid=True)(targets, (20, 25))
     keep = [0, 4]
     want = dwd_fast.encode(boxes[keep], labels[keep], (20, 25), levels=6)
-    assert torch.equal(t["energy"][0], want.energy.long()) and torch.equal(t["classes"][0], want.classes.long())
+    assert torch.equal(t["energy"][0], want.energy) and torch.equal(t["classes"][0], want.classes)
     assert int(t["energy"][1].count_nonzero()) == 0
 
 
@@ -133,8 +135,8 @@ MASK_MODES = ["mask_bg", "mask_zeros", "fg_bg_balanced", "by_class", "by_class_n
 
 
 @given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(MASK_MODES + [None]), lowest=st.integers(0, 2),
-       kind=st.sampled_from(["softmax", "reg"]))
-def test_loss_mask_equals_original(seed, mode, lowest, kind):
+       kind=st.sampled_from(["softmax", "reg"]), dtype=st.sampled_from([np.int64, np.int32, np.uint8]))
+def test_loss_mask_equals_original(seed, mode, lowest, kind, dtype):
     rng = np.random.default_rng(seed)
     B, H, W, C = 2, int(rng.integers(1, 9)), int(rng.integers(1, 9)), 6
     values = rng.integers(lowest, C, (B, H, W)) * (rng.random((B, H, W)) < rng.random())
@@ -143,7 +145,7 @@ def test_loss_mask_equals_original(seed, mode, lowest, kind):
         got = ops.loss_mask(torch.from_numpy(gt.max(-1)), mode or "none")
     else:
         gt = np.eye(C)[values]  # one-hot, as the original's target maps
-        got = ops.loss_mask(torch.from_numpy(values), mode or "none")
+        got = ops.loss_mask(torch.from_numpy(values.astype(dtype)), mode or "none")
     assert got.dtype == torch.float32 and got.shape == (B, H, W)
     for b in range(B):
         want = dwd_fast.compat.loss_mask(gt[b][None], mode, loss=kind)[:, :, 0]
@@ -170,12 +172,13 @@ def plain_masked_ce(logits, target, weight):
 
 
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.2, 0.6, 1.0])
-def test_masked_cross_entropy_equals_plain(density):
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_masked_cross_entropy_equals_plain(density, dtype):
     B, C, H, W = 3, 7, 13, 17
     logits = (torch.randn(B, C, H, W) * 3).requires_grad_()
     target = torch.randint(0, C, (B, H, W))
     weight = torch.rand(B, H, W) * (torch.rand(B, H, W) < density)
-    got = ops.masked_cross_entropy(logits, target, weight)
+    got = ops.masked_cross_entropy(logits, target.to(dtype), weight)
     ref_logits = logits.detach().clone().requires_grad_()
     want = plain_masked_ce(ref_logits, target, weight)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
@@ -210,7 +213,7 @@ def test_masked_cross_entropy_gradcheck(density):
 @pytest.mark.parametrize("args, err, match", [
     ((torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.int64), torch.ones(2, 4)), ValueError, "logits must be"),
     ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=torch.int64), torch.ones(1, 4, 4)), ValueError, "target must be"),
-    ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int32), torch.ones(1, 4, 4)), TypeError, "int64"),
+    ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4), torch.ones(1, 4, 4)), TypeError, "uint8, int32 or int64"),
     ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int64), torch.ones(1, 4)), ValueError, "weight must be"),
     ((torch.zeros(1, 3, 4, 4, dtype=torch.int64), torch.zeros(1, 4, 4, dtype=torch.int64), torch.ones(1, 4, 4)),
      TypeError, "float"),
@@ -245,8 +248,9 @@ def plain_dwd_loss(outputs, t, energy_mask, class_mask, size_mask, size_loss, im
         m_e = torch.from_numpy(dwd_fast.compat.loss_mask(e_gt, energy_mask, "softmax")[:, :, 0]).float()
         m_c = torch.from_numpy(dwd_fast.compat.loss_mask(c_gt, class_mask, "softmax")[:, :, 0]).float()
         m_s = torch.from_numpy(dwd_fast.compat.loss_mask(s_gt, size_mask, "reg")[:, :, 0]).float()
-        le = (F.cross_entropy(outputs["energy"][b:b + 1], t["energy"][b:b + 1], reduction="none")[0] * m_e).mean()
-        lc = (F.cross_entropy(outputs["classes"][b:b + 1], t["classes"][b:b + 1], reduction="none")[0] * m_c).mean()
+        le = (F.cross_entropy(outputs["energy"][b:b + 1], t["energy"][b:b + 1].long(), reduction="none")[0] * m_e).mean()
+        lc = (F.cross_entropy(outputs["classes"][b:b + 1], t["classes"][b:b + 1].long(), reduction="none")[0]
+              * m_c).mean()
         d = outputs["sizes"][b] - t["sizes"][b]
         ls = ((d.abs() if size_loss == "l1" else d.square()) * m_s).mean()
         parts.append(torch.stack([le, lc, ls]))
@@ -278,6 +282,37 @@ def test_dwd_loss_equals_plain(energy_mask, class_mask, size_mask, size_loss, ba
         torch.testing.assert_close(outputs[k].grad, ref[k].grad, rtol=1e-4, atol=1e-8)
     if batch == "first":
         assert all(int(outputs[k].grad[1:].count_nonzero()) == 0 for k in outputs)
+
+
+@pytest.mark.parametrize("chunk", [5, 1 << 15])
+def test_dwd_loss_chunked_and_sparse_paths_equal_plain(monkeypatch, chunk):
+    """Small chunks (several per image, a partial last one) give the same values and gradients."""
+    monkeypatch.setattr(ops, "_CHUNK", chunk)
+    for modes in (("fg_bg_balanced", "by_class_no_bg", "mask_bg", "l1"), (None, None, None, "l2")):
+        outputs, t = make_batch(seed=4)
+        fn = DWDLoss(energy_mask=modes[0], class_mask=modes[1], size_mask=modes[2], size_loss=modes[3],
+                     running_mean=None)
+        got = fn(outputs, t)
+        ref = {k: v.detach().clone().requires_grad_() for k, v in outputs.items()}
+        want = plain_dwd_loss(ref, t, *modes, range(3))
+        torch.testing.assert_close(torch.stack([got["loss_energy"], got["loss_class"], got["loss_size"]]), want,
+                                   rtol=1e-5, atol=1e-7)
+        got["loss"].backward()
+        (want * torch.tensor([2.0, 1.0, 1.0])).sum().backward()
+        for k in outputs:
+            torch.testing.assert_close(outputs[k].grad, ref[k].grad, rtol=1e-4, atol=1e-8)
+
+
+@pytest.mark.parametrize("modes", [("fg_bg_balanced", "by_class_no_bg", "mask_bg", "l2"),
+                                   ("none", "by_class", "by_class_no_bg", "l1")])
+def test_dwd_loss_op_gradcheck_and_opcheck(modes):
+    outputs, t = make_batch(B=2, H=7, W=9, levels=4, num_classes=3, seed=2)
+    x = {k: v.detach().double().requires_grad_() for k, v in outputs.items()}
+    x["sizes"] = (x["sizes"].detach() + 0.25).requires_grad_()  # away from the kink of |d| at 0
+    args = (t["energy"], t["classes"], t["sizes"].double(), *modes)
+    assert torch.autograd.gradcheck(lambda e, c, s: ops.dwd_loss(e, c, s, *args), (x["energy"], x["classes"], x["sizes"]))
+    torch.library.opcheck(ops.dwd_loss, (outputs["energy"], outputs["classes"], outputs["sizes"], t["energy"],
+                                         t["classes"], t["sizes"], *modes), test_utils=OPCHECK_TESTS)
 
 
 def test_dwd_loss_running_mean_rule():

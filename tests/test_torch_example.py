@@ -56,8 +56,8 @@ def test_decoder_output_feeds_torchmetrics_map(example):
 
     t = TargetEncoder(example.LEVELS, example.NUM_CLASSES)(targets, images.shape[-2:])
     F = torch.nn.functional
-    outputs = {"energy": F.one_hot(t["energy"], example.LEVELS).permute(0, 3, 1, 2).float() * 8,
-               "classes": F.one_hot(t["classes"], example.NUM_CLASSES).permute(0, 3, 1, 2).float() * 8,
+    outputs = {"energy": F.one_hot(t["energy"].long(), example.LEVELS).permute(0, 3, 1, 2).float() * 8,
+               "classes": F.one_hot(t["classes"].long(), example.NUM_CLASSES).permute(0, 3, 1, 2).float() * 8,
                "sizes": t["sizes"]}
     dets = Decoder(cutoff=2, min_size=1)(outputs)
     metric.update(dets, targets)

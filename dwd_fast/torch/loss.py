@@ -37,7 +37,8 @@ class DWDLoss(nn.Module):
     original's ``loss_components[i][0]``, offered for comparisons only).
 
     Masks are computed from the energy level map (energy), the class map (class) and the larger of the
-    two size channels (size). Modes: ``None`` (ones), ``"mask_bg"``, ``"mask_zeros"``, ``"fg_bg_balanced"``,
+    two size channels (size; its foreground is the energy's, where :class:`TargetEncoder` writes the sizes,
+    so the foreground-only modes read the energy map). Modes: ``None`` (ones), ``"mask_bg"``, ``"mask_zeros"``, ``"fg_bg_balanced"``,
     ``"by_class"``, ``"by_class_no_bg"``; defaults are the original's 2020 configuration.
 
     Task weighting: ``total = sum_i s_i * loss_i`` with ``s_i = factors_i`` (``running_mean=None``) or, as the
@@ -84,6 +85,14 @@ class DWDLoss(nn.Module):
             return self.factors
         return self.factors / self.history.mean(1).clamp_min(1e-6)
 
+    def masks(self, targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The (energy, class, size) loss weights of a batch of targets, float32 (B, h, w) each."""
+        # the foreground of the size targets is the energy's (TargetEncoder writes sizes exactly there, and
+        # they are positive): the modes that only need the foreground read the smaller energy map
+        fg_only = self.size_mask in ("none", "mask_bg", "mask_zeros", "fg_bg_balanced")
+        return (ops.loss_mask(targets["energy"], self.energy_mask), ops.loss_mask(targets["classes"], self.class_mask),
+                ops.loss_mask(targets["energy"] if fg_only else targets["sizes"].amax(1), self.size_mask))
+
     def forward(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for d, name, keys in ((outputs, "outputs", ("energy", "classes", "sizes")),
                               (targets, "targets", ("energy", "classes", "sizes"))):
@@ -104,16 +113,9 @@ class DWDLoss(nn.Module):
         if self.batch == "first":
             e, c, s, te, tc, ts = e[:1], c[:1], s[:1], te[:1], tc[:1], ts[:1]
 
-        w_e = ops.loss_mask(te, self.energy_mask)
-        loss_e = ops.masked_cross_entropy(e, te, w_e).mean()
-        w_c = ops.loss_mask(tc, self.class_mask)
-        loss_c = ops.masked_cross_entropy(c, tc, w_c).mean()
-        w_s = ops.loss_mask(ts.amax(1), self.size_mask)
-        d = s.float() - ts
-        per = d.abs() if self.size_loss == "l1" else d.square()
-        loss_s = (per * w_s[:, None]).mean()
-
-        losses = torch.stack([loss_e, loss_c, loss_s])
+        losses = ops.dwd_loss(e, c, s, te, tc, ts, self.energy_mask, self.class_mask, self.size_mask,
+                              self.size_loss).mean(0)
+        loss_e, loss_c, loss_s = losses.unbind()
         scale = self.scales().to(losses.dtype)
         total = (losses * scale).sum()
         if self.training and self.running_mean is not None:

@@ -12,6 +12,9 @@ validates them:
 ``dwd_fast::masked_cross_entropy`` (+ ``masked_cross_entropy_backward``)
     Per-image ``mean over pixels of weight * softmax cross-entropy``, with an autograd formula;
     pixels of weight 0 are skipped (sparse path) when they are the majority.
+``dwd_fast::dwd_loss`` (+ ``dwd_loss_backward``)
+    The three task losses of DWD per image (the two ops above and the size regression, fused image by
+    image so that no batch-sized mask or temporary is allocated), with an autograd formula.
 ``dwd_fast::decode``
     Network outputs -> concatenated boxes, labels and scores with per-image counts, via
     :func:`dwd_fast.decode` (output length is data-dependent: the fake kernel uses a dynamic size).
@@ -29,7 +32,7 @@ from torch import Tensor
 
 import dwd_fast
 
-__all__ = ["encode_targets", "loss_mask", "masked_cross_entropy", "decode", "LOSS_MASKS"]
+__all__ = ["encode_targets", "loss_mask", "masked_cross_entropy", "dwd_loss", "decode", "LOSS_MASKS"]
 
 LOSS_MASKS = ("none", "mask_bg", "mask_zeros", "fg_bg_balanced", "by_class", "by_class_no_bg")
 _SPARSE_BELOW = 0.25  # masked_cross_entropy: use only the weighted pixels when they are fewer than this share
@@ -68,8 +71,8 @@ def _check_encode_args(boxes, labels, counts, height, width, stride, levels, num
 def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, width: int, stride: int,
                    levels: int, marker: str, size: Sequence[float], profile: str, overlap: str,
                    num_classes: int, drop_invalid: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Training targets of a batch: ``(energy (B, h, w) int64, classes (B, h, w) int64, sizes (B, 2, h, w)
-    float32)`` on the device of ``boxes``, ``(h, w) = (ceil(height / stride), ceil(width / stride))``.
+    """Training targets of a batch: ``(energy (B, h, w) uint8, classes (B, h, w) int32, sizes (B, 2, h, w)
+    float32)`` (the dtypes :func:`dwd_fast.encode` writes) on the device of ``boxes``, ``(h, w) = (ceil(height / stride), ceil(width / stride))``.
 
     ``boxes`` (N, 4) float are the boxes of all images concatenated, ``labels`` (N,) their classes and
     ``counts`` (B,) int64 (CPU) how many belong to each image. ``size`` is ``[fraction]`` or ``[rows, cols]``.
@@ -108,7 +111,7 @@ def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, w
     t = dwd_fast.encode(box_list, lab_list, (height, width), levels=levels, marker=marker, size=sz,
                         profile=profile, overlap=overlap, strides=(stride,))
     dev = boxes.device
-    return (t.energy.to(device=dev, dtype=torch.int64), t.classes.to(device=dev, dtype=torch.int64),
+    return (t.energy.to(device=dev, dtype=torch.uint8), t.classes.to(device=dev, dtype=torch.int32),
             t.sizes.to(device=dev, dtype=torch.float32))
 
 
@@ -117,7 +120,7 @@ def _(boxes, labels, counts, height, width, stride, levels, marker, size, profil
     _check_encode_args(boxes, labels, counts, height, width, stride, levels, num_classes)
     B = counts.shape[0]
     h, w = _grid(height, width, stride)
-    return (boxes.new_empty((B, h, w), dtype=torch.int64), boxes.new_empty((B, h, w), dtype=torch.int64),
+    return (boxes.new_empty((B, h, w), dtype=torch.uint8), boxes.new_empty((B, h, w), dtype=torch.int32),
             boxes.new_empty((B, 2, h, w), dtype=torch.float32))
 
 
@@ -132,36 +135,43 @@ def _check_mask_args(values, mode):
         raise ValueError(f"mode must be one of {LOSS_MASKS}, got {mode!r}")
 
 
-def _mask_one(v, mode):
-    """The original's mask of one (H, W) target value map (float64 arithmetic, float32 result)."""
-    H = v.shape[0]
-    N = v.numel()
+def _mask_float(v, mode):
+    """by_class / by_class_no_bg of one (H, W) map of arbitrary (float or negative) values."""
+    uniq, inverse, counts = torch.unique(v.reshape(-1), return_inverse=True, return_counts=True)
+    table = v.numel() / counts.to(torch.float64)
+    if mode == "by_class_no_bg":
+        table[0] = uniq[0].to(torch.float64)
+    return table[inverse].reshape(v.shape).to(torch.float32)
+
+
+def _masks(values, mode):
+    """The original's masks of a batch (B, H, W): per-image counts in float64, float32 weights."""
+    B, H, W = values.shape
+    N = H * W
     if mode in ("mask_bg", "mask_zeros", "fg_bg_balanced"):
-        fg = v != 0
-        nfg = int(fg.sum())
+        fg = values != 0
+        nfg = fg.sum((1, 2)).to(torch.float64)
         if mode == "fg_bg_balanced":
-            w_fg = N / nfg if nfg else 0.0
-            w_bg = N / (N - nfg) if nfg < N else 0.0
-            return torch.where(fg, w_fg, w_bg).to(torch.float32)
-        w = 1.0 / (nfg + 1) * ((H + 1) if mode == "mask_zeros" else 1)
-        return fg.to(torch.float32) * w
+            w_fg = torch.where(nfg > 0, N / nfg, 0.0).to(torch.float32)
+            w_bg = torch.where(nfg < N, N / (N - nfg), 0.0).to(torch.float32)
+            return torch.where(fg, w_fg[:, None, None], w_bg[:, None, None])
+        w = (1.0 / (nfg + 1) * ((H + 1) if mode == "mask_zeros" else 1)).to(torch.float32)
+        return fg * w[:, None, None]
     # by_class / by_class_no_bg: each value v gets N / N_v; "no_bg" keeps the smallest value's own value
-    flat = v.reshape(-1)
-    if not flat.is_floating_point() and bool((flat >= 0).all()):
-        counts = torch.bincount(flat.to(torch.int64))
-        present = torch.nonzero(counts).squeeze(1)
-        table = torch.zeros(counts.shape[0], dtype=torch.float64, device=v.device)
-        table[present] = N / counts[present].to(torch.float64)
-        if mode == "by_class_no_bg":
-            table[present[0]] = float(present[0])
-        out = table[flat.to(torch.int64)]
-    else:
-        uniq, inverse, counts = torch.unique(flat, return_inverse=True, return_counts=True)
+    if values.is_floating_point() or bool((values < 0).any()):
+        return torch.stack([_mask_float(values[b], mode) for b in range(B)])
+    out = torch.empty((B, H, W), dtype=torch.float32, device=values.device)
+    for b in range(B):
+        v = values[b].reshape(-1)
+        if v.dtype not in (torch.int32, torch.int64):
+            v = v.to(torch.int32)
+        counts = torch.bincount(v)
         table = N / counts.to(torch.float64)
         if mode == "by_class_no_bg":
-            table[0] = uniq[0].to(torch.float64)
-        out = table[inverse]
-    return out.reshape(v.shape).to(torch.float32)
+            first = torch.argmax((counts > 0).to(torch.int8))
+            table[first] = first.to(torch.float64)
+        torch.index_select(table.to(torch.float32), 0, v, out=out[b].view(-1))
+    return out
 
 
 @torch.library.custom_op("dwd_fast::loss_mask", mutates_args=())
@@ -181,7 +191,7 @@ def loss_mask(values: Tensor, mode: str) -> Tensor:
         return torch.ones(values.shape, dtype=torch.float32, device=values.device)
     if values.numel() == 0:
         return torch.zeros(values.shape, dtype=torch.float32, device=values.device)
-    return torch.stack([_mask_one(values[b], mode) for b in range(values.shape[0])])
+    return _masks(values, mode)
 
 
 @loss_mask.register_fake
@@ -204,31 +214,63 @@ def _check_ce_args(logits, target, weight):
         raise ValueError("logits need at least one channel")
     if tuple(target.shape) != (B, H, W):
         raise ValueError(f"target must be (B, H, W) = {(B, H, W)} to match logits, got shape {tuple(target.shape)}")
-    if target.dtype != torch.int64:
-        raise TypeError(f"target must be an int64 tensor, got dtype {target.dtype}")
+    if target.dtype not in (torch.uint8, torch.int32, torch.int64):
+        raise TypeError(f"target must be a uint8, int32 or int64 tensor, got dtype {target.dtype}")
     if tuple(weight.shape) != (B, H, W):
         raise ValueError(f"weight must be (B, H, W) = {(B, H, W)} to match logits, got shape {tuple(weight.shape)}")
     if not weight.is_floating_point():
         raise TypeError(f"weight must be a float tensor, got dtype {weight.dtype}")
 
 
-def _pixels(logits, target, weight, b):
-    """(x (C, P), t (P,), w (P,), index or None) of image b: only the weighted pixels when they are few."""
-    C = logits.shape[1]
-    x = logits[b].reshape(C, -1)
-    t = target[b].reshape(-1)
-    w = weight[b].reshape(-1).to(logits.dtype)
+_CHUNK = 1 << 15  # pixels per step of the dense path (keeps temporaries small and in cache)
+
+
+def _select(x, t, w):
+    """(x (C, P), t (P,) int64, w (P,), index or None): only the weighted pixels when they are few.
+
+    ``x`` (C, HW), ``t`` (HW,), ``w`` (HW,) are one image's logits, targets and weights."""
     nz = w != 0
     if int(nz.sum()) < _SPARSE_BELOW * w.numel():
         idx = torch.nonzero(nz).squeeze(1)
-        return x[:, idx], t[idx], w[idx], idx
-    return x, t, w, None
+        return x.index_select(1, idx), t.index_select(0, idx).to(torch.int64), w.index_select(0, idx), idx
+    return x, t.to(torch.int64), w, None
 
 
 def _check_target_range(t, C):
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= C):
         raise ValueError(f"target values must be in [0, {C}) (the logits' channels), got values in "
                          f"[{int(t.min())}, {int(t.max())}]")
+
+
+def _ce_image(x, t, w):
+    """sum_p w_p * (logsumexp(x[:, p]) - x[t_p, p]) of one image (x (C, HW), t (HW,), w (HW,))."""
+    C = x.shape[0]
+    xs, ts, ws, _ = _select(x, t, w.to(x.dtype))
+    _check_target_range(ts[ws != 0], C)
+    total = x.new_zeros((), dtype=torch.float64)
+    for s in range(0, ts.numel(), _CHUNK):
+        xc, tc, wc = xs[:, s:s + _CHUNK], ts[s:s + _CHUNK].clamp(0, C - 1), ws[s:s + _CHUNK]
+        total += (wc * (torch.logsumexp(xc, 0) - xc.gather(0, tc[None])[0])).sum(dtype=torch.float64)
+    return total
+
+
+def _ce_image_grad(out, g, x, t, w):
+    """Write g * w_p * (softmax(x[:, p]) - onehot(t_p)) into ``out`` (C, HW), zero where w_p = 0."""
+    C = x.shape[0]
+    xs, ts, ws, idx = _select(x, t, w.to(x.dtype))
+    dense = out if idx is None else None
+    parts = []
+    for s in range(0, ts.numel(), _CHUNK):
+        xc, tc, wc = xs[:, s:s + _CHUNK], ts[s:s + _CHUNK].clamp(0, C - 1), ws[s:s + _CHUNK]
+        p = torch.softmax(xc, 0)
+        p.scatter_add_(0, tc[None], torch.full_like(p[:1], -1.0))
+        p.mul_((wc * g)[None])
+        if dense is not None:
+            dense[:, s:s + _CHUNK] = p
+        else:
+            parts.append(p)
+    if idx is not None and parts:  # the other pixels of out stay zero (the caller zero-initializes it)
+        out.index_copy_(1, idx, torch.cat(parts, 1))
 
 
 @torch.library.custom_op("dwd_fast::masked_cross_entropy", mutates_args=())
@@ -242,14 +284,7 @@ def masked_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor) -> Tens
     B, C, H, W = logits.shape
     out = logits.new_zeros((B,))
     for b in range(B):
-        x, t, w, _ = _pixels(logits.detach(), target, weight, b)
-        _check_target_range(t[w != 0], C)
-        if t.numel() == 0:
-            continue
-        tc = t.clamp(0, C - 1)
-        lse = torch.logsumexp(x, 0)
-        picked = x.gather(0, tc[None])[0]
-        out[b] = (w * (lse - picked)).sum() / (H * W)
+        out[b] = _ce_image(logits[b].reshape(C, -1), target[b].reshape(-1), weight[b].reshape(-1)) / (H * W)
     return out
 
 
@@ -265,20 +300,10 @@ def masked_cross_entropy_backward(grad: Tensor, logits: Tensor, target: Tensor, 
     ``grad[b] * weight[b, p] * (softmax(logits[b, :, p]) - onehot(target[b, p])) / (H W)``."""
     _check_ce_args(logits, target, weight)
     B, C, H, W = logits.shape
-    out = torch.zeros_like(logits, memory_format=torch.contiguous_format)
+    out = torch.zeros((B, C, H, W), dtype=logits.dtype, device=logits.device)
     for b in range(B):
-        x, t, w, idx = _pixels(logits.detach(), target, weight, b)
-        if t.numel() == 0:
-            continue
-        p = torch.softmax(x, 0)
-        tc = t.clamp(0, C - 1)
-        p.scatter_add_(0, tc[None], torch.full_like(p[:1], -1.0))
-        p.mul_((w * (grad[b] / (H * W)))[None])
-        ob = out[b].view(C, -1)
-        if idx is None:
-            ob.copy_(p)
-        else:
-            ob[:, idx] = p
+        _ce_image_grad(out[b].view(C, -1), grad[b] / (H * W), logits[b].reshape(C, -1), target[b].reshape(-1),
+                       weight[b].reshape(-1))
     return out
 
 
@@ -299,6 +324,141 @@ def _ce_backward(ctx, grad):
 
 
 masked_cross_entropy.register_autograd(_ce_backward, setup_context=_ce_setup_context)
+
+
+# --------------------------------------------------------------------------------------------------
+# dwd_loss: the three task losses of a batch, image by image (masks never materialized for the batch)
+# --------------------------------------------------------------------------------------------------
+
+_FG_ONLY = ("none", "mask_bg", "mask_zeros", "fg_bg_balanced")
+
+
+def _check_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                     size_loss):
+    _check_ce_args(energy, t_energy, t_energy.new_empty(t_energy.shape, dtype=torch.float32))
+    _check_ce_args(classes, t_classes, t_classes.new_empty(t_classes.shape, dtype=torch.float32))
+    B, _, H, W = energy.shape
+    if tuple(classes.shape[::2]) != (B, H) or classes.shape[3] != W:
+        raise ValueError(f"classes must be (B, C, H, W) matching energy {tuple(energy.shape)}, got {tuple(classes.shape)}")
+    for name, t in (("sizes", sizes), ("t_sizes", t_sizes)):
+        if tuple(t.shape) != (B, 2, H, W) or not t.is_floating_point():
+            raise ValueError(f"{name} must be float (B, 2, H, W) = {(B, 2, H, W)}, got {t.dtype} {tuple(t.shape)}")
+    for name, mode in (("energy_mask", energy_mask), ("class_mask", class_mask), ("size_mask", size_mask)):
+        if mode not in LOSS_MASKS:
+            raise ValueError(f"{name} must be one of {LOSS_MASKS}, got {mode!r}")
+    if size_loss not in ("l1", "l2"):
+        raise ValueError(f"size_loss must be 'l1' or 'l2', got {size_loss!r}")
+
+
+def _image_masks(b, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask):
+    """The three (HW,) weight vectors of image b, None for mode "none" (the size foreground is the energy's)."""
+    def one(values, mode):
+        return None if mode == "none" else _masks(values, mode).reshape(-1)
+    size_values = t_energy[b:b + 1] if size_mask in _FG_ONLY else t_sizes[b:b + 1].amax(1)
+    return one(t_energy[b:b + 1], energy_mask), one(t_classes[b:b + 1], class_mask), one(size_values, size_mask)
+
+
+def _select_sizes(s, ts, w):
+    """(s, ts, w, index or None) of one image's (2, HW) size maps: only the weighted pixels when they are few."""
+    if w is None:
+        return s, ts, None, None
+    nz = w != 0
+    if int(nz.sum()) < _SPARSE_BELOW * w.numel():
+        idx = torch.nonzero(nz).squeeze(1)
+        return s.index_select(1, idx), ts.index_select(1, idx), w.index_select(0, idx), idx
+    return s, ts, w, None
+
+
+def _ones(n, like):
+    return torch.ones(n, dtype=like.dtype, device=like.device)
+
+
+@torch.library.custom_op("dwd_fast::dwd_loss", mutates_args=())
+def dwd_loss(energy: Tensor, classes: Tensor, sizes: Tensor, t_energy: Tensor, t_classes: Tensor, t_sizes: Tensor,
+             energy_mask: str, class_mask: str, size_mask: str, size_loss: str) -> Tensor:
+    """DWD's three task losses per image, (B, 3) in the dtype of ``energy``: energy and class masked cross-entropy (as
+    :func:`masked_cross_entropy` with the weights of :func:`loss_mask`) and the masked size regression
+    ``sum_{c, p} m(p) l(sizes[c, p] - t_sizes[c, p]) / (2 H W)``, ``l`` = square (``"l2"``) or abs (``"l1"``).
+
+    The same numbers as composing those ops, computed image by image (no batch-sized temporaries). The
+    size mask of a foreground-only mode (``"none"``, ``"mask_bg"``, ``"mask_zeros"``, ``"fg_bg_balanced"``)
+    is computed from ``t_energy``, whose foreground is that of the size targets :class:`TargetEncoder` writes.
+    """
+    _check_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                     size_loss)
+    B, K, H, W = energy.shape
+    C, HW = classes.shape[1], H * W
+    out = torch.zeros((B, 3), dtype=torch.float64, device=energy.device)
+    for b in range(B):
+        w_e, w_c, w_s = _image_masks(b, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask)
+        out[b, 0] = _ce_image(energy[b].reshape(K, -1), t_energy[b].reshape(-1),
+                              _ones(HW, energy) if w_e is None else w_e) / HW
+        out[b, 1] = _ce_image(classes[b].reshape(C, -1), t_classes[b].reshape(-1),
+                              _ones(HW, classes) if w_c is None else w_c) / HW
+        s, ts, w_s, _ = _select_sizes(sizes[b].reshape(2, -1), t_sizes[b].reshape(2, -1), w_s)
+        d = s - ts.to(s.dtype)
+        per = d.abs() if size_loss == "l1" else d.square()
+        out[b, 2] = (per.sum(0, dtype=torch.float64) if w_s is None else (per * w_s[None]).sum(0, dtype=torch.float64)
+                     ).sum() / (2 * HW)
+    return out.to(energy.dtype)
+
+
+@dwd_loss.register_fake
+def _(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask, size_loss):
+    _check_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                     size_loss)
+    return energy.new_empty((energy.shape[0], 3))
+
+
+@torch.library.custom_op("dwd_fast::dwd_loss_backward", mutates_args=())
+def dwd_loss_backward(grad: Tensor, energy: Tensor, classes: Tensor, sizes: Tensor, t_energy: Tensor,
+                      t_classes: Tensor, t_sizes: Tensor, energy_mask: str, class_mask: str, size_mask: str,
+                      size_loss: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of :func:`dwd_loss` (``grad`` (B, 3)) with respect to ``energy``, ``classes`` and ``sizes``."""
+    _check_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                     size_loss)
+    B, K, H, W = energy.shape
+    C, HW = classes.shape[1], H * W
+    g_e = torch.zeros(energy.shape, dtype=energy.dtype, device=energy.device)
+    g_c = torch.zeros(classes.shape, dtype=classes.dtype, device=classes.device)
+    g_s = torch.zeros(sizes.shape, dtype=sizes.dtype, device=sizes.device)
+    for b in range(B):
+        w_e, w_c, w_s = _image_masks(b, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask)
+        _ce_image_grad(g_e[b].view(K, -1), grad[b, 0] / HW, energy[b].reshape(K, -1), t_energy[b].reshape(-1),
+                       _ones(HW, energy) if w_e is None else w_e)
+        _ce_image_grad(g_c[b].view(C, -1), grad[b, 1] / HW, classes[b].reshape(C, -1), t_classes[b].reshape(-1),
+                       _ones(HW, classes) if w_c is None else w_c)
+        s, ts, w_s, idx = _select_sizes(sizes[b].reshape(2, -1), t_sizes[b].reshape(2, -1), w_s)
+        d = s - ts.to(s.dtype)
+        g = (torch.sign(d) if size_loss == "l1" else 2 * d) * (grad[b, 2] / (2 * HW))
+        if w_s is not None:
+            g = g * w_s[None]
+        gb = g_s[b].view(2, -1)
+        if idx is None:
+            gb.copy_(g)
+        else:
+            gb.index_copy_(1, idx, g.to(gb.dtype))
+    return g_e, g_c, g_s
+
+
+@dwd_loss_backward.register_fake
+def _(grad, energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask, size_loss):
+    _check_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                     size_loss)
+    return torch.empty_like(energy), torch.empty_like(classes), torch.empty_like(sizes)
+
+
+def _loss_setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:6])
+    ctx.modes = inputs[6:]
+
+
+def _loss_backward(ctx, grad):
+    g_e, g_c, g_s = dwd_loss_backward(grad, *ctx.saved_tensors, *ctx.modes)
+    return (g_e, g_c, g_s) + (None,) * 7
+
+
+dwd_loss.register_autograd(_loss_backward, setup_context=_loss_setup_context)
 
 
 # --------------------------------------------------------------------------------------------------

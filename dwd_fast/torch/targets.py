@@ -35,9 +35,10 @@ class TargetEncoder(nn.Module):
         data loader did after cropping) instead of raising ``ValueError``.
 
     :meth:`forward` ``(targets, image_size, device=None)`` takes a list of dicts with ``"boxes"`` (N, 4)
-    ``(x1, y1, x2, y2)`` and ``"labels"`` (N,) per image and returns a dict: ``"energy"`` (B, h, w) int64
-    levels, ``"classes"`` (B, h, w) int64 class ids (0 where the energy is 0), ``"sizes"`` (B, 2, h, w)
-    float32 box (height, width). The boxes are moved to ``device`` (default: theirs) and encoded there;
+    ``(x1, y1, x2, y2)`` and ``"labels"`` (N,) per image and returns a dict: ``"energy"`` (B, h, w) uint8
+    levels, ``"classes"`` (B, h, w) int32 class ids (0 where the energy is 0), ``"sizes"`` (B, 2, h, w)
+    float32 box (height, width), written where the energy is non-zero. (Compact dtypes, as
+    :func:`dwd_fast.encode` writes them; ``.long()`` them for torch's own ``cross_entropy``.) The boxes are moved to ``device`` (default: theirs) and encoded there;
     on a CUDA device nothing goes through the host. ``stride`` overrides the encoder's stride for one call.
     """
 
