@@ -226,17 +226,24 @@ _CHUNK = 1 << 15  # pixels per step of the dense path (keeps temporaries small a
 
 
 def _select(x, t, w):
-    """(x (C, P), t (P,) int64, w (P,), index or None): only the weighted pixels when they are few.
+    """(x (C, P), t (P,), w (P,), index or None): only the weighted pixels when they are few.
 
     ``x`` (C, HW), ``t`` (HW,), ``w`` (HW,) are one image's logits, targets and weights."""
     nz = w != 0
     if int(nz.sum()) < _SPARSE_BELOW * w.numel():
         idx = torch.nonzero(nz).squeeze(1)
-        return x.index_select(1, idx), t.index_select(0, idx).to(torch.int64), w.index_select(0, idx), idx
-    return x, t.to(torch.int64), w, None
+        return x.index_select(1, idx), t.index_select(0, idx), w.index_select(0, idx), idx
+    return x, t, w, None
 
 
-def _check_target_range(t, C):
+def _check_target_range(t, w, C):
+    """Targets of weighted pixels must index a channel (one min/max pass unless something is out of range)."""
+    if t.numel() == 0:
+        return
+    lo, hi = torch.aminmax(t)
+    if int(lo) >= 0 and int(hi) < C:
+        return
+    t = t[w != 0]
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= C):
         raise ValueError(f"target values must be in [0, {C}) (the logits' channels), got values in "
                          f"[{int(t.min())}, {int(t.max())}]")
@@ -246,10 +253,10 @@ def _ce_image(x, t, w):
     """sum_p w_p * (logsumexp(x[:, p]) - x[t_p, p]) of one image (x (C, HW), t (HW,), w (HW,))."""
     C = x.shape[0]
     xs, ts, ws, _ = _select(x, t, w.to(x.dtype))
-    _check_target_range(ts[ws != 0], C)
+    _check_target_range(ts, ws, C)
     total = x.new_zeros((), dtype=torch.float64)
     for s in range(0, ts.numel(), _CHUNK):
-        xc, tc, wc = xs[:, s:s + _CHUNK], ts[s:s + _CHUNK].clamp(0, C - 1), ws[s:s + _CHUNK]
+        xc, tc, wc = xs[:, s:s + _CHUNK], ts[s:s + _CHUNK].to(torch.int64).clamp(0, C - 1), ws[s:s + _CHUNK]
         total += (wc * (torch.logsumexp(xc, 0) - xc.gather(0, tc[None])[0])).sum(dtype=torch.float64)
     return total
 
@@ -261,7 +268,7 @@ def _ce_image_grad(out, g, x, t, w):
     dense = out if idx is None else None
     parts = []
     for s in range(0, ts.numel(), _CHUNK):
-        xc, tc, wc = xs[:, s:s + _CHUNK], ts[s:s + _CHUNK].clamp(0, C - 1), ws[s:s + _CHUNK]
+        xc, tc, wc = xs[:, s:s + _CHUNK], ts[s:s + _CHUNK].to(torch.int64).clamp(0, C - 1), ws[s:s + _CHUNK]
         p = torch.softmax(xc, 0)
         p.scatter_add_(0, tc[None], torch.full_like(p[:1], -1.0))
         p.mul_((wc * g)[None])
