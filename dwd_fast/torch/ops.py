@@ -149,14 +149,19 @@ def _masks(values, mode):
     B, H, W = values.shape
     N = H * W
     if mode in ("mask_bg", "mask_zeros", "fg_bg_balanced"):
-        fg = values != 0
-        nfg = fg.sum((1, 2)).to(torch.float64)
-        if mode == "fg_bg_balanced":
-            w_fg = torch.where(nfg > 0, N / nfg, 0.0).to(torch.float32)
-            w_bg = torch.where(nfg < N, N / (N - nfg), 0.0).to(torch.float32)
-            return torch.where(fg, w_fg[:, None, None], w_bg[:, None, None])
-        w = (1.0 / (nfg + 1) * ((H + 1) if mode == "mask_zeros" else 1)).to(torch.float32)
-        return fg * w[:, None, None]
+        out = torch.empty((B, H, W), dtype=torch.float32, device=values.device)
+        for b in range(B):  # image by image: small temporaries
+            fg = values[b] != 0
+            nfg = int(fg.sum())
+            if mode == "fg_bg_balanced":
+                w_fg = N / nfg if nfg else 0.0
+                w_bg = N / (N - nfg) if nfg < N else 0.0
+                torch.where(fg, torch.tensor(w_fg, dtype=torch.float32, device=fg.device),
+                            torch.tensor(w_bg, dtype=torch.float32, device=fg.device), out=out[b])
+            else:
+                w = 1.0 / (nfg + 1) * ((H + 1) if mode == "mask_zeros" else 1)
+                torch.mul(fg, torch.tensor(w, dtype=torch.float32, device=fg.device), out=out[b])
+        return out
     # by_class / by_class_no_bg: each value v gets N / N_v; "no_bg" keeps the smallest value's own value
     if values.is_floating_point() or bool((values < 0).any()):
         return torch.stack([_mask_float(values[b], mode) for b in range(B)])
