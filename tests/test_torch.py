@@ -284,7 +284,7 @@ def test_dwd_loss_equals_plain(energy_mask, class_mask, size_mask, size_loss, ba
         assert all(int(outputs[k].grad[1:].count_nonzero()) == 0 for k in outputs)
 
 
-@pytest.mark.parametrize("chunk", [5, 1 << 15])
+@pytest.mark.parametrize("chunk", [64, 1 << 15])
 def test_dwd_loss_chunked_and_sparse_paths_equal_plain(monkeypatch, chunk):
     """Small chunks (several per image, a partial last one) give the same values and gradients."""
     monkeypatch.setattr(ops, "_CHUNK", chunk)
@@ -306,7 +306,8 @@ def test_dwd_loss_chunked_and_sparse_paths_equal_plain(monkeypatch, chunk):
 @pytest.mark.parametrize("modes", [("fg_bg_balanced", "by_class_no_bg", "mask_bg", "l2"),
                                    ("none", "by_class", "by_class_no_bg", "l1")])
 def test_dwd_loss_op_gradcheck_and_opcheck(modes):
-    outputs, t = make_batch(B=2, H=7, W=9, levels=4, num_classes=3, seed=2)
+    outputs, t = make_batch(B=2, H=5, W=6, levels=3, num_classes=3, seed=2)
+    assert int(t["energy"].count_nonzero()) > 0
     x = {k: v.detach().double().requires_grad_() for k, v in outputs.items()}
     x["sizes"] = (x["sizes"].detach() + 0.25).requires_grad_()  # away from the kink of |d| at 0
     args = (t["energy"], t["classes"], t["sizes"].double(), *modes)
