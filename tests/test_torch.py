@@ -101,15 +101,19 @@ def test_targets_device_argument_and_empty_images():
     assert t["energy"].shape == (2, 5, 6) and int(t["energy"].abs().sum()) == 0 and t["energy"].device.type == "cpu"
 
 
+I64 = torch.int64
+
+
 @pytest.mark.parametrize("targets, err, match", [
     ([], TypeError, "non-empty list"),
     ([{"boxes": torch.zeros(1, 4)}], TypeError, r"targets\[0\] must be a dict"),
     ([{"boxes": np.zeros((1, 4)), "labels": torch.zeros(1, dtype=torch.int64)}], TypeError, "must be tensors"),
-    ([{"boxes": torch.zeros(1, 5), "labels": torch.zeros(1, dtype=torch.int64)}], ValueError, r"\['boxes'\] must be \(N, 4\)"),
-    ([{"boxes": torch.zeros(1, 4, dtype=torch.int64), "labels": torch.zeros(1, dtype=torch.int64)}], TypeError, "float"),
-    ([{"boxes": torch.tensor([[1.0, 1, 4, 4]]), "labels": torch.zeros(2, dtype=torch.int64)}], ValueError, "one label per box"),
+    ([{"boxes": torch.zeros(1, 5), "labels": torch.zeros(1, dtype=I64)}], ValueError, r"\['boxes'\] must be \(N, 4\)"),
+    ([{"boxes": torch.zeros(1, 4, dtype=I64), "labels": torch.zeros(1, dtype=I64)}], TypeError, "float"),
+    ([{"boxes": torch.tensor([[1.0, 1, 4, 4]]), "labels": torch.zeros(2, dtype=I64)}], ValueError, "one label per box"),
     ([{"boxes": torch.tensor([[1.0, 1, 4, 4]]), "labels": torch.ones(1)}], TypeError, "integer"),
-    ([{"boxes": torch.tensor([[1.0, 1, 4, 4]]), "labels": torch.tensor([7])}], ValueError, r"labels must be class ids in \[0, 5\)"),
+    ([{"boxes": torch.tensor([[1.0, 1, 4, 4]]), "labels": torch.tensor([7])}], ValueError,
+     r"labels must be class ids in \[0, 5\)"),
     ([{"boxes": torch.tensor([[1.0, 1, 4, 4]]), "labels": torch.tensor([-1])}], ValueError, "labels must be class ids"),
     ([{"boxes": torch.tensor([[float("nan"), 1, 4, 4]]), "labels": torch.tensor([1])}], ValueError, "not finite"),
 ])
@@ -212,9 +216,9 @@ def test_masked_cross_entropy_gradcheck(density):
 
 @pytest.mark.parametrize("args, err, match", [
     ((torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.int64), torch.ones(2, 4)), ValueError, "logits must be"),
-    ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=torch.int64), torch.ones(1, 4, 4)), ValueError, "target must be"),
+    ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=I64), torch.ones(1, 4, 4)), ValueError, "target must be"),
     ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4), torch.ones(1, 4, 4)), TypeError, "uint8, int32 or int64"),
-    ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int64), torch.ones(1, 4)), ValueError, "weight must be"),
+    ((torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=I64), torch.ones(1, 4)), ValueError, "weight must be"),
     ((torch.zeros(1, 3, 4, 4, dtype=torch.int64), torch.zeros(1, 4, 4, dtype=torch.int64), torch.ones(1, 4, 4)),
      TypeError, "float"),
 ])
@@ -248,7 +252,8 @@ def plain_dwd_loss(outputs, t, energy_mask, class_mask, size_mask, size_loss, im
         m_e = torch.from_numpy(dwd_fast.compat.loss_mask(e_gt, energy_mask, "softmax")[:, :, 0]).float()
         m_c = torch.from_numpy(dwd_fast.compat.loss_mask(c_gt, class_mask, "softmax")[:, :, 0]).float()
         m_s = torch.from_numpy(dwd_fast.compat.loss_mask(s_gt, size_mask, "reg")[:, :, 0]).float()
-        le = (F.cross_entropy(outputs["energy"][b:b + 1], t["energy"][b:b + 1].long(), reduction="none")[0] * m_e).mean()
+        le = (F.cross_entropy(outputs["energy"][b:b + 1], t["energy"][b:b + 1].long(), reduction="none")[0]
+              * m_e).mean()
         lc = (F.cross_entropy(outputs["classes"][b:b + 1], t["classes"][b:b + 1].long(), reduction="none")[0]
               * m_c).mean()
         d = outputs["sizes"][b] - t["sizes"][b]
@@ -311,7 +316,8 @@ def test_dwd_loss_op_gradcheck_and_opcheck(modes):
     x = {k: v.detach().double().requires_grad_() for k, v in outputs.items()}
     x["sizes"] = (x["sizes"].detach() + 0.25).requires_grad_()  # away from the kink of |d| at 0
     args = (t["energy"], t["classes"], t["sizes"].double(), *modes)
-    assert torch.autograd.gradcheck(lambda e, c, s: ops.dwd_loss(e, c, s, *args), (x["energy"], x["classes"], x["sizes"]))
+    assert torch.autograd.gradcheck(lambda e, c, s: ops.dwd_loss(e, c, s, *args),
+                                    (x["energy"], x["classes"], x["sizes"]))
     torch.library.opcheck(ops.dwd_loss, (outputs["energy"], outputs["classes"], outputs["sizes"], t["energy"],
                                          t["classes"], t["sizes"], *modes), test_utils=OPCHECK_TESTS)
 
@@ -353,7 +359,8 @@ def test_dwd_loss_state_dict_round_trip():
     assert torch.equal(other.history, fn.history) and not torch.equal(other.history, torch.ones(3, 4))
 
 
-@pytest.mark.parametrize("kwargs, match", [({"energy_mask": "by_object"}, "energy_mask"), ({"size_loss": "huber"}, "size_loss"),
+@pytest.mark.parametrize("kwargs, match", [({"energy_mask": "by_object"}, "energy_mask"),
+                                           ({"size_loss": "huber"}, "size_loss"),
                                            ({"factors": (1.0, 2.0)}, "factors"), ({"running_mean": 0}, "running_mean"),
                                            ({"batch": "last"}, "batch")])
 def test_dwd_loss_bad_options(kwargs, match):
@@ -438,7 +445,8 @@ def test_decoder_bad_input():
     with pytest.raises(TypeError, match="outputs must be a dict"):
         Decoder()(torch.zeros(1, 3, 4, 4))
     with pytest.raises(ValueError, match=r"sizes must be float \(B, 2, H, W\)"):
-        Decoder()({"energy": torch.zeros(1, 3, 4, 4), "classes": torch.zeros(1, 3, 4, 4), "sizes": torch.zeros(1, 3, 4, 4)})
+        Decoder()({"energy": torch.zeros(1, 3, 4, 4), "classes": torch.zeros(1, 3, 4, 4),
+                   "sizes": torch.zeros(1, 3, 4, 4)})
     with pytest.raises(ValueError, match="stride"):
         Decoder(stride=0)
     with pytest.raises(ValueError, match="grow_to"):

@@ -38,7 +38,8 @@ class DWDLoss(nn.Module):
 
     Masks are computed from the energy level map (energy), the class map (class) and the larger of the
     two size channels (size; its foreground is the energy's, where :class:`TargetEncoder` writes the sizes,
-    so the foreground-only modes read the energy map). Modes: ``None`` (ones), ``"mask_bg"``, ``"mask_zeros"``, ``"fg_bg_balanced"``,
+    so the foreground-only modes read the energy map). Modes: ``None`` (ones), ``"mask_bg"``, ``"mask_zeros"``,
+    ``"fg_bg_balanced"``,
     ``"by_class"``, ``"by_class_no_bg"``; defaults are the original's 2020 configuration.
 
     Task weighting: ``total = sum_i s_i * loss_i`` with ``s_i = factors_i`` (``running_mean=None``) or, as the
@@ -65,7 +66,8 @@ class DWDLoss(nn.Module):
         self.size_loss = size_loss
         f = [float(v) for v in factors]
         if len(f) != 3 or not all(v >= 0 and v == v and v != float("inf") for v in f):
-            raise ValueError(f"factors must be three finite non-negative numbers (energy, class, size), got {factors!r}")
+            raise ValueError(f"factors must be three finite non-negative numbers (energy, class, size), "
+                             f"got {factors!r}")
         if running_mean is not None and (isinstance(running_mean, bool) or not isinstance(running_mean, int)
                                          or running_mean < 1):
             raise ValueError(f"running_mean must be None or a positive integer, got {running_mean!r}")

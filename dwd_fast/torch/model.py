@@ -72,7 +72,8 @@ class DeepWatershedDetector(nn.Module):
             if not images or not all(isinstance(im, torch.Tensor) and im.dim() == 3 for im in images):
                 raise TypeError("images must be a (B, C, H, W) tensor or a non-empty list of (C, H, W) tensors")
             if len({tuple(im.shape) for im in images}) != 1:
-                raise ValueError(f"images of a batch must have one size, got {sorted({tuple(im.shape) for im in images})}")
+                shapes = sorted({tuple(im.shape) for im in images})
+                raise ValueError(f"images of a batch must have one size, got {shapes}")
             images = torch.stack(list(images))
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__

@@ -52,11 +52,13 @@ def _check_encode_args(boxes, labels, counts, height, width, stride, levels, num
     if not boxes.is_floating_point():
         raise TypeError(f"boxes must be a float tensor, got dtype {boxes.dtype}")
     if labels.dim() != 1 or labels.shape[0] != boxes.shape[0]:
-        raise ValueError(f"labels must be (N,) with one label per box ({boxes.shape[0]}), got shape {tuple(labels.shape)}")
+        raise ValueError(f"labels must be (N,) with one label per box ({boxes.shape[0]}), "
+                         f"got shape {tuple(labels.shape)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
     if counts.dim() != 1 or counts.dtype != torch.int64 or counts.device.type != "cpu":
-        raise ValueError(f"counts must be a 1-D int64 CPU tensor, got {counts.dtype} {tuple(counts.shape)} on {counts.device}")
+        raise ValueError(f"counts must be a 1-D int64 CPU tensor, got {counts.dtype} {tuple(counts.shape)} "
+                         f"on {counts.device}")
     if counts.shape[0] == 0:
         raise ValueError("counts must have one entry per image, got an empty batch")
     if height <= 0 or width <= 0 or stride <= 0:
@@ -72,7 +74,8 @@ def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, w
                    levels: int, marker: str, size: Sequence[float], profile: str, overlap: str,
                    num_classes: int, drop_invalid: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Training targets of a batch: ``(energy (B, h, w) uint8, classes (B, h, w) int32, sizes (B, 2, h, w)
-    float32)`` (the dtypes :func:`dwd_fast.encode` writes) on the device of ``boxes``, ``(h, w) = (ceil(height / stride), ceil(width / stride))``.
+    float32)`` (the dtypes :func:`dwd_fast.encode` writes) on the device of ``boxes``, with
+    ``(h, w) = (ceil(height / stride), ceil(width / stride))``.
 
     ``boxes`` (N, 4) float are the boxes of all images concatenated, ``labels`` (N,) their classes and
     ``counts`` (B,) int64 (CPU) how many belong to each image. ``size`` is ``[fraction]`` or ``[rows, cols]``.
@@ -351,7 +354,8 @@ def _check_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energ
     _check_ce_args(classes, t_classes, t_classes.new_empty(t_classes.shape, dtype=torch.float32))
     B, _, H, W = energy.shape
     if tuple(classes.shape[::2]) != (B, H) or classes.shape[3] != W:
-        raise ValueError(f"classes must be (B, C, H, W) matching energy {tuple(energy.shape)}, got {tuple(classes.shape)}")
+        raise ValueError(f"classes must be (B, C, H, W) matching energy {tuple(energy.shape)}, "
+                         f"got {tuple(classes.shape)}")
     for name, t in (("sizes", sizes), ("t_sizes", t_sizes)):
         if tuple(t.shape) != (B, 2, H, W) or not t.is_floating_point():
             raise ValueError(f"{name} must be float (B, 2, H, W) = {(B, 2, H, W)}, got {t.dtype} {tuple(t.shape)}")

@@ -34,12 +34,13 @@ class TargetEncoder(nn.Module):
         Drop boxes of zero or negative extent and boxes entirely outside the image (what the original's
         data loader did after cropping) instead of raising ``ValueError``.
 
-    :meth:`forward` ``(targets, image_size, device=None)`` takes a list of dicts with ``"boxes"`` (N, 4)
-    ``(x1, y1, x2, y2)`` and ``"labels"`` (N,) per image and returns a dict: ``"energy"`` (B, h, w) uint8
-    levels, ``"classes"`` (B, h, w) int32 class ids (0 where the energy is 0), ``"sizes"`` (B, 2, h, w)
-    float32 box (height, width), written where the energy is non-zero. (Compact dtypes, as
-    :func:`dwd_fast.encode` writes them; ``.long()`` them for torch's own ``cross_entropy``.) The boxes are moved to ``device`` (default: theirs) and encoded there;
-    on a CUDA device nothing goes through the host. ``stride`` overrides the encoder's stride for one call.
+    :meth:`forward` ``(targets, image_size, device=None, stride=None)`` takes a list of dicts with ``"boxes"``
+    (N, 4) ``(x1, y1, x2, y2)`` and ``"labels"`` (N,) per image and returns a dict: ``"energy"`` (B, h, w)
+    uint8 levels, ``"classes"`` (B, h, w) int32 class ids (0 where the energy is 0), ``"sizes"`` (B, 2, h, w)
+    float32 box (height, width), written where the energy is non-zero (compact dtypes, as
+    :func:`dwd_fast.encode` writes them; ``.long()`` them for torch's own ``cross_entropy``). The boxes are
+    moved to ``device`` (default: theirs) and encoded there; on a CUDA device nothing goes through the host.
+    ``stride`` overrides the encoder's stride for one call.
     """
 
     def __init__(self, levels: int = 20, num_classes: Optional[int] = None, *, marker: str = "oval",
@@ -101,6 +102,6 @@ class TargetEncoder(nn.Module):
         cat_boxes = torch.cat([b.to(device=dev, dtype=torch.float32) for b in boxes])
         cat_labels = torch.cat([lab.to(device=dev, dtype=torch.int64) for lab in labels])
         energy, classes, sizes = ops.encode_targets(
-            cat_boxes, cat_labels, counts, H, W, self.stride if stride is None else int(stride), self.levels, self.marker, self.size, self.profile,
-            self.overlap, self.num_classes or 0, self.drop_invalid)
+            cat_boxes, cat_labels, counts, H, W, self.stride if stride is None else int(stride), self.levels,
+            self.marker, self.size, self.profile, self.overlap, self.num_classes or 0, self.drop_invalid)
         return {"energy": energy, "classes": classes, "sizes": sizes}
