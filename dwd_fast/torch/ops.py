@@ -25,6 +25,7 @@ The implementations run the CPU extension on CPU tensors and pass CUDA tensors t
 
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 import torch
@@ -111,8 +112,11 @@ def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, w
     box_list = [b[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1)]
     lab_list = [lab[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1)]
     sz = float(size[0]) if len(size) == 1 else (float(size[0]), float(size[1]))
-    t = dwd_fast.encode(box_list, lab_list, (height, width), levels=levels, marker=marker, size=sz,
-                        profile=profile, overlap=overlap, strides=(stride,))
+    try:
+        t = dwd_fast.encode(box_list, lab_list, (height, width), levels=levels, marker=marker, size=sz,
+                            profile=profile, overlap=overlap, strides=(stride,))
+    except ValueError as e:  # name the image as the caller knows it: targets[k]['boxes']
+        raise ValueError(re.sub(r"\b(boxes|labels)\[(\d+)\]", r"targets[\2]['\1']", str(e))) from None
     dev = boxes.device
     return (t.energy.to(device=dev, dtype=torch.uint8), t.classes.to(device=dev, dtype=torch.int32),
             t.sizes.to(device=dev, dtype=torch.float32))
