@@ -135,7 +135,7 @@ def main(steps=300, seed=0, batch_size=4, lr=3e-3, threads=1, log_every=25, eval
     torch.set_num_threads(threads)
     model = DeepWatershedDetector(TinyNet(), 24, NUM_CLASSES, levels=LEVELS, upsample=False,
                                   loss={"size_loss": "l1", "running_mean": 5},
-                                  decoder={"cutoff": 4, "min_size": 3})
+                                  decoder={"cutoff": 4, "min_size": 3, "size_reduce": "mean"})
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     losses = []
