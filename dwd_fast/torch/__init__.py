@@ -1,0 +1,18 @@
+"""PyTorch training wrapper for the Deep Watershed Detector (needs PyTorch; ``import dwd_fast`` does not).
+
+- :class:`DWDHead` — energy, class and size heads on any feature map
+- :class:`TargetEncoder` — torchvision-style targets -> target tensors, built on the device
+- :class:`DWDLoss` — DWD's loss (cross-entropies, size regression, the original's masks and task weights)
+- :class:`Decoder` — outputs -> ``list[dict(boxes, labels, scores)]``
+- :class:`DeepWatershedDetector` — all of it on a backbone, with torchvision's detector interface
+- :mod:`dwd_fast.torch.ops` — the ``dwd_fast::`` custom operators underneath
+"""
+
+from . import ops
+from .decoder import Decoder
+from .heads import DWDHead
+from .loss import DWDLoss
+from .model import DeepWatershedDetector, output_stride
+from .targets import TargetEncoder
+
+__all__ = ["DWDHead", "TargetEncoder", "DWDLoss", "Decoder", "DeepWatershedDetector", "output_stride", "ops"]
