@@ -25,6 +25,10 @@ import importlib.metadata
 import os
 import platform
 import sys
+
+# One BLAS thread: numpy's OpenBLAS workers otherwise keep spinning on the second core after a BLAS
+# call, taking it from the process being timed (set before numpy is first imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from dataclasses import dataclass
 from pathlib import Path
 

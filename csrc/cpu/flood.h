@@ -187,11 +187,7 @@ struct MaskRuns {
   const std::uint8_t* mask;
   index_t stride, cols;
   index_t next(index_t r, index_t c) const { return find_nonzero(mask + r * stride, c, cols); }
-  index_t end(index_t r, index_t c) const {
-    const std::uint8_t* p = mask + r * stride;
-    while (c < cols && p[c]) ++c;
-    return c;
-  }
+  index_t end(index_t r, index_t c) const { return find_zero(mask + r * stride, c, cols); }
   bool joined(const Run&, const Run&) const { return true; }
 };
 

@@ -85,6 +85,20 @@ inline index_t find_nonzero(const T* row, index_t c, index_t n) {
   return c;
 }
 
+// First column in [c, n) where row[col] == 0, or n (the end of a run of non-zero bytes).
+inline index_t find_zero(const std::uint8_t* row, index_t c, index_t n) {
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  while (c + 16 <= n) {
+    const int m = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c)), zero));
+    if (m) return c + __builtin_ctz(static_cast<unsigned>(m));
+    c += 16;
+  }
+#endif
+  while (c < n && row[c] != 0) ++c;
+  return c;
+}
+
 // First column in [c, n) where row[col] > cut, or n.
 template <class T>
 inline index_t find_above(const T* row, index_t c, index_t n, T cut) {
