@@ -160,10 +160,18 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
           }
         };
         if constexpr (Bordered) {
-          for (int k = 0; k < nb.n; ++k) {
-            const index_t q = p + delta[k];
-            if (lab[q] > 0) continue;  // labelled, or outside the mask (kOutside)
-            visit(q, im[q]);
+          auto step = [&](index_t q) {
+            if (lab[q] <= 0) visit(q, im[q]);  // > 0: labelled, or outside the mask (kOutside)
+          };
+          step(p + delta[0]);
+          step(p + delta[1]);
+          step(p + delta[2]);
+          step(p + delta[3]);
+          if (nb.n == 8) {
+            step(p + delta[4]);
+            step(p + delta[5]);
+            step(p + delta[6]);
+            step(p + delta[7]);
           }
         } else {
           const index_t r = p / cols, c = p % cols;
