@@ -26,11 +26,12 @@ import os
 import platform
 import sys
 
+from dataclasses import dataclass
+from pathlib import Path
+
 # One BLAS thread: numpy's OpenBLAS workers otherwise keep spinning on the second core after a BLAS
 # call, taking it from the process being timed (set before numpy is first imported).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,7 @@ try:
 except ImportError:  # run as `pytest benchmarks/` from a checkout with the extension built in place
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import dwd_fast  # noqa: F401
+from dwd_fast._bench.runner import _cpu_model, _version  # the machine probes of `dwd-fast bench`
 
 try:
     import cv2
@@ -132,24 +134,6 @@ def floor_call(page):
 # --------------------------------------------------------------------------------------------------
 # Machine facts and per-benchmark records
 # --------------------------------------------------------------------------------------------------
-
-def _version(dist):
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 @functools.lru_cache(maxsize=None)
 def machine_facts():

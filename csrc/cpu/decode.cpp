@@ -94,24 +94,20 @@ using Relief = typename std::conditional<
 std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int connectivity) {
   RunLabels comps;
   label_above(e, t, connectivity, comps, /*check_nan=*/false);  // the seeds' pass checked it
-  // Each seed lies inside one component (grow_to <= cutoff). A component holding one seed is that
-  // seed's region whole; only components holding several are flooded.
+  // Each seed lies inside one component (grow_to <= cutoff); see SoleLabels.
   std::vector<std::int32_t> seed_comp(seeds.runs.size());
-  std::vector<std::int32_t> only(static_cast<std::size_t>(comps.count), 0);  // sole seed, 0 none, -1 several
+  SoleLabels sole(comps.count);
   for (std::size_t k = 0; k < seeds.runs.size(); ++k) {
     const Run& sr = seeds.runs[k];
     const auto first = comps.runs.begin() + comps.row_start[sr.row];
     const auto last = comps.runs.begin() + comps.row_start[sr.row + 1];
-    const std::int32_t c = std::upper_bound(first, last, sr.c0, [](index_t col, const Run& run) { return col < run.c1; })->id;
-    seed_comp[k] = c;
-    std::int32_t& s = only[c - 1];
-    if (s == 0) s = sr.id;
-    else if (s != sr.id) s = -1;
+    seed_comp[k] = std::upper_bound(first, last, sr.c0, [](index_t col, const Run& run) { return col < run.c1; })->id;
+    sole.add(seed_comp[k], sr.id);
   }
-  std::vector<std::int32_t> new_id(only.size(), 0);
-  std::int32_t several = 0;
-  for (std::size_t k = 0; k < only.size(); ++k)
-    if (only[k] < 0) new_id[k] = ++several;
+  sole.number();
+  const std::vector<std::int32_t>& only = sole.only;
+  const std::vector<std::int32_t>& new_id = sole.new_id;
+  const std::int32_t several = sole.several;
   std::vector<Run> out;
   out.reserve(comps.runs.size());
   if (several == 0) {

@@ -216,6 +216,26 @@ inline RunLabels subset(const RunLabels& comps, const std::vector<std::int32_t>&
   return s;
 }
 
+// Per component (1..count): the one marker label it holds (> 0), 0 if none, -1 if several; those with
+// several are renumbered 1..several (new_id, 0 for the others) for a packed page. A flood never
+// leaves its component, so a component holding one label is that label's whole, and only those
+// holding several need flooding.
+struct SoleLabels {
+  std::vector<std::int32_t> only, new_id;
+  std::int32_t several = 0;
+  explicit SoleLabels(std::int32_t count) : only(static_cast<std::size_t>(count), 0) {}
+  void add(std::int32_t comp, std::int32_t label) {
+    std::int32_t& s = only[comp - 1];
+    if (s == 0) s = label;
+    else if (s != label) s = -1;
+  }
+  void number() {
+    new_id.assign(only.size(), 0);
+    for (std::size_t k = 0; k < only.size(); ++k)
+      if (only[k] < 0) new_id[k] = ++several;
+  }
+};
+
 // Both floods read a few bytes per pixel at scattered places of a page far larger than the caches, so
 // on a sparse mask they are bound by memory latency. Flooding never crosses the mask's boundary, so
 // each connected component of the mask can be moved, with its bounding box, into a small "packed

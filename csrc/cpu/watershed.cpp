@@ -361,16 +361,12 @@ template <class T>
 void canonical_masked(const ImageView<const T> v, const Markers& m, const std::uint8_t* mk, index_t ms,
                       int connectivity, ImageView<std::int32_t> out) {
   const RunLabels& comps = m.comps;
-  std::vector<std::int32_t> only(static_cast<std::size_t>(comps.count), 0);  // sole label, 0 none, -1 several
-  for (const MarkerRun& run : m.runs) {
-    std::int32_t& s = only[run.comp - 1];
-    if (s == 0) s = run.id;
-    else if (s != run.id) s = -1;
-  }
-  std::vector<std::int32_t> new_id(only.size(), 0);
-  std::int32_t several = 0;
-  for (std::size_t k = 0; k < only.size(); ++k)
-    if (only[k] < 0) new_id[k] = ++several;
+  SoleLabels sole(comps.count);
+  for (const MarkerRun& run : m.runs) sole.add(run.comp, run.id);
+  sole.number();
+  const std::vector<std::int32_t>& only = sole.only;
+  const std::vector<std::int32_t>& new_id = sole.new_id;
+  const std::int32_t several = sole.several;
   // The components holding several labels are flooded in a packed page (or, when it would not be
   // much smaller, in place on `out` first zeroed); then every pixel of `out` is written once.
   Packed<T> packed;

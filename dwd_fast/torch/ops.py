@@ -47,16 +47,22 @@ def _grid(height, width, stride):
     return -(-height // stride), -(-width // stride)
 
 
-def _check_encode_args(boxes, labels, counts, height, width, stride, levels, num_classes):
+def check_boxes_labels(boxes, labels, bname="boxes", lname="labels"):
+    """Raise TypeError / ValueError naming the argument unless boxes is a float (N, 4) tensor and
+    labels an integer (N,) tensor."""
     if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must be (N, 4) (x1, y1, x2, y2), got shape {tuple(boxes.shape)}")
+        raise ValueError(f"{bname} must be (N, 4) (x1, y1, x2, y2), got shape {tuple(boxes.shape)}")
     if not boxes.is_floating_point():
-        raise TypeError(f"boxes must be a float tensor, got dtype {boxes.dtype}")
+        raise TypeError(f"{bname} must be a float tensor, got dtype {boxes.dtype}")
     if labels.dim() != 1 or labels.shape[0] != boxes.shape[0]:
-        raise ValueError(f"labels must be (N,) with one label per box ({boxes.shape[0]}), "
+        raise ValueError(f"{lname} must be (N,) with one label per box ({boxes.shape[0]}), "
                          f"got shape {tuple(labels.shape)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+        raise TypeError(f"{lname} must be an integer tensor, got dtype {labels.dtype}")
+
+
+def _check_encode_args(boxes, labels, counts, height, width, stride, levels, num_classes):
+    check_boxes_labels(boxes, labels)
     if counts.dim() != 1 or counts.dtype != torch.int64 or counts.device.type != "cpu":
         raise ValueError(f"counts must be a 1-D int64 CPU tensor, got {counts.dtype} {tuple(counts.shape)} "
                          f"on {counts.device}")

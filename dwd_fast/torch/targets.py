@@ -83,15 +83,7 @@ class TargetEncoder(nn.Module):
             if not isinstance(b, torch.Tensor) or not isinstance(lab, torch.Tensor):
                 raise TypeError(f"targets[{i}]['boxes'] and ['labels'] must be tensors, got "
                                 f"{type(b).__name__} and {type(lab).__name__}")
-            if b.dim() != 2 or b.shape[1] != 4:
-                raise ValueError(f"targets[{i}]['boxes'] must be (N, 4) (x1, y1, x2, y2), got shape {tuple(b.shape)}")
-            if not b.is_floating_point():
-                raise TypeError(f"targets[{i}]['boxes'] must be a float tensor, got dtype {b.dtype}")
-            if lab.dim() != 1 or lab.shape[0] != b.shape[0]:
-                raise ValueError(f"targets[{i}]['labels'] must be (N,) with one label per box ({b.shape[0]}), "
-                                 f"got shape {tuple(lab.shape)}")
-            if lab.is_floating_point() or lab.dtype == torch.bool:
-                raise TypeError(f"targets[{i}]['labels'] must be an integer tensor, got dtype {lab.dtype}")
+            ops.check_boxes_labels(b, lab, f"targets[{i}]['boxes']", f"targets[{i}]['labels']")
             boxes.append(b)
             labels.append(lab)
         if len(image_size) != 2:
