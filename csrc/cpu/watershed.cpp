@@ -116,14 +116,16 @@ class SkHeap {
 class SmallBuckets {
  public:
   std::vector<SkItem>& at(std::uint64_t key) {
+    if (last_ < used_ && keys_[last_] == key) return items_[last_];  // runs of pushes share a value
     for (std::size_t k = 0; k < used_; ++k)
-      if (keys_[k] == key) return items_[k];
+      if (keys_[k] == key) return items_[last_ = k];
     if (used_ == keys_.size()) {
       keys_.push_back(0);
       items_.emplace_back();
     }
     keys_[used_] = key;
     items_[used_].clear();
+    last_ = used_;
     return items_[used_++];
   }
   // Moves the smallest key's items into `out` (its previous content dropped); false when empty.
@@ -134,6 +136,7 @@ class SmallBuckets {
       if (keys_[k] < keys_[m]) m = k;
     out.clear();
     out.swap(items_[m]);
+    last_ = kNone;
     --used_;
     if (m != used_) {
       std::swap(keys_[m], keys_[used_]);
@@ -143,9 +146,11 @@ class SmallBuckets {
   }
 
  private:
+  static constexpr std::size_t kNone = ~std::size_t(0);
   std::vector<std::uint64_t> keys_;
   std::vector<std::vector<SkItem>> items_;
   std::size_t used_ = 0;
+  std::size_t last_ = kNone;
 };
 
 // comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one. Bordered: see
