@@ -288,10 +288,7 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
   index_t ms = 0;
   const std::uint8_t* mk = mask_data(mask, ms);
   Markers m;
-  if (mk != nullptr) {  // only the mask's pixels can hold markers: read just those
-    m.comps.build(MaskRuns{mk, ms, markers.cols}, markers.rows, markers.cols, connectivity);
-    m.has_comps = true;
-  }
+  m.has_comps = mk != nullptr;
   dispatch(markers.dtype, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point<T>::value) {
@@ -310,17 +307,14 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
         }
       };
       if (m.has_comps) {
-        // The runs are scattered over a page far larger than the caches: fetch ahead.
-        const std::vector<Run>& runs = m.comps.runs;
-        constexpr std::size_t kAhead = 16;
-        for (std::size_t k = 0; k < runs.size(); ++k) {
-          if (k + kAhead < runs.size()) {
-            const Run& a = runs[k + kAhead];
-            __builtin_prefetch(v.row(a.row) + a.c0);
-            __builtin_prefetch(v.row(a.row) + a.c1 - 1);
-          }
-          scan(runs[k].row, runs[k].c0, runs[k].c1, runs[k].id);
-        }
+        // Only the mask's pixels can hold markers: read just those, row by row as the mask's runs are
+        // found (comp holds the run's index until the components are numbered).
+        m.comps.build(MaskRuns{mk, ms, markers.cols}, markers.rows, markers.cols, connectivity,
+                      [&](index_t r, index_t k0, index_t k1) {
+                        for (index_t k = k0; k < k1; ++k)
+                          scan(r, m.comps.runs[k].c0, m.comps.runs[k].c1, static_cast<std::int32_t>(k));
+                      });
+        for (MarkerRun& run : m.runs) run.comp = m.comps.runs[run.comp].id;
       } else {
         for (index_t r = 0; r < v.rows; ++r) scan(r, 0, v.cols, 0);
       }
