@@ -16,6 +16,8 @@
 //   void to_host<T>(T* dst, const T* src, n) copy workspace -> host memory (synchronizes as needed)
 //   void exclusive_scan(const int32_t* in, int32_t* out, index_t n)
 //                                            out[i] = sum(in[0..i)), out[n] = total (out holds n + 1)
+//   uint64_t* sort_keys(uint64_t* k, n)      sorts k[0..n) ascending; returns the sorted keys (in place
+//                                            on the host, a workspace buffer on CUDA)
 //   void sync()                              wait for all submitted work
 //
 // Keep algorithms to the patterns listed in research/algorithms.md §8 (union-find with atomicMin

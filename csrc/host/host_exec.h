@@ -38,22 +38,28 @@ class HostExec {
       }
     }
     ++steps_;
+    ++launches_;
   }
 
   template <class T>
   T* alloc(index_t n) {
-    blocks_.emplace_back(new unsigned char[sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1)]);
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1);
+    bytes_ += static_cast<std::int64_t>(bytes);
+    blocks_.emplace_back(new unsigned char[bytes]);
     return reinterpret_cast<T*>(blocks_.back().get());
   }
 
   template <class T>
   void fill(T* p, index_t n, T v) {
+    if (n <= 0) return;
     std::fill(p, p + n, v);
+    ++launches_;
   }
 
   template <class T>
   void to_host(T* dst, const T* src, index_t n) {
     std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
+    ++syncs_;
   }
 
   void exclusive_scan(const std::int32_t* in, std::int32_t* out, index_t n) {
@@ -63,12 +69,29 @@ class HostExec {
       acc += in[i];
     }
     out[n] = acc;
+    ++launches_;
+  }
+
+  // Sorts keys[0..n) ascending; returns where the sorted keys are (here: in place).
+  std::uint64_t* sort_keys(std::uint64_t* keys, index_t n) {
+    if (n <= 1) return keys;
+    std::sort(keys, keys + n);
+    ++launches_;
+    return keys;
   }
 
   void sync() {}
 
   // Number of for_each steps run so far (the kernel-launch count on a GPU).
   std::int64_t steps() const { return steps_; }
+  // Executor calls that are device work on a GPU (for_each, fill, exclusive_scan, sort_keys): the
+  // count CudaExec::launches() gives for the same algorithm (CUB's scan and sort launch a few
+  // kernels each internally).
+  std::int64_t launches() const { return launches_; }
+  // Device -> host copies (each one a stream synchronization on a GPU).
+  std::int64_t syncs() const { return syncs_; }
+  // Workspace bytes allocated (device memory on a GPU, excluding the caller's inputs and outputs).
+  std::int64_t workspace_bytes() const { return bytes_; }
 
  private:
   Order order_;
@@ -76,6 +99,9 @@ class HostExec {
   std::vector<index_t> perm_;
   std::vector<std::unique_ptr<unsigned char[]>> blocks_;
   std::int64_t steps_ = 0;
+  std::int64_t launches_ = 0;
+  std::int64_t syncs_ = 0;
+  std::int64_t bytes_ = 0;
 };
 
 }  // namespace dwd
