@@ -135,6 +135,14 @@ struct NanStep {
   }
 };
 
+struct LabelledCountStep {
+  AnyView lab;
+  std::int32_t* count;
+  DWD_HD void operator()(index_t i) const {
+    if (label_of(lab, i) > 0) atomic_add(count, std::int32_t(1));
+  }
+};
+
 // Appends key (label << 32 | i) for every labelled pixel (list order depends on the executor; the
 // keys are sorted afterwards).
 struct KeyStep {
@@ -250,12 +258,13 @@ Geom geometry(Exec& ex, const AnyView& lab, std::int64_t n) {
 template <class Exec>
 const std::uint64_t* sorted_keys(Exec& ex, const AnyView& lab, index_t* total) {
   const index_t npx = lab.rows * lab.cols;
-  std::uint64_t* keys = ex.template alloc<std::uint64_t>(npx);
-  std::int32_t* count = ex.template alloc<std::int32_t>(1);
-  ex.fill(count, 1, std::int32_t(0));
-  ex.for_each(npx, KeyStep{lab, keys, count});
+  std::int32_t* count = ex.template alloc<std::int32_t>(2);
+  ex.fill(count, 2, std::int32_t(0));
+  ex.for_each(npx, LabelledCountStep{lab, count});
   std::int32_t k = 0;
   ex.to_host(&k, count, 1);
+  std::uint64_t* keys = ex.template alloc<std::uint64_t>(k);
+  ex.for_each(npx, KeyStep{lab, keys, count + 1});
   *total = k;
   return ex.sort_keys(keys, k);
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dwd/anyview.h"
+#include "dwd/decode.h"
 
 namespace dwd {
 namespace py = pybind11;
@@ -68,6 +69,50 @@ inline py::dict counts_dict(const ExecCounts& c) {
   d["syncs"] = c.syncs;
   d["workspace_bytes"] = c.workspace;
   return d;
+}
+
+// ---- decode glue shared by the host and CUDA bindings ---------------------------------------------
+
+inline decode_dp::Params decode_params(double cutoff, std::int64_t min_size, int connectivity, int size_reduce,
+                                       std::int64_t levels, bool energy_logits, bool class_logits,
+                                       const py::object& grow_to, bool reduce_over_region) {
+  decode_dp::Params p;
+  p.cutoff = cutoff;
+  p.min_size = min_size;
+  p.connectivity = connectivity;
+  if (size_reduce < 0 || size_reduce > 2) throw std::invalid_argument("size_reduce: internal error");
+  p.size_reduce = static_cast<decode_dp::SizeReduce>(size_reduce);
+  p.levels = levels;
+  p.energy_logits = energy_logits;
+  p.class_logits = class_logits;
+  p.grow = !grow_to.is_none();
+  p.grow_to = p.grow ? grow_to.cast<double>() : 0.0;
+  p.reduce_over_region = reduce_over_region;
+  return p;
+}
+
+inline ImageView<std::int32_t> label_map_view(const py::object& o) {
+  ImageView<std::int32_t> v;
+  if (o.is_none()) return v;
+  const py::tuple t = o.cast<py::tuple>();
+  v.data = reinterpret_cast<std::int32_t*>(t[0].cast<std::uintptr_t>());
+  v.rows = t[1].cast<index_t>();
+  v.cols = t[2].cast<index_t>();
+  v.stride_r = v.cols;
+  v.stride_c = 1;
+  return v;
+}
+
+inline decode_dp::DecodeOut decode_out(const std::vector<std::uintptr_t>& p) {
+  if (p.size() != 6) throw std::invalid_argument("decode: internal error, 6 output pointers expected");
+  decode_dp::DecodeOut o;
+  o.boxes = ptr_as<float>(p[0]);
+  o.labels = ptr_as<std::int64_t>(p[1]);
+  o.scores = ptr_as<float>(p[2]);
+  o.class_scores = ptr_as<float>(p[3]);
+  o.centers = ptr_as<double>(p[4]);
+  o.areas = ptr_as<std::int64_t>(p[5]);
+  return o;
 }
 
 }  // namespace dwd
