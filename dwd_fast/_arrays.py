@@ -75,6 +75,23 @@ def to_host(x, name, *, allow_none=False):
     return HostArray(np.asarray(x), "numpy", None)
 
 
+def params_to_host(x):
+    """Per-object parameters (boxes, their labels: a few numbers per object) as a host array.
+
+    The one place where CUDA data is copied to the host, explicitly and by design: encode builds its
+    fixed-point marker geometry on the host from the boxes, then uploads it. Page-sized maps never
+    come here."""
+    place, _ = where(x)
+    if place != "cuda":
+        return x
+    lib = _library(x)
+    if lib == "torch":
+        return x.detach().cpu().numpy()
+    import cupy
+
+    return cupy.asnumpy(cupy.asarray(x))
+
+
 def wrap(out, like):
     """Return numpy array ``out`` in the library of ``like`` (a HostArray)."""
     if like is not None and like.library == "torch":
