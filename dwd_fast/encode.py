@@ -106,7 +106,8 @@ def level_table(profile="linear", levels=20):
 
 def _is_batch(boxes):
     return isinstance(boxes, (list, tuple)) and len(boxes) > 0 and all(
-        isinstance(b, np.ndarray) or _arrays._library(b) in ("torch", "cupy") for b in boxes)
+        isinstance(b, np.ndarray) or _arrays._library(b) in ("torch", "cupy") or _arrays.where(b)[0] == "cuda"
+        for b in boxes)
 
 
 def _check_boxes(b, name, H, W):

@@ -193,6 +193,8 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
     >>> dwd_fast.peak_local_max(img, min_distance=2)
     array([[3, 2]])
     """
+    backend = _arrays.resolve_backend(backend, image, labels, names=("image", "labels"), cuda_ok=False,
+                                      op="peak_local_max")
     h = _arrays.to_host(image, "image")
     a = h.array
     _arrays.check_dtype(a, "image")
@@ -212,7 +214,6 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
     if threshold_rel is not None:
         threshold = max(threshold, threshold_rel * a.max())
     all_pass, cut = _threshold_cut(a.dtype, threshold)
-    backend = _arrays.resolve_backend(backend, image)
 
     lab = None
     if labels is not None:
