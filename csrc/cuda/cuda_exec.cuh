@@ -62,8 +62,22 @@ class CudaExec {
     void* p = nullptr;
     cuda_check(cudaMallocAsync(&p, sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1), stream_), "cudaMallocAsync");
     blocks_.push_back(p);
-    bytes_ += static_cast<std::int64_t>(sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1));
+    sizes_.push_back(static_cast<std::int64_t>(sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1)));
+    live_ += sizes_.back();
+    if (live_ > peak_) peak_ = live_;
     return static_cast<T*>(p);
+  }
+
+  // Returns workspace to the pool in stream order (kernels queued before still see it).
+  void free(const void* p) {
+    for (std::size_t k = blocks_.size(); k-- > 0;)
+      if (blocks_[k] == p) {
+        cuda_check(cudaFreeAsync(blocks_[k], stream_), "cudaFreeAsync");
+        live_ -= sizes_[k];
+        blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(k));
+        sizes_.erase(sizes_.begin() + static_cast<std::ptrdiff_t>(k));
+        return;
+      }
   }
 
   template <class T>
@@ -112,7 +126,8 @@ class CudaExec {
 
   cudaStream_t stream() const { return stream_; }
   std::int64_t launches() const { return launches_; }
-  std::int64_t workspace_bytes() const { return bytes_; }
+  // Peak workspace bytes live at once (CUB's temporary storage included).
+  std::int64_t workspace_bytes() const { return peak_; }
 
  private:
   // Raise the release threshold of the current device's default pool (once per device), so that
@@ -131,8 +146,10 @@ class CudaExec {
 
   cudaStream_t stream_;
   std::vector<void*> blocks_;
+  std::vector<std::int64_t> sizes_;
   std::int64_t launches_ = 0;
-  std::int64_t bytes_ = 0;
+  std::int64_t live_ = 0;
+  std::int64_t peak_ = 0;
 };
 
 }  // namespace dwd

@@ -509,8 +509,9 @@ std::int32_t keep_components(Exec& ex, index_t npx, std::int32_t m, std::int64_t
   std::int32_t kept = 0;
   ex.to_host(&kept, rank + m, 1);
   if (id) ex.for_each(npx, RenumberStep{lab, keep, rank, base, id});
-  if (keep_out) *keep_out = keep;
-  if (rank_out) *rank_out = rank;
+  ex.free(area);
+  if (keep_out) *keep_out = keep; else ex.free(keep);
+  if (rank_out) *rank_out = rank; else ex.free(rank);
   return kept;
 }
 
@@ -544,7 +545,8 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
 
   // 2. seeds: components of level > cutoff with at least min_size pixels
   std::int32_t* comp = ex.template alloc<std::int32_t>(npx);
-  std::int32_t* region = ex.template alloc<std::int32_t>(npx);
+  // Without growth the seeds are renumbered in place (each element reads and writes its own pixel).
+  std::int32_t* region = p.grow ? ex.template alloc<std::int32_t>(npx) : comp;
   const std::int32_t m = label_dp::label(ex, AboveJoin{lv, make_cut(lv.dt, p.cutoff)}, rows, cols, p.connectivity,
                                          make_view(comp, rows, cols));
   std::int32_t n = 0;
@@ -574,9 +576,15 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
         ex.for_each(npx, UniqueFlagStep{sorted, flag});
         ex.exclusive_scan(flag, uniq, npx);
         ex.for_each(npx, RankStep{lv, mask, sorted, uniq, npx, rank});
+        ex.free(uniq);
+        ex.free(flag);
+        if (sorted != keys) ex.free(sorted);
+        ex.free(keys);
       }
       std::int32_t* grown = ex.template alloc<std::int32_t>(npx);
       watershed_dp::watershed(ex, rank, region, rows, cols, p.connectivity, grown);
+      ex.free(rank);
+      ex.free(region);
       std::int32_t* keep = nullptr;
       std::int32_t* krank = nullptr;
       const std::int32_t extra = keep_components(
@@ -584,6 +592,9 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
           [&](std::int32_t* area) { ex.for_each(npx, UnseededCountStep{mask, grown, area}); }, mask, n, nullptr, &keep,
           &krank);
       ex.for_each(npx, RegionStep{mask, keep, krank, n, grown});
+      ex.free(keep);
+      ex.free(krank);
+      ex.free(comp);  // the mask
       n += extra;
       region = grown;
       std::int32_t* has_core = ex.template alloc<std::int32_t>(n > 0 ? n : 1);

@@ -12,6 +12,7 @@
 //                                            (in stream order for CUDA)
 //   T*   alloc<T>(index_t n)                 workspace visible to the functors, owned by the executor,
 //                                            valid until the executor is destroyed
+//   void free(const void* p)                 returns workspace from alloc early (stream-ordered on CUDA)
 //   void fill<T>(T* p, index_t n, T v)       p[0..n) = v
 //   void to_host<T>(T* dst, const T* src, n) copy workspace -> host memory (synchronizes as needed)
 //   void exclusive_scan(const int32_t* in, int32_t* out, index_t n)

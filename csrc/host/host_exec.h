@@ -44,9 +44,22 @@ class HostExec {
   template <class T>
   T* alloc(index_t n) {
     const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1);
-    bytes_ += static_cast<std::int64_t>(bytes);
     blocks_.emplace_back(new unsigned char[bytes]);
+    sizes_.push_back(static_cast<std::int64_t>(bytes));
+    live_ += static_cast<std::int64_t>(bytes);
+    if (live_ > peak_) peak_ = live_;
     return reinterpret_cast<T*>(blocks_.back().get());
+  }
+
+  // Returns workspace from alloc before the executor ends (stream-ordered on CUDA).
+  void free(const void* p) {
+    for (std::size_t k = blocks_.size(); k-- > 0;)
+      if (blocks_[k].get() == p) {
+        live_ -= sizes_[k];
+        blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(k));
+        sizes_.erase(sizes_.begin() + static_cast<std::ptrdiff_t>(k));
+        return;
+      }
   }
 
   template <class T>
@@ -90,18 +103,21 @@ class HostExec {
   std::int64_t launches() const { return launches_; }
   // Device -> host copies (each one a stream synchronization on a GPU).
   std::int64_t syncs() const { return syncs_; }
-  // Workspace bytes allocated (device memory on a GPU, excluding the caller's inputs and outputs).
-  std::int64_t workspace_bytes() const { return bytes_; }
+  // Peak workspace bytes live at once (device memory on a GPU, excluding the caller's inputs and
+  // outputs and CUB's temporary storage).
+  std::int64_t workspace_bytes() const { return peak_; }
 
  private:
   Order order_;
   std::mt19937_64 rng_;
   std::vector<index_t> perm_;
   std::vector<std::unique_ptr<unsigned char[]>> blocks_;
+  std::vector<std::int64_t> sizes_;
   std::int64_t steps_ = 0;
   std::int64_t launches_ = 0;
   std::int64_t syncs_ = 0;
-  std::int64_t bytes_ = 0;
+  std::int64_t live_ = 0;
+  std::int64_t peak_ = 0;
 };
 
 }  // namespace dwd
