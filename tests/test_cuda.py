@@ -118,6 +118,17 @@ def test_encode_batched(lib):
 
 
 @lib_params
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, np.float32, np.float64])
+def test_peak_local_max(lib, page250, dtype):
+    _, dev, host, _ = lib
+    img = page250.energy.astype(dtype)
+    for kw in (dict(min_distance=1), dict(min_distance=4, threshold_rel=0.4, num_peaks=300),
+               dict(min_distance=2, exclude_border=False)):
+        _eq(dwd_fast.peak_local_max(dev(img), **kw), dwd_fast.peak_local_max(img, **kw), host)
+        _eq(dwd_fast.peak_local_max(dev(img)[::2, 1::2], **kw), dwd_fast.peak_local_max(img[::2, 1::2], **kw), host)
+
+
+@lib_params
 def test_non_default_stream(lib, page250):
     _, dev, host, stream = lib
     p = page250

@@ -54,7 +54,7 @@ def _np_from(ptr, shape, dtype, strides=None):
 class HostBackedCuda:
     """Stands in for dwd_fast._cuda: same entry points, run by the host executor (order: shuffled)."""
 
-    ops = ("label", "region_stats", "decode", "encode")
+    ops = ("label", "region_stats", "decode", "encode", "peak_local_max")
     archs = "75;80;90"
 
     def __init__(self):
@@ -80,6 +80,19 @@ class HostBackedCuda:
         lab, n, _ = _ext.cpu_ext().label_host(np.ascontiguousarray(img)[None, None], connectivity, 2, 7)
         _np_from(out, (rows, cols), np.int32)[...] = lab
         return n, {"launches": 0, "syncs": 0, "workspace_bytes": 0}
+
+    def peak_local_max(self, image, min_distance, border_r, border_c, num_peaks, all_pass, cut, alloc, device,
+                       stream):
+        self.calls.append(("peak_local_max", device, stream))
+        ptr, dt, _, rows, cols, _, sr, sc = image
+        dtype = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64, np.float32,
+                 np.float64][dt]
+        img = np.ascontiguousarray(_np_from(ptr, (rows, cols), dtype, (sr, sc)))
+        coords, _ = _ext.cpu_ext().peak_local_max_host(img[None, None], min_distance, border_r, border_c, num_peaks,
+                                                       all_pass, cut, 2, 7)
+        out = alloc(len(coords))[0]
+        _np_from(out, (len(coords), 2), np.int64)[...] = coords
+        return len(coords), {"launches": 0, "syncs": 0, "workspace_bytes": 0}
 
     def encode(self, objs_host, objs, offsets, B, H, W, labels, sizes, table, marker, overlap, energy, classes,
                size_maps, device, stream):
@@ -233,5 +246,26 @@ def test_ops_without_cuda_implementation_say_so(fake_gpu):
     x = FakeCuda(np.zeros((4, 4), np.uint8))
     with pytest.raises(RuntimeError, match="no CUDA implementation"):
         dwd_fast.watershed(x, x)
-    with pytest.raises(RuntimeError, match="no CUDA implementation"):
-        dwd_fast.peak_local_max(x)
+    with pytest.raises(TypeError, match="not supported by peak_local_max on CUDA"):
+        dwd_fast.peak_local_max(FakeCuda(np.zeros((4, 4), np.int8)))
+
+
+class _Reducible(FakeCuda):
+    """FakeCuda with the reductions peak_local_max's threshold needs (min, max, !=, any, item)."""
+
+    def min(self):
+        return np.asarray(self._a.min())
+
+    def max(self):
+        return np.asarray(self._a.max())
+
+    def __ne__(self, other):
+        return np.asarray(self._a != other._a)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.int64])
+@pytest.mark.parametrize("kw", [dict(), dict(min_distance=3, threshold_rel=0.3, num_peaks=20),
+                                dict(min_distance=2, exclude_border=False, threshold_abs=5)])
+def test_peak_local_max_cuda_path(fake_gpu, page250, dtype, kw):
+    img = page250.energy[:300, :400].astype(dtype)
+    _same(dwd_fast.peak_local_max(_Reducible(img), **kw), dwd_fast.peak_local_max(img, **kw))

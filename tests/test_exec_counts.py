@@ -50,3 +50,12 @@ def test_encode_one_launch_sequence_per_batch():
         counts.append(stats["launches"])
     # areas, scan, key fill, propose, write: the same five steps for B = 1, 8, 32
     assert counts[0] == counts[1] == counts[2] == 5
+
+
+def test_peak_local_max_launches(page250):
+    from dwd_fast._ext import cpu_ext
+
+    a4 = np.ascontiguousarray(page250.energy)[None, None]
+    _, steps = cpu_ext().peak_local_max_host(a4, 3, 3, 3, -1, False, 7, 0, 0)
+    # candidate flags, compaction, differs, spacing (one element), coordinates
+    assert steps == 5

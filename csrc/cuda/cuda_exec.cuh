@@ -114,6 +114,22 @@ class CudaExec {
     return out;
   }
 
+  // Stable sort of (key, value) pairs by key (CUB radix sort); returns the buffer of sorted values.
+  std::int64_t* sort_pairs(std::uint64_t* keys, std::int64_t* vals, index_t n) {
+    if (n <= 1) return vals;
+    std::uint64_t* kout = alloc<std::uint64_t>(n);
+    std::int64_t* vout = alloc<std::int64_t>(n);
+    std::size_t bytes = 0;
+    cuda_check(cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys, kout, vals, vout, static_cast<int>(n), 0, 64,
+                                               stream_),
+               "DeviceRadixSort pairs size");
+    void* tmp = alloc<unsigned char>(static_cast<index_t>(bytes));
+    cuda_check(cub::DeviceRadixSort::SortPairs(tmp, bytes, keys, kout, vals, vout, static_cast<int>(n), 0, 64, stream_),
+               "DeviceRadixSort pairs");
+    ++launches_;
+    return vout;
+  }
+
   // Copies device -> host and waits for it (the one place a data-dependent count reaches the host).
   template <class T>
   void to_host(T* dst, const T* src, index_t n) {

@@ -12,6 +12,7 @@
 #include "dwd/anyview.h"
 #include "dwd/decode.h"
 #include "dwd/encode.h"
+#include "dwd/peaks.h"
 #include "dwd/region_stats.h"
 
 namespace dwd {
@@ -39,6 +40,13 @@ bool encode(int device, std::uintptr_t stream, const encode::EncodeObj* objs, co
             std::int64_t M, std::int64_t B, std::int64_t rows, std::int64_t cols, encode::Marker marker,
             encode::Overlap overlap, const std::uint8_t* table, const std::int32_t* labels, const float* sizes,
             encode::dp::BatchOutputs out, Counts* counts);
+
+// scikit-image's peak_local_max without labels (dwd/peaks.h); alloc(K) returns the (K, 2) int64
+// output. Instantiated (cuda/peaks.cu) for T = uint8, uint16, int32, int64, float, double.
+template <class T>
+std::int64_t peak_local_max(int device, std::uintptr_t stream, const peaks::CandidateSpec<T>& s, index_t min_distance,
+                            index_t num_peaks, const std::function<std::int64_t*(std::int64_t)>& alloc,
+                            Counts* counts);
 
 }  // namespace cuda_ops
 }  // namespace dwd

@@ -19,6 +19,8 @@
 //                                            out[i] = sum(in[0..i)), out[n] = total (out holds n + 1)
 //   uint64_t* sort_keys(uint64_t* k, n)      sorts k[0..n) ascending; returns the sorted keys (in place
 //                                            on the host, a workspace buffer on CUDA)
+//   int64_t* sort_pairs(uint64_t* k, int64_t* v, n)
+//                                            stable sort of the pairs by key; returns the sorted values
 //   void sync()                              wait for all submitted work
 //
 // Keep algorithms to the patterns listed in research/algorithms.md §8 (union-find with atomicMin

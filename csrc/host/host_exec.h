@@ -93,6 +93,24 @@ class HostExec {
     return keys;
   }
 
+  // Stable sort of (keys[i], vals[i]) pairs by key; returns where the sorted values are (in place).
+  std::int64_t* sort_pairs(std::uint64_t* keys, std::int64_t* vals, index_t n) {
+    if (n <= 1) return vals;
+    std::vector<index_t> perm(static_cast<std::size_t>(n));
+    std::iota(perm.begin(), perm.end(), index_t(0));
+    std::stable_sort(perm.begin(), perm.end(), [&](index_t a, index_t b) { return keys[a] < keys[b]; });
+    std::vector<std::uint64_t> k2(perm.size());
+    std::vector<std::int64_t> v2(perm.size());
+    for (std::size_t i = 0; i < perm.size(); ++i) {
+      k2[i] = keys[perm[i]];
+      v2[i] = vals[perm[i]];
+    }
+    std::copy(k2.begin(), k2.end(), keys);
+    std::copy(v2.begin(), v2.end(), vals);
+    ++launches_;
+    return vals;
+  }
+
   void sync() {}
 
   // Number of for_each steps run so far (the kernel-launch count on a GPU).

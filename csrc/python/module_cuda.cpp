@@ -8,8 +8,10 @@
 #include <pybind11/pybind11.h>
 
 #include <stdexcept>
+#include <type_traits>
 #include <string>
 
+#include "cpu/peaks.h"
 #include "cuda/ops.h"
 #include "cuda/probe.h"
 #include "python/views.h"
@@ -130,6 +132,64 @@ py::dict encode_cuda(const py::array_t<std::int64_t, py::array::c_style>& objs_h
   return counts_of(c);
 }
 
+template <class T>
+constexpr bool peaks_on_cuda = std::is_same<T, std::uint8_t>::value || std::is_same<T, std::uint16_t>::value ||
+                               std::is_same<T, std::int32_t>::value || std::is_same<T, std::int64_t>::value ||
+                               std::is_same<T, float>::value || std::is_same<T, double>::value;
+
+// image: view descriptor (device memory); the threshold as in _cpu.peak_local_max; alloc(K) returns
+// the pointer of a (K, 2) int64 output.
+py::tuple peaks_cuda(const py::object& image, index_t min_distance, index_t border_r, index_t border_c,
+                     index_t num_peaks, bool all_pass, const py::object& cut, const py::function& alloc, int device,
+                     std::uintptr_t stream) {
+  const AnyView v = anyview_of(image, "image");
+  if (v.rows * v.cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
+  if (min_distance < 0 || border_r < 0 || border_c < 0)
+    throw std::invalid_argument("min_distance and exclude_border widths must be >= 0");
+  cpu::PeakParams q;
+  q.min_distance = min_distance;
+  q.border_r = border_r;
+  q.border_c = border_c;
+  q.num_peaks = num_peaks;
+  q.all_pass = all_pass;
+  const bool is_f = v.dt == Dt::f32 || v.dt == Dt::f64;
+  const bool is_u = v.dt == Dt::u8 || v.dt == Dt::u16 || v.dt == Dt::u32 || v.dt == Dt::u64;
+  if (!all_pass) {
+    if (is_f) q.cut_f = cut.cast<double>();
+    else if (is_u) q.cut_u = cut.cast<std::uint64_t>();
+    else q.cut_i = cut.cast<std::int64_t>();
+  }
+  cuda_ops::Counts c;
+  std::int64_t k = 0;
+  cpu::dispatch(static_cast<cpu::DType>(static_cast<int>(v.dt)), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (peaks_on_cuda<T>) {
+      peaks::CandidateSpec<T> s;
+      s.img.data = static_cast<const T*>(v.data);
+      s.img.rows = v.rows;
+      s.img.cols = v.cols;
+      s.img.stride_r = v.stride_r;
+      s.img.stride_c = v.stride_c;
+      s.radius = q.min_distance;
+      s.plain = q.min_distance == 0 || v.rows * v.cols == 1;
+      s.r0 = q.border_r;
+      s.r1 = v.rows - q.border_r;
+      s.c0 = q.border_c;
+      s.c1 = v.cols - q.border_c;
+      s.above = q.above<T>();
+      py::gil_scoped_release nogil;
+      k = cuda_ops::peak_local_max<T>(device, stream, s, q.min_distance, q.num_peaks, [&](std::int64_t n) {
+        return ptr_as<std::int64_t>(call_alloc(alloc, {n})[0]);
+      }, &c);
+    } else {
+      throw std::invalid_argument("peak_local_max on CUDA supports uint8, uint16, int32, int64, float32 and float64 "
+                                  "images");
+    }
+    return 0;
+  });
+  return py::make_tuple(k, counts_of(c));
+}
+
 }  // namespace
 }  // namespace dwd
 
@@ -155,6 +215,9 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("H"), py::arg("W"), py::arg("labels"), py::arg("sizes"), py::arg("table"), py::arg("marker"),
         py::arg("overlap"), py::arg("energy"), py::arg("classes"), py::arg("size_maps"), py::arg("device"),
         py::arg("stream"));
+  m.def("peak_local_max", &dwd::peaks_cuda, py::arg("image"), py::arg("min_distance"), py::arg("border_r"),
+        py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("alloc"),
+        py::arg("device"), py::arg("stream"));
   m.attr("archs") = DWD_FAST_CUDA_ARCHS;
-  m.attr("ops") = py::make_tuple("label", "region_stats", "decode", "encode");
+  m.attr("ops") = py::make_tuple("label", "region_stats", "decode", "encode", "peak_local_max");
 }
