@@ -87,6 +87,14 @@ class BuildExt(build_ext):
         if cu_sources:
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
             ext.extra_objects = list(ext.extra_objects or []) + self._nvcc(ext, cu_sources)
+            # the .cu objects are always rebuilt; rebuild the binding too (its arch-list macro and the
+            # headers it shares with them are not tracked by setuptools)
+            force, self.force = self.force, True
+            try:
+                super().build_extension(ext)
+            finally:
+                self.force = force
+            return
         super().build_extension(ext)
 
     def _nvcc(self, ext, sources):

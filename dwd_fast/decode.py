@@ -69,9 +69,99 @@ def _split_energy(e):
     return e.ndim == 4, True, (e[None] if e.ndim == 3 else e)
 
 
+_ORDERS = {"forward": 0, "reversed": 1, "shuffled": 2}
+_OUT_FIELDS = (("boxes", (4,), "float32"), ("labels", (), "int64"), ("scores", (), "float32"),
+               ("class_scores", (), "float32"), ("centers", (2,), "float64"), ("areas", (), "int64"))
+
+
+def _decode_exec(backend, e4, c4, s4, opts, return_label_map, order, seed, stats):
+    """The data-parallel decoder (csrc/dwd/decode.h), one launch sequence per page, on the host executor
+    (numpy arrays) or CUDA (torch / CuPy arrays, the caller's current stream)."""
+    dev = _arrays.Device.of(e4)
+    B, _, H, W = (int(v) for v in e4.shape)
+    lm, lm_ptr = dev.empty((B, H, W), "int32") if return_label_map else (None, 0)
+    if backend == "cuda":
+        from ._ext import cuda_ext
+
+        run = cuda_ext().decode
+        where = (dev.index if dev.index is not None else -1, dev.stream())
+    else:
+        run = cpu_ext().decode_host
+        where = (_ORDERS[order], int(seed))
+    dets = []
+    for b in range(B):
+        outs = {}
+
+        def alloc(n):
+            ptrs = []
+            for name, shape, dt in _OUT_FIELDS:
+                arr, ptr = dev.empty((n,) + shape, dt)
+                outs[name] = arr
+                ptrs.append(ptr)
+            return tuple(ptrs)
+
+        label_map = None if lm is None else (lm_ptr + 4 * b * H * W, H, W)
+        _, counts = run(_arrays.view(e4[b], "energy", planes=True),
+                        None if c4 is None else _arrays.view(c4[b], "classes", planes=True),
+                        None if s4 is None else _arrays.view(s4[b], "sizes", planes=True),
+                        *opts, label_map, alloc, *where)
+        if stats is not None:
+            for k, v in counts.items():
+                stats[k] = stats.get(k, 0) + v if k != "workspace_bytes" else max(stats.get(k, 0), v)
+        dets.append(Detections(**outs, label_map=None if lm is None else lm[b]))
+    return dets
+
+
+def _kind(x):
+    dt = _arrays.dtype_name(x)
+    return "b" if dt == "bool" else ("f" if dt.startswith("float") else ("u" if dt.startswith("uint") else "i"))
+
+
+def _prepare_cuda(energy, classes, sizes):
+    """Shape / dtype checks of CUDA inputs (metadata only; NaN is checked in the kernels): 4-D views."""
+    for name, x in (("energy", energy), ("classes", classes), ("sizes", sizes)):
+        if x is not None and _arrays.dtype_name(x) not in _arrays._DTYPE_NAMES:
+            raise TypeError(f"{name} has unsupported dtype {_arrays.dtype_name(x)}")
+    e = energy
+    logits = _kind(e) == "f" and e.ndim >= 3
+    if _kind(e) != "f":
+        _arrays.check_ndim(e, "energy", (2, 3), "2-D (H, W) or 3-D (B, H, W) for an integer level map")
+        batched, e4 = e.ndim == 3, (e[None, None] if e.ndim == 2 else e[:, None])
+    else:
+        _arrays.check_ndim(e, "energy", (2, 3, 4),
+                           "2-D (H, W), 3-D (K, H, W) logits or 4-D (B, K, H, W) logits for a float map")
+        batched = e.ndim == 4
+        e4 = e[None, None] if e.ndim == 2 else (e[None] if e.ndim == 3 else e)
+    B, K, H, W = (int(v) for v in e4.shape)
+    if B * K * H * W == 0:
+        raise ValueError(f"energy is empty (shape {tuple(e4.shape)})")
+    if logits and K > 255:
+        raise ValueError(f"energy logits may have at most 255 levels, got {K}")
+    c4, class_logits = None, False
+    if classes is not None:
+        c = classes
+        class_logits = _kind(c) == "f"
+        if class_logits:
+            c4 = c if c.ndim == 4 else (c[None] if c.ndim == 3 else None)
+            ok = c4 is not None and tuple(c4.shape)[0] == B and tuple(c4.shape)[2:] == (H, W) and \
+                (c.ndim == 4) == batched
+        else:
+            c4 = c[:, None] if (batched and c.ndim == 3) else (c[None, None] if c.ndim == 2 else None)
+            ok = c4 is not None and tuple(c4.shape) == (B, 1, H, W)
+        if not ok:
+            raise ValueError(f"classes of shape {tuple(c.shape)} do not match energy {tuple(e.shape)}")
+    s4 = None
+    if sizes is not None:
+        s4 = sizes if batched else (sizes[None] if sizes.ndim == 3 else None)
+        if s4 is None or s4.ndim != 4 or tuple(s4.shape) != (B, 2, H, W):
+            raise ValueError(f"sizes must be {'(B, 2, H, W)' if batched else '(2, H, W)'} (height, width) matching "
+                             f"energy {tuple(e.shape)}, got shape {tuple(sizes.shape)}")
+    return batched, logits, e4, c4, class_logits, s4
+
+
 def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cutoff", grow_to=None,
            reduce_over="core", min_distance=1, connectivity=2, size_reduce="max", levels=None,
-           return_label_map=False, backend="auto"):
+           return_label_map=False, backend="auto", order="forward", seed=0, _stats=None):
     """Decode DWD network outputs into detections.
 
     Seeds are the connected components (8-connected by default) of ``energy > cutoff`` with at
@@ -123,7 +213,14 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         logits and to 20 (the original DWD's) for level maps.
     return_label_map : bool, optional
         Also return the ``(H, W)`` int32 map of object ids in ``Detections.label_map``.
-    backend : {"auto", "cpu"}, optional
+    backend : {"auto", "cpu", "cuda", "host"}, optional
+        ``"auto"`` follows the inputs: torch CUDA tensors / CuPy arrays run the data-parallel decoder
+        (``csrc/dwd/decode.h``) on their device and the caller's current stream, and the results come
+        back on that device; host arrays run on the CPU. ``"host"`` runs the data-parallel decoder on
+        the CPU in ``order`` (``"forward"``, ``"reversed"``, ``"shuffled"`` with ``seed``), to verify it
+        without a GPU. The data-parallel decoder supports ``seeds="cutoff"`` (peak seeds run on the
+        cpu backend only); its results equal the cpu backend's (with logits on CUDA, scores may differ
+        in the last bits: the device's ``exp``).
 
     Returns
     -------
@@ -137,6 +234,53 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
     >>> det.as_dict()["boxes"].shape[1]
     4
     """
+    backend = _arrays.resolve_backend(backend, energy, classes, sizes, names=("energy", "classes", "sizes"),
+                                      op="decode")
+    if backend in ("host", "cuda") and seeds == "peaks":
+        raise ValueError(f"seeds='peaks' runs on the cpu backend only in this version (backend={backend!r})")
+    if backend == "host" and order not in _ORDERS:
+        raise ValueError(f"order must be one of {sorted(_ORDERS)}, got {order!r}")
+    if backend == "cuda":
+        he = None
+        batched, logits, e4, c4, class_logits, s4 = _prepare_cuda(energy, classes, sizes)
+    else:
+        he, (batched, logits, e4, c4, class_logits, s4) = _prepare_host(energy, classes, sizes)
+    K = int(e4.shape[1])
+    _check_options(cutoff, min_size, connectivity, size_reduce, seeds, reduce_over, grow_to, min_distance)
+    if seeds == "peaks" and grow_to is None:
+        grow_to = cutoff
+    if levels is None:
+        levels = K if logits else 20
+    if int(levels) != levels or levels < 2:
+        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    if backend in ("host", "cuda"):
+        opts = (float(cutoff), int(min_size), int(connectivity), _SIZE_REDUCE[size_reduce], int(levels),
+                bool(logits), bool(class_logits), None if grow_to is None else float(grow_to),
+                reduce_over == "region")
+        e_in = _arrays.kernel_view(e4) if backend == "host" else e4
+        dets = _decode_exec(backend, e_in, c4, s4, opts, return_label_map, order, seed, _stats)
+        if backend == "host":
+            for d in dets:
+                for f in ("boxes", "labels", "scores", "centers", "areas", "class_scores", "label_map"):
+                    if getattr(d, f) is not None:
+                        setattr(d, f, _arrays.wrap(getattr(d, f), he))
+        return dets if batched else dets[0]
+    label_map = np.empty((e4.shape[0], e4.shape[2], e4.shape[3]), np.int32) if return_label_map else None
+    raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
+                           _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits),
+                           None if grow_to is None else float(grow_to), reduce_over == "region", seeds == "peaks",
+                           int(min_distance), label_map)
+    dets = []
+    for b, r in enumerate(raw):
+        w = {k: _arrays.wrap(v, he) for k, v in r.items()}
+        if label_map is not None:
+            w["label_map"] = _arrays.wrap(label_map[b], he)
+        dets.append(Detections(**w))
+    return dets if batched else dets[0]
+
+
+def _prepare_host(energy, classes, sizes):
+    """Host validation: (HostArray of energy, (batched, logits, e4, c4, class_logits, s4))."""
     he = _arrays.to_host(energy, "energy")
     e = he.array
     _arrays.check_dtype(e, "energy")
@@ -184,6 +328,10 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         elif not s4.dtype.isnative:
             s4 = s4.astype(s4.dtype.newbyteorder("="))
 
+    return he, (batched, logits, e4, c4, class_logits, s4)
+
+
+def _check_options(cutoff, min_size, connectivity, size_reduce, seeds, reduce_over, grow_to, min_distance):
     if isinstance(cutoff, (bool, np.bool_)) or not isinstance(cutoff, (int, float, np.integer, np.floating)):
         raise TypeError(f"cutoff must be a number, got {type(cutoff).__name__}")
     if not np.isfinite(cutoff):
@@ -207,21 +355,4 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
             raise ValueError(f"grow_to must be a finite level <= cutoff ({cutoff}), got {grow_to!r}")
     if int(min_distance) != min_distance or min_distance < 1:
         raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
-    if levels is None:
-        levels = K if logits else 20
-    if int(levels) != levels or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
-    _arrays.resolve_backend(backend, energy)
 
-    label_map = np.empty((B, H, W), np.int32) if return_label_map else None
-    raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
-                           _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits),
-                           None if grow_to is None else float(grow_to), reduce_over == "region", seeds == "peaks",
-                           int(min_distance), label_map)
-    dets = []
-    for b, r in enumerate(raw):
-        w = {k: _arrays.wrap(v, he) for k, v in r.items()}
-        if label_map is not None:
-            w["label_map"] = _arrays.wrap(label_map[b], he)
-        dets.append(Detections(**w))
-    return dets if batched else dets[0]

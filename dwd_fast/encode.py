@@ -106,12 +106,13 @@ def level_table(profile="linear", levels=20):
 
 def _is_batch(boxes):
     return isinstance(boxes, (list, tuple)) and len(boxes) > 0 and all(
-        isinstance(b, np.ndarray) or _arrays._library(b) in ("torch", "cupy") for b in boxes)
+        isinstance(b, np.ndarray) or _arrays._library(b) in ("torch", "cupy") or _arrays.where(b)[0] == "cuda"
+        for b in boxes)
 
 
 def _check_boxes(b, name, H, W):
     """float64 (N, 4) or (N, 4, 2) boxes, validated."""
-    h = _arrays.to_host(b, name)
+    h = _arrays.to_host(_arrays.params_to_host(b), name)
     a = h.array
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
@@ -150,7 +151,7 @@ def _check_boxes(b, name, H, W):
 def _check_labels(lab, name, n):
     if lab is None:
         return np.ones(n, np.int32)
-    a = _arrays.to_host(lab, name).array
+    a = _arrays.to_host(_arrays.params_to_host(lab), name).array
     if a.dtype.kind not in "biu":
         raise TypeError(f"{name} must be integer class ids, got dtype {a.dtype}")
     a = a.reshape(-1) if a.ndim else a.reshape(1)
@@ -261,7 +262,7 @@ def _check_out(out, n_strides, batched, B, H, W):
 
 
 def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8, profile="linear", overlap="max",
-           strides=(1,), backend="auto", order="forward", seed=0, out=None):
+           strides=(1,), backend="auto", order="forward", seed=0, out=None, _stats=None):
     """Build DWD training targets (energy, class and size maps) from boxes.
 
     Each box gets a marker: a shape of ``size`` centred on the box centre (``size`` a fraction of
@@ -312,14 +313,18 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
         ``"linear"``: ``1 - d``; ``"quadratic"``: ``(1 - d)**2``; ``"root"``: ``sqrt(1 - d)``.
     overlap : {"max", "nearest", "last"}
     strides : sequence of positive ints
-    backend : {"auto", "cpu", "host"}
-        ``"host"`` runs the data-parallel (GPU) algorithm on the CPU in ``order`` (``"forward"``,
-        ``"reversed"``, ``"shuffled"`` with ``seed``); it exists to verify that algorithm.
+    backend : {"auto", "cpu", "cuda", "host"}
+        ``"auto"`` follows ``boxes``: torch CUDA tensors / CuPy arrays give maps on their device, written by
+        the data-parallel rasterizer (``csrc/dwd/encode.h``, one launch sequence for the whole batch) on the
+        caller's current stream; the boxes themselves (a few numbers per object) are read on the host to
+        build the fixed-point geometry, which is then uploaded. ``"host"`` runs the data-parallel
+        algorithm on the CPU in ``order`` (``"forward"``, ``"reversed"``, ``"shuffled"`` with ``seed``);
+        it exists to verify that algorithm.
     out : Targets or (energy, classes, sizes), optional
-        numpy arrays to write the maps into (one stride only; C-contiguous, the dtypes and shapes of
-        the result). Every pixel is overwritten, whatever they held. A training loop that passes the
-        same buffers every time saves allocating the maps (65 MB for a DeepScores page) and the
-        page faults of touching fresh memory.
+        numpy arrays to write the maps into (CPU backends, one stride only; C-contiguous, the dtypes and
+        shapes of the result). Every pixel is overwritten, whatever they held. A training loop that
+        passes the same buffers every time saves allocating the maps (65 MB for a DeepScores page) and
+        the page faults of touching fresh memory.
 
     Returns
     -------
@@ -350,7 +355,7 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
     if not strides or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
                               for s in strides):
         raise ValueError(f"strides must be a non-empty sequence of positive ints, got {strides!r}")
-    backend = _arrays.resolve_backend(backend, boxes)
+    backend = _arrays.resolve_backend(backend, *(_box_arrays(boxes)), op="encode")
     if backend == "host" and order not in _ORDERS:
         raise ValueError(f"order must be one of {tuple(_ORDERS)}, got {order!r}")
 
@@ -367,6 +372,8 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
     names = [f"boxes[{k}]" if batched else "boxes" for k in range(len(box_list))]
     checked = [_check_boxes(b, nm, H, W) for b, nm in zip(box_list, names)]
     like = checked[0][1] if checked else None
+    if like is not None and like.library == "torch" and backend == "cuda":
+        like = None  # CUDA results are built on the device (_encode_cuda)
     labs = [_check_labels(lab, nm.replace("boxes", "labels"), len(a)) for lab, (a, _), nm
             in zip(lab_list, checked, names)]
     offsets = np.zeros(len(checked) + 1, np.int64)
@@ -381,6 +388,12 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
         objs = np.ascontiguousarray(np.concatenate([g[0] for g in geo]) if geo else np.zeros((0, 8), np.int64))
         hw = np.ascontiguousarray(np.concatenate([g[1] for g in geo]) if geo else np.zeros((0, 2), np.float32))
         B = len(checked)
+        if backend == "cuda":
+            if out is not None:
+                raise ValueError("out is for the CPU backends; on CUDA the maps are allocated on the boxes' device")
+            results.append(_encode_cuda(boxes, objs, offsets, all_labels, hw, table, marker, overlap, B, Hs, Ws,
+                                        batched, s, levels, _stats))
+            continue
         if out is not None:
             given = energy, classes, sizes = _check_out(out, len(strides), batched, B, Hs, Ws)
             if backend == "host":
@@ -395,6 +408,8 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
         args = (objs, offsets, all_labels, hw, table, _MARKERS[marker], _OVERLAPS[overlap], energy, classes, sizes)
         if backend == "host":
             cpu_ext().encode_host(*args, _ORDERS[order], int(seed))
+            if _stats is not None:
+                _stats.update(cpu_ext().encode_host_counts())
         else:
             cpu_ext().encode(*args, out is None)
         if out is not None and not batched:
@@ -405,3 +420,29 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
                                stride=s, levels=int(levels)))
     return results[0] if len(results) == 1 else tuple(results)
 
+
+def _box_arrays(boxes):
+    """The array arguments of encode's ``boxes`` (a list for a batch), for backend dispatch."""
+    return list(boxes) if _is_batch(boxes) else [boxes]
+
+
+def _encode_cuda(boxes, objs, offsets, labels, hw, table, marker, overlap, B, H, W, batched, stride, levels, stats):
+    """Rasterizes the batch on the device of ``boxes`` (one launch sequence per batch)."""
+    from ._ext import cuda_ext
+
+    first = _box_arrays(boxes)[0]
+    dev = _arrays.Device.of(first)
+    energy, e_ptr = dev.empty((B, H, W), "uint8")
+    classes, c_ptr = dev.empty((B, H, W), "int32")
+    sizes, s_ptr = dev.empty((B, 2, H, W), "float32")
+    for a in (energy, classes, sizes):
+        a[...] = 0
+    up = [dev.upload(x) for x in (objs, offsets, labels.astype(np.int32, copy=False), hw, table)]
+    counts = cuda_ext().encode(np.ascontiguousarray(objs, np.int64), up[0][1], up[1][1], B, H, W, up[2][1], up[3][1],
+                               up[4][1], _MARKERS[marker], _OVERLAPS[overlap], e_ptr, c_ptr, s_ptr,
+                               dev.index if dev.index is not None else -1, dev.stream())
+    if stats is not None:
+        stats.update(counts)
+    if not batched:
+        energy, classes, sizes = energy[0], classes[0], sizes[0]
+    return Targets(energy, classes, sizes, stride=stride, levels=int(levels))

@@ -28,8 +28,10 @@ def label(image, *, connectivity=2, return_num=False, backend="auto", order="for
         scikit-image) the 8-neighbourhood.
     return_num : bool, optional
         Also return the number of labels.
-    backend : {"auto", "cpu", "host"}, optional
-        ``"cpu"`` runs the sequential run-based labeller. ``"host"`` runs the data-parallel GPU
+    backend : {"auto", "cpu", "cuda", "host"}, optional
+        ``"auto"`` follows the input: a torch CUDA tensor or CuPy array is labelled on its device by the
+        data-parallel algorithm (union-find with atomicMin, ``csrc/dwd/label.h``) on the caller's current
+        stream, and the labels come back on that device. ``"cpu"`` runs the sequential run-based labeller. ``"host"`` runs the data-parallel GPU
         algorithm (union-find with atomicMin) on the CPU, one element at a time in ``order``
         (``"forward"``, ``"reversed"`` or ``"shuffled"`` with ``seed``); it exists to verify the GPU
         code without a GPU and is slow.
@@ -47,13 +49,15 @@ def label(image, *, connectivity=2, return_num=False, backend="auto", order="for
     array([[1, 0, 2],
            [0, 0, 2]], dtype=int32)
     """
+    backend = _arrays.resolve_backend(backend, image, names=("image",), op="label")
+    if backend == "cuda":
+        return _label_cuda(image, connectivity, return_num)
     h = _arrays.to_host(image, "image")
     a = h.array
     _arrays.check_dtype(a, "image", integer=True)
     _arrays.check_ndim(a, "image", (2,), "2-D (H, W)")
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 or 2 for a 2-D image, got {connectivity!r}")
-    backend = _arrays.resolve_backend(backend, image)
     if a.size == 0:  # like scikit-image: an empty image has no labels
         out = _arrays.wrap(np.zeros(a.shape, np.int32), h)
         return (out, 0) if return_num else out
@@ -65,4 +69,26 @@ def label(image, *, connectivity=2, return_num=False, backend="auto", order="for
     else:
         out, n = cpu_ext().label(a4, connectivity)
     out = _arrays.wrap(out, h)
+    return (out, int(n)) if return_num else out
+
+
+def _label_cuda(image, connectivity, return_num):
+    dt = _arrays.dtype_name(image)
+    shape = _arrays.shape_of(image)
+    if dt not in _arrays._DTYPE_NAMES or dt.startswith("float"):
+        raise TypeError(f"image must be an integer or bool array, got dtype {dt}")
+    if len(shape) != 2:
+        raise ValueError(f"image must be 2-D (H, W), got shape {shape}")
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2 for a 2-D image, got {connectivity!r}")
+    from ._ext import cuda_ext
+
+    dev = _arrays.Device.of(image)
+    out, ptr = dev.empty(shape, "int32")
+    n = 0
+    if shape[0] * shape[1] > 0:
+        if shape[0] * shape[1] >= 2**31:
+            raise ValueError("image has 2^31 pixels or more")
+        n, _ = cuda_ext().label(_arrays.view(image, "image"), int(connectivity), ptr,
+                                dev.index if dev.index is not None else -1, dev.stream())
     return (out, int(n)) if return_num else out

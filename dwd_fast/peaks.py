@@ -193,6 +193,9 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
     >>> dwd_fast.peak_local_max(img, min_distance=2)
     array([[3, 2]])
     """
+    backend = _arrays.resolve_backend(backend, image, labels, names=("image", "labels"), op="peak_local_max")
+    if backend == "cuda":
+        return _peaks_cuda(image, min_distance, threshold_abs, threshold_rel, exclude_border, num_peaks, labels)
     h = _arrays.to_host(image, "image")
     a = h.array
     _arrays.check_dtype(a, "image")
@@ -212,7 +215,6 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
     if threshold_rel is not None:
         threshold = max(threshold, threshold_rel * a.max())
     all_pass, cut = _threshold_cut(a.dtype, threshold)
-    backend = _arrays.resolve_backend(backend, image)
 
     lab = None
     if labels is not None:
@@ -244,3 +246,46 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
         out = ext.peak_local_max(a4, min_distance, border_r, border_c, num_peaks, all_pass, cut, lab,
                                  num_peaks_per_label)
     return _arrays.wrap(out, h)
+
+
+_CUDA_DTYPES = ("uint8", "uint16", "int32", "int64", "float32", "float64")
+
+
+def _peaks_cuda(image, min_distance, threshold_abs, threshold_rel, exclude_border, num_peaks, labels):
+    """peak_local_max on the device of ``image`` (dwd/peaks.h: flags, compaction, stable radix sort, one-thread
+    greedy spacing); returns (K, 2) int64 coordinates on that device."""
+    from ._ext import cuda_ext
+
+    if labels is not None:
+        raise ValueError("peak_local_max with labels runs on the cpu backend only")
+    dt = np.dtype(_arrays.dtype_name(image)) if _arrays.dtype_name(image) in _arrays._DTYPE_NAMES else None
+    if dt is None or dt.name not in _CUDA_DTYPES:
+        raise TypeError(f"image dtype {_arrays.dtype_name(image)} is not supported by peak_local_max on CUDA; "
+                        f"expected one of {', '.join(_CUDA_DTYPES)}")
+    shape = _arrays.shape_of(image)
+    if len(shape) != 2:
+        raise ValueError(f"image must be 2-D (H, W), got shape {shape}")
+    if shape[0] * shape[1] == 0:
+        raise ValueError(f"image is empty (shape {shape})")
+    min_distance = _nonneg_int(min_distance, "min_distance")
+    if min_distance < 1:
+        warnings.warn("min_distance < 1: every pixel above the threshold is a peak "
+                      "(image > max(threshold_abs, threshold_rel * image.max()))", RuntimeWarning, stacklevel=3)
+    border_r, border_c = _border_widths(exclude_border, min_distance)
+    num_peaks = _limit(num_peaks, "num_peaks")
+    if dt.kind == "f" and bool((image != image).any().item()):
+        raise ValueError("image contains NaN")
+    threshold = threshold_abs if threshold_abs is not None else np.array(image.min().item(), dt)[()]
+    if threshold_rel is not None:
+        threshold = max(threshold, threshold_rel * np.array(image.max().item(), dt)[()])
+    all_pass, cut = _threshold_cut(dt, threshold)
+    dev = _arrays.Device.of(image)
+    box = {}
+
+    def alloc(k):
+        box["out"], ptr = dev.empty((k, 2), "int64")
+        return (ptr,)
+
+    cuda_ext().peak_local_max(_arrays.view(image, "image"), min_distance, border_r, border_c, num_peaks, all_pass,
+                              cut, alloc, dev.index if dev.index is not None else -1, dev.stream())
+    return box["out"]

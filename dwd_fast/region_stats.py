@@ -32,7 +32,45 @@ class RegionStats(NamedTuple):
     vote_count: Optional[object] = None
 
 
-def region_stats(labels, *, image=None, classes=None, num_classes=None):
+_ORDERS = {"forward": 0, "reversed": 1, "shuffled": 2}
+_FIELDS = (("area", (1,), "int64"), ("bbox", (1, 4), "int64"), ("centroid", (1, 2), "float64"),
+           ("image_sum", (1,), "float64"), ("image_max", (1,), "float64"), ("vote", (1,), "int64"),
+           ("vote_count", (1,), "int64"))
+
+
+def _region_stats_exec(backend, labels, image, classes, num_classes, order, seed, stats=None):
+    """The data-parallel algorithm (dwd/region_stats.h) on the host executor or CUDA."""
+    dev = _arrays.Device.of(labels)
+    outs = {}
+
+    def alloc(n):
+        ptrs = []
+        for name, shape, dt in _FIELDS:
+            want = not ((name.startswith("image") and image is None) or (name.startswith("vote") and classes is None))
+            if want:
+                arr, ptr = dev.empty((n,) + shape[1:], dt)
+                outs[name] = arr
+                ptrs.append(ptr)
+            else:
+                ptrs.append(0)
+        return tuple(ptrs)
+
+    views = (_arrays.view(labels, "labels"), _arrays.view(image, "image"), _arrays.view(classes, "classes"))
+    nc = -1 if num_classes is None else int(num_classes)
+    if backend == "host":
+        _, counts = cpu_ext().region_stats_host(*views, nc, alloc, _ORDERS[order], int(seed))
+    else:
+        from ._ext import cuda_ext
+
+        _, counts = cuda_ext().region_stats(*views, nc, alloc, dev.index if dev.index is not None else -1,
+                                            dev.stream())
+    if stats is not None:
+        stats.update(counts)
+    return RegionStats(**outs)
+
+
+def region_stats(labels, *, image=None, classes=None, num_classes=None, backend="auto", order="forward", seed=0,
+                 _stats=None):
     """Area, bounding box, centroid, image sum / max and class vote of every labelled region.
 
     One pass over the label image's runs; exact integer accumulators for area, bbox and centroid
@@ -49,11 +87,24 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None):
     num_classes : int, optional
         If given, class ids must be smaller than it.
 
+    backend : {"auto", "cpu", "cuda", "host"}, optional
+        ``"auto"`` follows the inputs: CUDA tensors / CuPy arrays run on the GPU (the data-parallel
+        algorithm of ``csrc/dwd/region_stats.h``, on the caller's current stream), host arrays on the CPU.
+        ``"host"`` runs the data-parallel algorithm on the CPU in ``order`` (``"forward"``,
+        ``"reversed"``, ``"shuffled"`` with ``seed``), to verify it without a GPU. Every backend gives
+        identical results.
+
     Returns
     -------
     RegionStats
-        Arrays in the caller's array library.
+        Arrays in the caller's array library (and on its device).
     """
+    backend = _arrays.resolve_backend(backend, labels, image, classes, names=("labels", "image", "classes"),
+                                      op="region_stats")
+    if backend == "host" and order not in _ORDERS:
+        raise ValueError(f"order must be one of {sorted(_ORDERS)}, got {order!r}")
+    if backend == "cuda":
+        return _region_stats_cuda(labels, image, classes, num_classes, _stats)
     h = _arrays.to_host(labels, "labels")
     a = h.array
     _arrays.check_dtype(a, "labels", integer=True)
@@ -75,7 +126,37 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None):
     if a.size == 0:
         a = np.zeros((1, 1), a.dtype)  # no regions; keeps the optional maps' checks above
         extra = {k: (None if v is None else np.zeros((1, 1, 1, 1), v.dtype)) for k, v in extra.items()}
+    if backend == "host":
+        if a.size == 0:
+            return region_stats(a, image=None if extra["image"] is None else extra["image"][0, 0],
+                                classes=None if extra["classes"] is None else extra["classes"][0, 0],
+                                num_classes=num_classes)
+        res = _region_stats_exec("host", _arrays.kernel_view(a),
+                                 None if extra["image"] is None else extra["image"][0, 0],
+                                 None if extra["classes"] is None else extra["classes"][0, 0],
+                                 num_classes, order, seed, _stats)
+        return RegionStats(*[None if v is None else _arrays.wrap(v, h) for v in res])
     d = cpu_ext().region_stats(_arrays.kernel_view(a)[None, None], extra["image"], extra["classes"],
                                -1 if num_classes is None else int(num_classes))
     w = {k: _arrays.wrap(v, h) for k, v in d.items()}
     return RegionStats(**w)
+
+
+def _region_stats_cuda(labels, image, classes, num_classes, stats):
+    names = ("labels", "image", "classes")
+    dts = [None if x is None else _arrays.dtype_name(x) for x in (labels, image, classes)]
+    shapes = [None if x is None else _arrays.shape_of(x) for x in (labels, image, classes)]
+    if dts[0] not in _arrays._DTYPE_NAMES or dts[0] in ("float32", "float64"):
+        raise TypeError(f"labels must be an integer label image, got dtype {dts[0]}")
+    if dts[0] == "bool":
+        raise TypeError("labels must be an integer label image, got dtype bool (label it first)")
+    if len(shapes[0]) != 2:
+        raise ValueError(f"labels must be 2-D (H, W), got shape {shapes[0]}")
+    for k in (1, 2):
+        if shapes[k] is not None and shapes[k] != shapes[0]:
+            raise ValueError(f"{names[k]} must have the shape of labels {shapes[0]}, got {shapes[k]}")
+    if dts[2] is not None and dts[2] in ("float32", "float64"):
+        raise TypeError(f"classes must be an integer or bool array, got dtype {dts[2]}")
+    if num_classes is not None and (int(num_classes) != num_classes or num_classes < 1):
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return _region_stats_exec("cuda", labels, image, classes, num_classes, "forward", 0, stats)

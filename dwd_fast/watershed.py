@@ -55,6 +55,8 @@ def watershed(image, markers, *, connectivity=1, mask=None, method="canonical", 
     >>> watershed(img, np.array([[1, 0, 0, 0, 2]]))
     array([[1, 1, 1, 2, 2]])
     """
+    backend = _arrays.resolve_backend(backend, image, markers, mask, names=("image", "markers", "mask"),
+                                      cuda_ok=False, op="watershed")
     hi = _arrays.to_host(image, "image")
     img = hi.array
     mk = _arrays.to_host(markers, "markers").array
@@ -76,7 +78,6 @@ def watershed(image, markers, *, connectivity=1, mask=None, method="canonical", 
         raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
-    backend = _arrays.resolve_backend(backend, image)
     if backend == "host":
         if method != "canonical":
             raise ValueError("method='skimage' runs on the cpu backend only")

@@ -221,3 +221,99 @@ def test_grow_to_above_cutoff_rejected():
         dwd_fast.decode(np.zeros((4, 4), np.uint8), seeds="blobs")
     with pytest.raises(ValueError, match="reduce_over must be"):
         dwd_fast.decode(np.zeros((4, 4), np.uint8), reduce_over="all")
+
+
+# ---- the data-parallel (GPU) decoder through HostExec ------------------------------------------------
+
+ORDERS = ["forward", "reversed", "shuffled"]
+EXEC_FIELDS = FIELDS + ("label_map",)
+
+
+def assert_same_detections(a, b):
+    assert len(a) == len(b)
+    for f in EXEC_FIELDS:
+        x, y = getattr(a, f), getattr(b, f)
+        assert (x is None) == (y is None), f
+        if x is not None:
+            assert x.dtype == y.dtype and x.shape == y.shape, f
+            np.testing.assert_array_equal(x, y, err_msg=f)
+
+
+@given(p=pages(), cutoff=st.integers(-1, 11), min_size=st.integers(0, 6), conn=st.sampled_from([1, 2]),
+       reduce=st.sampled_from(["max", "mean", "median"]), grow=st.sampled_from([None, 0, 3, "cutoff"]),
+       over=st.sampled_from(["core", "region"]), use=st.sampled_from(["all", "none", "classes", "sizes"]),
+       seed=st.integers(0, 2**31))
+def test_host_executor_equals_cpu(p, cutoff, min_size, conn, reduce, grow, over, use, seed):
+    """decode's data-parallel algorithm, run by HostExec in three element orders, equals the cpu backend."""
+    e, c, s = p
+    c = c if use in ("all", "classes") else None
+    s = s if use in ("all", "sizes") else None
+    grow_to = cutoff if grow == "cutoff" else (None if grow is None else min(grow, cutoff))
+    kw = dict(cutoff=cutoff, min_size=min_size, connectivity=conn, size_reduce=reduce, grow_to=grow_to,
+              reduce_over=over, levels=12, return_label_map=True)
+    cpu = dwd_fast.decode(e, c, s, **kw)
+    for order in ORDERS:
+        assert_same_detections(dwd_fast.decode(e, c, s, **kw, backend="host", order=order, seed=seed), cpu)
+
+
+@given(p=pages(logits=True), cutoff=st.integers(0, 11), grow=st.sampled_from([None, 2]),
+       reduce=st.sampled_from(["max", "median"]), seed=st.integers(0, 2**31))
+def test_host_executor_logits_equal_cpu(p, cutoff, grow, reduce, seed):
+    el, cl, s = p
+    kw = dict(cutoff=cutoff, grow_to=None if grow is None else min(grow, cutoff), size_reduce=reduce, min_size=1)
+    cpu = dwd_fast.decode(el, cl, s, **kw)
+    for order in ORDERS:
+        assert_same_detections(dwd_fast.decode(el, cl, s, **kw, backend="host", order=order, seed=seed), cpu)
+
+
+@given(a=blob_maps(max_side=20, levels=9, dtype=np.float32), cutoff=st.floats(-1, 9), seed=st.integers(0, 99))
+def test_host_executor_float_energy_map(a, cutoff, seed):
+    e = a + np.float32(0.25)
+    cpu = dwd_fast.decode(e, cutoff=cutoff, grow_to=cutoff - 2, min_size=1)
+    for order in ORDERS:
+        assert_same_detections(dwd_fast.decode(e, cutoff=cutoff, grow_to=cutoff - 2, min_size=1, backend="host",
+                                               order=order, seed=seed), cpu)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(grow_to=3, size_reduce="median"),
+                                dict(grow_to=1, reduce_over="region", size_reduce="mean")])
+def test_host_executor_reference_page(page250, kw):
+    p = page250
+    cpu = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, return_label_map=True, **kw)
+    host = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, return_label_map=True, backend="host", **kw)
+    assert len(cpu) > 200
+    assert_same_detections(host, cpu)
+    # the other orders on a crop (a whole page in shuffled order takes seconds)
+    e, c, s = p.energy[:700, :900], p.classes[:700, :900], p.sizes[:, :700, :900]
+    cpu = dwd_fast.decode(e, c, s, cutoff=7, return_label_map=True, **kw)
+    for order in ("reversed", "shuffled"):
+        assert_same_detections(dwd_fast.decode(e, c, s, cutoff=7, return_label_map=True, backend="host", order=order,
+                                               seed=5, **kw), cpu)
+
+
+def test_host_executor_batch_and_counts(page250):
+    e = np.stack([page250.energy[:300, :400], page250.energy[300:600, :400]])
+    stats = {}
+    dets = dwd_fast.decode(e, backend="host", _stats=stats)
+    cpu = dwd_fast.decode(e)
+    for d, c in zip(dets, cpu):
+        assert_same_detections(d, c)
+    assert stats["launches"] > 0 and stats["workspace_bytes"] > 0
+
+
+@pytest.mark.parametrize("args, kw, msg", [
+    ((np.full((4, 4), np.nan),), {}, "energy contains NaN"),
+    ((np.zeros((3, 4, 4), np.float32), np.full((2, 4, 4), np.nan)), dict(cutoff=-1), "classes contains NaN"),
+    ((np.full((4, 4), 9, np.uint8), None, np.full((2, 4, 4), np.nan)), {}, "sizes contains NaN"),
+    ((np.full((4, 4), 9, np.uint8), np.full((4, 4), -1)), {}, "non-negative"),
+])
+def test_host_executor_bad_input(args, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        dwd_fast.decode(*args, **kw, backend="host")
+    with pytest.raises(ValueError, match=msg):
+        dwd_fast.decode(*args, **kw)
+
+
+def test_host_executor_rejects_peak_seeds():
+    with pytest.raises(ValueError, match="cpu backend only"):
+        dwd_fast.decode(np.zeros((4, 4), np.uint8), seeds="peaks", backend="host")

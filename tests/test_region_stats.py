@@ -78,3 +78,60 @@ def test_bad_input(kwargs, exc, msg):
 def test_empty_labels():
     s = dwd_fast.region_stats(np.zeros((0, 4), np.int32), image=np.zeros((0, 4)), classes=np.zeros((0, 4), int))
     assert s.area.shape == (0,) and s.bbox.shape == (0, 4) and s.vote.shape == (0,)
+
+
+ORDERS = ["forward", "reversed", "shuffled"]
+
+
+def _assert_stats_equal(a, b):
+    for f in a._fields:
+        x, y = getattr(a, f), getattr(b, f)
+        assert (x is None) == (y is None), f
+        if x is not None:
+            assert x.dtype == y.dtype, f
+            np.testing.assert_array_equal(x, y, err_msg=f)
+
+
+@given(a=blob_maps(max_side=30, levels=4), conn=st.sampled_from([1, 2]),
+       dtype=st.sampled_from([np.int32, np.uint16, np.int64, np.uint8]),
+       img_dtype=st.sampled_from([np.int16, np.uint8, np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_host_executor_equals_cpu(a, conn, dtype, img_dtype, seed):
+    """The data-parallel (GPU) algorithm, run by HostExec in three element orders, equals the CPU one."""
+    lab = sk_label(a, connectivity=conn).astype(dtype)
+    rng = np.random.default_rng(seed)
+    img = (rng.random(lab.shape) * 200 - 50).astype(img_dtype)
+    cls = rng.integers(0, 5, lab.shape).astype(np.uint8)
+    cpu = dwd_fast.region_stats(lab, image=img, classes=cls)
+    for order in ORDERS:
+        _assert_stats_equal(dwd_fast.region_stats(lab, image=img, classes=cls, backend="host", order=order,
+                                                  seed=seed), cpu)
+    _assert_stats_equal(dwd_fast.region_stats(lab, backend="host", order="shuffled"), dwd_fast.region_stats(lab))
+
+
+def test_host_executor_reference_page(page250):
+    lab = dwd_fast.label(page250.energy >= 8)
+    fimg = page250.sizes[0]
+    cpu = dwd_fast.region_stats(lab, image=fimg, classes=page250.classes)
+    for order in ORDERS:
+        _assert_stats_equal(dwd_fast.region_stats(lab, image=fimg, classes=page250.classes, backend="host",
+                                                  order=order, seed=3), cpu)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(labels=np.ones((3, 3), np.int32), classes=np.full((3, 3), -1)), "non-negative"),
+    (dict(labels=np.ones((3, 3), np.int32), classes=np.full((3, 3), 5), num_classes=5), ">= num_classes"),
+    (dict(labels=np.ones((3, 3), np.int32), image=np.full((3, 3), np.nan)), "image contains NaN"),
+    (dict(labels=np.full((2, 2), 2**40, np.int64)), "larger than 2"),
+])
+def test_host_executor_bad_input(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        dwd_fast.region_stats(**kwargs, backend="host")
+
+
+def test_host_executor_absent_labels_and_empty():
+    lab = np.array([[0, 3, 3], [-1, -1, 0]], np.int32)
+    _assert_stats_equal(dwd_fast.region_stats(lab, image=np.ones((2, 3)), classes=np.zeros((2, 3), np.int32),
+                                              backend="host"),
+                        dwd_fast.region_stats(lab, image=np.ones((2, 3)), classes=np.zeros((2, 3), np.int32)))
+    s = dwd_fast.region_stats(np.zeros((0, 4), np.int32), backend="host")
+    assert s.area.shape == (0,)

@@ -1,11 +1,14 @@
 // CudaExec: the executor of csrc/dwd/exec.h as CUDA kernels on the caller's stream.
 //
 // for_each launches one generic kernel over a DWD_HD functor (one thread per element). Workspace is
-// allocated with cudaMallocAsync on the stream (stream-ordered; the driver's pool makes repeated
-// calls cheap) and freed when the executor is destroyed. Every CUDA call is checked; errors become
+// allocated with cudaMallocAsync on the stream (stream-ordered) from the device's default memory
+// pool, whose release threshold is raised once per device so that freed workspace stays in the pool:
+// in steady state a call reuses the previous call's memory instead of reaching the driver's
+// allocator. Workspace is freed (back to the pool) when the executor is destroyed. Every CUDA call is checked; errors become
 // std::runtime_error with the call and the CUDA message.
 #pragma once
 
+#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cuda_runtime.h>
 
@@ -38,7 +41,7 @@ class CudaExec {
  public:
   static constexpr int kBlock = 256;
 
-  explicit CudaExec(cudaStream_t stream) : stream_(stream) {}
+  explicit CudaExec(cudaStream_t stream) : stream_(stream) { keep_pool(); }
   CudaExec(const CudaExec&) = delete;
   CudaExec& operator=(const CudaExec&) = delete;
   ~CudaExec() {
@@ -59,7 +62,22 @@ class CudaExec {
     void* p = nullptr;
     cuda_check(cudaMallocAsync(&p, sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1), stream_), "cudaMallocAsync");
     blocks_.push_back(p);
+    sizes_.push_back(static_cast<std::int64_t>(sizeof(T) * static_cast<std::size_t>(n > 0 ? n : 1)));
+    live_ += sizes_.back();
+    if (live_ > peak_) peak_ = live_;
     return static_cast<T*>(p);
+  }
+
+  // Returns workspace to the pool in stream order (kernels queued before still see it).
+  void free(const void* p) {
+    for (std::size_t k = blocks_.size(); k-- > 0;)
+      if (blocks_[k] == p) {
+        cuda_check(cudaFreeAsync(blocks_[k], stream_), "cudaFreeAsync");
+        live_ -= sizes_[k];
+        blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(k));
+        sizes_.erase(sizes_.begin() + static_cast<std::ptrdiff_t>(k));
+        return;
+      }
   }
 
   template <class T>
@@ -82,6 +100,36 @@ class CudaExec {
     ++launches_;
   }
 
+  // Sorts keys[0..n) ascending (CUB radix sort); returns the buffer holding the sorted keys.
+  std::uint64_t* sort_keys(std::uint64_t* keys, index_t n) {
+    if (n <= 1) return keys;
+    std::uint64_t* out = alloc<std::uint64_t>(n);
+    std::size_t bytes = 0;
+    cuda_check(cub::DeviceRadixSort::SortKeys(nullptr, bytes, keys, out, static_cast<int>(n), 0, 64, stream_),
+               "DeviceRadixSort size");
+    void* tmp = alloc<unsigned char>(static_cast<index_t>(bytes));
+    cuda_check(cub::DeviceRadixSort::SortKeys(tmp, bytes, keys, out, static_cast<int>(n), 0, 64, stream_),
+               "DeviceRadixSort");
+    ++launches_;
+    return out;
+  }
+
+  // Stable sort of (key, value) pairs by key (CUB radix sort); returns the buffer of sorted values.
+  std::int64_t* sort_pairs(std::uint64_t* keys, std::int64_t* vals, index_t n) {
+    if (n <= 1) return vals;
+    std::uint64_t* kout = alloc<std::uint64_t>(n);
+    std::int64_t* vout = alloc<std::int64_t>(n);
+    std::size_t bytes = 0;
+    cuda_check(cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys, kout, vals, vout, static_cast<int>(n), 0, 64,
+                                               stream_),
+               "DeviceRadixSort pairs size");
+    void* tmp = alloc<unsigned char>(static_cast<index_t>(bytes));
+    cuda_check(cub::DeviceRadixSort::SortPairs(tmp, bytes, keys, kout, vals, vout, static_cast<int>(n), 0, 64, stream_),
+               "DeviceRadixSort pairs");
+    ++launches_;
+    return vout;
+  }
+
   // Copies device -> host and waits for it (the one place a data-dependent count reaches the host).
   template <class T>
   void to_host(T* dst, const T* src, index_t n) {
@@ -94,11 +142,30 @@ class CudaExec {
 
   cudaStream_t stream() const { return stream_; }
   std::int64_t launches() const { return launches_; }
+  // Peak workspace bytes live at once (CUB's temporary storage included).
+  std::int64_t workspace_bytes() const { return peak_; }
 
  private:
+  // Raise the release threshold of the current device's default pool (once per device), so that
+  // memory freed by cudaFreeAsync stays cached for the next call.
+  static void keep_pool() {
+    static bool done[64] = {};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64 || done[dev]) return;
+    cudaMemPool_t pool;
+    if (cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess) {
+      std::uint64_t threshold = ~std::uint64_t(0);
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
+    }
+    done[dev] = true;
+  }
+
   cudaStream_t stream_;
   std::vector<void*> blocks_;
+  std::vector<std::int64_t> sizes_;
   std::int64_t launches_ = 0;
+  std::int64_t live_ = 0;
+  std::int64_t peak_ = 0;
 };
 
 }  // namespace dwd

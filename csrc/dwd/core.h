@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define DWD_HD __host__ __device__ __forceinline__
@@ -101,6 +102,39 @@ DWD_HD T atomic_add(T* addr, T v) {
 #endif
 }
 
+// Signed 64-bit atomics (sums, coordinates). CUDA's overloads take long long, which is not
+// std::int64_t (long) on Linux; the add goes through the unsigned overload (two's complement).
+DWD_HD std::int64_t atomic_add(std::int64_t* addr, std::int64_t v) {
+#if DWD_ON_DEVICE
+  return static_cast<std::int64_t>(atomicAdd(reinterpret_cast<unsigned long long*>(addr),
+                                             static_cast<unsigned long long>(v)));
+#else
+  std::int64_t old = *addr;
+  *addr = static_cast<std::int64_t>(static_cast<std::uint64_t>(old) + static_cast<std::uint64_t>(v));
+  return old;
+#endif
+}
+
+DWD_HD std::int64_t atomic_min(std::int64_t* addr, std::int64_t v) {
+#if DWD_ON_DEVICE
+  return static_cast<std::int64_t>(atomicMin(reinterpret_cast<long long*>(addr), static_cast<long long>(v)));
+#else
+  std::int64_t old = *addr;
+  if (v < old) *addr = v;
+  return old;
+#endif
+}
+
+DWD_HD std::int64_t atomic_max(std::int64_t* addr, std::int64_t v) {
+#if DWD_ON_DEVICE
+  return static_cast<std::int64_t>(atomicMax(reinterpret_cast<long long*>(addr), static_cast<long long>(v)));
+#else
+  std::int64_t old = *addr;
+  if (v > old) *addr = v;
+  return old;
+#endif
+}
+
 // A load that the compiler may not cache in a register: other threads may have written `addr`.
 template <class T>
 DWD_HD T load_relaxed(const T* addr) {
@@ -109,6 +143,20 @@ DWD_HD T load_relaxed(const T* addr) {
 #else
   return *addr;
 #endif
+}
+
+// quiet NaN and +infinity as doubles (bit patterns: usable on the host and the device alike).
+DWD_HD double qnan() {
+  const std::uint64_t b = 0x7ff8000000000000ULL;
+  double d;
+  std::memcpy(&d, &b, sizeof d);
+  return d;
+}
+DWD_HD double inf() {
+  const std::uint64_t b = 0x7ff0000000000000ULL;
+  double d;
+  std::memcpy(&d, &b, sizeof d);
+  return d;
 }
 
 template <class T>

@@ -221,7 +221,106 @@ struct WriteStep {
   }
 };
 
+// ---- batched: every page of a batch in one launch sequence ----------------------------------------
+
+// Contiguous batch outputs: energy, classes (B, H, W), sizes (B, 2, H, W).
+struct BatchOutputs {
+  std::uint8_t* energy;
+  std::int32_t* classes;
+  float* sizes;
+};
+
+// Page of object g: the last b with page_offset[b] <= g (page_offset holds B + 1 entries).
+DWD_HD index_t page_of(const std::int64_t* page_offset, index_t B, index_t g) {
+  index_t lo = 0, hi = B;
+  while (hi - lo > 1) {
+    const index_t mid = (lo + hi) / 2;
+    if (page_offset[mid] <= g) lo = mid; else hi = mid;
+  }
+  return lo;
+}
+
+struct BatchSite {
+  index_t page, local, obj, r, c;
+};
+
+struct BatchGeom {
+  const EncodeObj* objs;
+  const std::int32_t* offset;      // pair offsets of the M objects (M + 1)
+  const std::int64_t* page_offset;  // object offsets of the B pages (B + 1)
+  index_t M, B, rows, cols;
+  DWD_HD BatchSite site(index_t g) const {
+    const index_t i = object_of(offset, M, g);
+    const Rect rc = rect_of(objs[i], rows, cols);
+    const index_t k = g - offset[i], w = rc.c1 - rc.c0;
+    const index_t b = page_of(page_offset, B, i);
+    return BatchSite{b, i - page_offset[b], i, rc.r0 + k / w, rc.c0 + k % w};
+  }
+};
+
+struct BatchProposeStep {
+  BatchGeom bg;
+  Marker marker;
+  Overlap overlap;
+  const std::uint8_t* table;
+  std::uint64_t* key;  // B * rows * cols
+  DWD_HD void operator()(index_t g) const {
+    const BatchSite p = bg.site(g);
+    const int lvl = level_at(bg.objs[p.obj], marker, table, p.r, p.c);
+    if (lvl == 0) return;
+    const std::int64_t d2 = overlap == Overlap::nearest ? dist2_at(bg.objs[p.obj], p.r, p.c) : 0;
+    atomic_max(key + (p.page * bg.rows + p.r) * bg.cols + p.c, key_of(overlap, p.local, lvl, d2));
+  }
+};
+
+struct BatchWriteStep {
+  BatchGeom bg;
+  Marker marker;
+  Overlap overlap;
+  const std::uint8_t* table;
+  const std::uint64_t* key;
+  const std::int32_t* labels;
+  const float* sizes;
+  BatchOutputs out;
+  DWD_HD void operator()(index_t g) const {
+    const BatchSite p = bg.site(g);
+    const index_t hw = bg.rows * bg.cols, px = p.r * bg.cols + p.c;
+    const std::uint64_t k = key[p.page * hw + px];
+    if (k == 0 || index_of_key(overlap, k) != p.local) return;
+    out.energy[p.page * hw + px] = static_cast<std::uint8_t>(level_at(bg.objs[p.obj], marker, table, p.r, p.c));
+    out.classes[p.page * hw + px] = labels[p.obj];
+    out.sizes[(2 * p.page) * hw + px] = sizes[2 * p.obj];
+    out.sizes[(2 * p.page + 1) * hw + px] = sizes[2 * p.obj + 1];
+  }
+};
+
 }  // namespace dp
+
+// Rasterizes the M objects of a batch of B pages (page b holds objects page_offset[b] ..
+// page_offset[b + 1] - 1) into `out` (zero-initialized by the caller), in one launch sequence for
+// the whole batch: areas, one scan, one proposal step and one write step over every (object, pixel)
+// pair of every page. The per-page result is that of encode_page. All pointers must be reachable by
+// the executor. Returns false when the pairs of the batch reach 2^31 (nothing written).
+template <class Exec>
+bool encode_batch(Exec& ex, const EncodeObj* objs, const std::int64_t* page_offset, index_t M, index_t B,
+                  index_t rows, index_t cols, Marker marker, Overlap overlap, const std::uint8_t* table,
+                  const std::int32_t* labels, const float* sizes, dp::BatchOutputs out) {
+  if (M == 0 || B == 0 || rows * cols == 0) return true;
+  std::int32_t* area = ex.template alloc<std::int32_t>(M);
+  std::int32_t* offset = ex.template alloc<std::int32_t>(M + 1);
+  ex.for_each(M, dp::AreaStep{objs, rows, cols, area});
+  ex.exclusive_scan(area, offset, M);
+  std::int32_t total = 0;
+  ex.to_host(&total, offset + M, 1);
+  if (total < 0) return false;
+  if (total == 0) return true;
+  std::uint64_t* key = ex.template alloc<std::uint64_t>(B * rows * cols);
+  ex.fill(key, B * rows * cols, std::uint64_t(0));
+  const dp::BatchGeom bg{objs, offset, page_offset, M, B, rows, cols};
+  ex.for_each(total, dp::BatchProposeStep{bg, marker, overlap, table, key});
+  ex.for_each(total, dp::BatchWriteStep{bg, marker, overlap, table, key, labels, sizes, out});
+  return true;
+}
 
 // Rasterizes n objects into `out` (zero-initialized by the caller). `objs`, `labels`, `sizes`,
 // `table` and `out` must be reachable by the executor. Returns false when the (object, pixel)

@@ -12,10 +12,15 @@
 //                                            (in stream order for CUDA)
 //   T*   alloc<T>(index_t n)                 workspace visible to the functors, owned by the executor,
 //                                            valid until the executor is destroyed
+//   void free(const void* p)                 returns workspace from alloc early (stream-ordered on CUDA)
 //   void fill<T>(T* p, index_t n, T v)       p[0..n) = v
 //   void to_host<T>(T* dst, const T* src, n) copy workspace -> host memory (synchronizes as needed)
 //   void exclusive_scan(const int32_t* in, int32_t* out, index_t n)
 //                                            out[i] = sum(in[0..i)), out[n] = total (out holds n + 1)
+//   uint64_t* sort_keys(uint64_t* k, n)      sorts k[0..n) ascending; returns the sorted keys (in place
+//                                            on the host, a workspace buffer on CUDA)
+//   int64_t* sort_pairs(uint64_t* k, int64_t* v, n)
+//                                            stable sort of the pairs by key; returns the sorted values
 //   void sync()                              wait for all submitted work
 //
 // Keep algorithms to the patterns listed in research/algorithms.md §8 (union-find with atomicMin

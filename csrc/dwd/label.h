@@ -130,7 +130,9 @@ std::int32_t label(Exec& ex, const Pix& pix, index_t rows, index_t cols, int con
   const index_t n = rows * cols;
   if (n == 0) return 0;
   std::int32_t* parent = ex.template alloc<std::int32_t>(n);
-  std::int32_t* flag = ex.template alloc<std::int32_t>(n);
+  // The root flags live in `out` when it is contiguous (it is written only by the last step).
+  const bool flag_in_out = out.stride_c == 1 && out.stride_r == cols;
+  std::int32_t* flag = flag_in_out ? out.data : ex.template alloc<std::int32_t>(n);
   std::int32_t* rank = ex.template alloc<std::int32_t>(n + 1);
   ex.for_each(n, InitStep<Pix>{pix, cols, parent});
   ex.for_each(n, MergeStep<Pix>{pix, rows, cols, connectivity, parent});
@@ -140,6 +142,9 @@ std::int32_t label(Exec& ex, const Pix& pix, index_t rows, index_t cols, int con
   ex.for_each(n, FinalStep{parent, rank, out, cols});
   std::int32_t count = 0;
   ex.to_host(&count, rank + n, 1);
+  ex.free(parent);
+  ex.free(rank);
+  if (!flag_in_out) ex.free(flag);
   return count;
 }
 

@@ -187,5 +187,138 @@ std::int32_t candidates(Exec& ex, const CandidateSpec<T>& s, Candidate** list) {
   return k;
 }
 
+// ---- the whole pipeline on the executor ----------------------------------------------------------
+//   flags      one element per interior pixel: candidate or not
+//   compact    exclusive scan of the flags; candidates written at their rank: raster order,
+//              whatever the thread order
+//   sort       stable sort of (key, position) pairs by key: (key, raster index) order, i.e.
+//              scikit-image's order
+//   spacing    greedy spacing is sequential by definition (each decision depends on the earlier
+//              ones): ONE element walks the sorted candidates, with a grid of cells of side
+//              min_distance holding the kept point of each cell (at most one), so each test looks
+//              at 9 cells. It is the only single-thread step of the GPU code; it touches only the
+//              candidates (thousands on a DWD page), not the page.
+//   coords     one element per kept peak writes (row, col)
+
+template <class T>
+struct CandidateFlagStep {
+  CandidateSpec<T> s;
+  std::int32_t* flag;
+  DWD_HD void operator()(index_t i) const {
+    const index_t w = s.c1 - s.c0;
+    const index_t r = s.r0 + i / w, c = s.c0 + i % w;
+    const T v = s.img(r, c);
+    flag[i] = (s.above(v) && (s.plain || is_candidate(s.img, r, c, s.radius))) ? 1 : 0;
+  }
+};
+
+template <class T>
+struct CompactStep {
+  CandidateSpec<T> s;
+  const std::int32_t* flag;
+  const std::int32_t* rank;
+  std::uint64_t* keys;
+  std::int64_t* index;
+  DWD_HD void operator()(index_t i) const {
+    if (!flag[i]) return;
+    const index_t w = s.c1 - s.c0;
+    const index_t r = s.r0 + i / w, c = s.c0 + i % w;
+    keys[rank[i]] = order_key(s.img(r, c));
+    index[rank[i]] = r * s.img.cols + c;
+  }
+};
+
+struct SpacingStep {
+  const std::int64_t* sorted_index;  // candidates in (key, index) order
+  index_t n, cols, min_distance, limit;
+  std::int64_t* cell;                // (rows / s + 1) x (cols / s + 1), -1 = empty
+  index_t nrc, ncc;
+  std::int64_t* out;                 // kept linear indices
+  std::int32_t* count;
+  DWD_HD void operator()(index_t) const {
+    index_t kept = 0;
+    const index_t s = min_distance;
+    for (index_t k = 0; k < n && kept < limit; ++k) {
+      const index_t i = sorted_index[k];
+      if (s > 1) {
+        const index_t r = i / cols, c = i % cols, cr = r / s, cc = c / s;
+        bool ok = true;
+        for (index_t dr = -1; dr <= 1 && ok; ++dr)
+          for (index_t dc = -1; dc <= 1 && ok; ++dc) {
+            const index_t nr = cr + dr, nc = cc + dc;
+            if (nr < 0 || nr >= nrc || nc < 0 || nc >= ncc) continue;
+            const std::int64_t j = cell[nr * ncc + nc];
+            if (j < 0) continue;
+            const index_t jr = j / cols, jc = j % cols;
+            if ((jr > r ? jr - r : r - jr) < s && (jc > c ? jc - c : c - jc) < s) ok = false;
+          }
+        if (!ok) continue;
+        cell[cr * ncc + cc] = i;
+      }
+      out[kept++] = i;
+    }
+    *count = static_cast<std::int32_t>(kept);
+  }
+};
+
+struct CoordStep {
+  const std::int64_t* idx;
+  index_t cols;
+  std::int64_t* out;  // K x 2
+  DWD_HD void operator()(index_t k) const {
+    out[2 * k] = idx[k] / cols;
+    out[2 * k + 1] = idx[k] % cols;
+  }
+};
+
+// scikit-image's peak_local_max (no labels) on the executor. alloc_out(K) returns the caller's (K, 2)
+// int64 output. Returns K. num_peaks < 0: no limit.
+template <class Exec, class T, class AllocOut>
+std::int64_t peak_local_max(Exec& ex, const CandidateSpec<T>& s, index_t min_distance, index_t num_peaks,
+                            AllocOut&& alloc_out) {
+  const index_t n = (s.r1 > s.r0 && s.c1 > s.c0) ? (s.r1 - s.r0) * (s.c1 - s.c0) : 0;
+  std::int32_t k = 0;
+  std::int32_t* flag = nullptr;
+  std::int32_t* rank = nullptr;
+  if (n > 0) {
+    flag = ex.template alloc<std::int32_t>(n);
+    rank = ex.template alloc<std::int32_t>(n + 1);
+    ex.for_each(n, CandidateFlagStep<T>{s, flag});
+    ex.exclusive_scan(flag, rank, n);
+    ex.to_host(&k, rank + n, 1);
+  }
+  if (k > 0 && !s.plain) {
+    std::int32_t* differs = ex.template alloc<std::int32_t>(1);
+    ex.fill(differs, 1, std::int32_t(0));
+    ex.for_each(s.img.size(), DiffersStep<T>{s.img, differs});
+    std::int32_t d = 0;
+    ex.to_host(&d, differs, 1);
+    if (!d) k = 0;  // constant image: scikit-image's "trivial image", no peaks
+  }
+  if (k == 0) {
+    alloc_out(0);
+    return 0;
+  }
+  std::uint64_t* keys = ex.template alloc<std::uint64_t>(k);
+  std::int64_t* index = ex.template alloc<std::int64_t>(k);
+  ex.for_each(n, CompactStep<T>{s, flag, rank, keys, index});
+  ex.free(flag);
+  ex.free(rank);
+  const std::int64_t* sorted = ex.sort_pairs(keys, index, k);
+  const index_t sd = min_distance > 1 ? min_distance : 1;
+  const index_t nrc = s.img.rows / sd + 1, ncc = s.img.cols / sd + 1, ncells = nrc * ncc;
+  std::int64_t* cell = ex.template alloc<std::int64_t>(min_distance > 1 ? ncells : 1);
+  if (min_distance > 1) ex.fill(cell, ncells, std::int64_t(-1));
+  std::int64_t* kept = ex.template alloc<std::int64_t>(k);
+  std::int32_t* count = ex.template alloc<std::int32_t>(1);
+  const index_t limit = num_peaks < 0 ? k : (num_peaks < k ? num_peaks : k);
+  ex.for_each(1, SpacingStep{sorted, k, s.img.cols, min_distance, limit, cell, nrc, ncc, kept, count});
+  std::int32_t K = 0;
+  ex.to_host(&K, count, 1);
+  std::int64_t* out = alloc_out(K);
+  ex.for_each(K, CoordStep{kept, s.img.cols, out});
+  return K;
+}
+
 }  // namespace peaks
 }  // namespace dwd

@@ -145,6 +145,8 @@ std::int64_t watershed(Exec& ex, const std::int32_t* level, const std::int32_t* 
   std::int64_t sweeps = relax(ex, n, changed, KeyRelaxStep{g, key, changed});
   ex.for_each(n, LabelInitStep{g, key, out});
   sweeps += relax(ex, n, changed, LabelRelaxStep{g, key, out, changed});
+  ex.free(key);
+  ex.free(changed);
   return sweeps;
 }
 

@@ -1,7 +1,10 @@
 // Python binding of decode: a batch (B, ...) of pages, OpenMP across the batch.
 #include "cpu/decode.h"
 
+#include "dwd/decode.h"
+#include "host/host_exec.h"
 #include "python/common.h"
+#include "python/views.h"
 
 namespace dwd {
 
@@ -59,6 +62,30 @@ py::list decode(const py::array& energy, const py::object& classes, const py::ob
   return res;
 }
 
+// The data-parallel decoder (dwd/decode.h) on one page, run by HostExec in the given element order.
+// Maps are view descriptors (python/views.h); label_map is (pointer, rows, cols) or None; alloc(n)
+// returns the 6 output pointers (boxes, labels, scores, class_scores, centers, areas).
+py::tuple decode_host(const py::object& energy, const py::object& classes, const py::object& sizes, double cutoff,
+                      std::int64_t min_size, int connectivity, int size_reduce, std::int64_t levels,
+                      bool energy_logits, bool class_logits, const py::object& grow_to, bool reduce_over_region,
+                      const py::object& label_map, const py::function& alloc, int order, std::uint64_t seed) {
+  decode_dp::Params p = decode_params(cutoff, min_size, connectivity, size_reduce, levels, energy_logits,
+                                      class_logits, grow_to, reduce_over_region);
+  const AnyView e = anyview_of(energy, "energy"), c = anyview_of(classes, "classes"), s = anyview_of(sizes, "sizes");
+  const ImageView<std::int32_t> lm = label_map_view(label_map);
+  std::int32_t n;
+  ExecCounts k;
+  {
+    py::gil_scoped_release nogil;
+    HostExec ex(static_cast<Order>(order), seed);
+    n = decode_dp::decode(ex, e, c, s, p, lm, [&](std::int64_t m) { return decode_out(call_alloc(alloc, {m})); });
+    k.launches = ex.launches();
+    k.syncs = ex.syncs();
+    k.workspace = ex.workspace_bytes();
+  }
+  return py::make_tuple(n, counts_dict(k));
+}
+
 }  // namespace
 
 void bind_decode(py::module_& m) {
@@ -66,6 +93,10 @@ void bind_decode(py::module_& m) {
         py::arg("min_size"), py::arg("connectivity"), py::arg("size_reduce"), py::arg("levels"),
         py::arg("energy_logits"), py::arg("class_logits"), py::arg("grow_to"), py::arg("reduce_over_region"),
         py::arg("peak_seeds"), py::arg("min_distance"), py::arg("label_map"));
+  m.def("decode_host", &decode_host, py::arg("energy"), py::arg("classes"), py::arg("sizes"), py::arg("cutoff"),
+        py::arg("min_size"), py::arg("connectivity"), py::arg("size_reduce"), py::arg("levels"),
+        py::arg("energy_logits"), py::arg("class_logits"), py::arg("grow_to"), py::arg("reduce_over_region"),
+        py::arg("label_map"), py::arg("alloc"), py::arg("order"), py::arg("seed"));
 }
 
 }  // namespace dwd

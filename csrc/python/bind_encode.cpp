@@ -10,6 +10,7 @@
 #include "dwd/encode.h"
 #include "host/host_exec.h"
 #include "python/common.h"
+#include "python/views.h"
 
 namespace dwd {
 
@@ -89,26 +90,28 @@ void encode_cpu(const py::array& objs, const py::array& offsets, const py::array
   });
 }
 
-// The GPU algorithm (dwd/encode.h) run by HostExec in the given element order. Returns the steps run.
+ExecCounts& last_counts() {
+  static thread_local ExecCounts c;
+  return c;
+}
+
+// The GPU algorithm (dwd/encode.h, the batched form: one launch sequence for the whole batch) run by
+// HostExec in the given element order. Returns the steps run; encode_host_counts() gives the counts.
 std::int64_t encode_host(const py::array& objs, const py::array& offsets, const py::array& labels,
                          const py::array& sizes, const py::array& table, int marker, int overlap,
                          const py::array& energy, const py::array& classes, const py::array& size_maps, int order,
                          std::uint64_t seed) {
   const Batch b = batch_of(objs, offsets, labels, sizes, table, marker, overlap, energy, classes, size_maps);
+  std::int64_t pairs = 0;
+  for (std::int64_t i = 0; i < b.offsets[b.B]; ++i) pairs += encode::rect_of(b.objs[i], b.H, b.W).area();
+  if (pairs >= (std::int64_t(1) << 31))
+    throw std::invalid_argument("boxes: the markers of one batch cover 2^31 pixels or more");
   py::gil_scoped_release nogil;
-  std::int64_t steps = 0;
-  for (py::ssize_t k = 0; k < b.B; ++k) {
-    const std::int64_t o = b.offsets[k], n = b.offsets[k + 1] - o;
-    std::int64_t pairs = 0;
-    for (std::int64_t i = 0; i < n; ++i) pairs += encode::rect_of(b.objs[o + i], b.H, b.W).area();
-    if (pairs >= (std::int64_t(1) << 31))
-      throw std::invalid_argument("boxes: the markers of one image cover 2^31 pixels or more");
-    HostExec ex(static_cast<Order>(order), seed + static_cast<std::uint64_t>(k));
-    encode::encode_page(ex, b.objs + o, n, b.H, b.W, b.marker, b.overlap, b.table, b.labels + o, b.sizes + 2 * o,
-                        b.outputs(k));
-    steps += ex.steps();
-  }
-  return steps;
+  HostExec ex(static_cast<Order>(order), seed);
+  encode::encode_batch(ex, b.objs, b.offsets, b.offsets[b.B], b.B, b.H, b.W, b.marker, b.overlap, b.table, b.labels,
+                       b.sizes, encode::dp::BatchOutputs{b.energy, b.classes, b.size_maps});
+  last_counts() = ExecCounts{ex.launches(), ex.syncs(), ex.workspace_bytes()};
+  return ex.steps();
 }
 
 }  // namespace
@@ -120,6 +123,7 @@ void bind_encode(py::module_& m) {
   m.def("encode_host", &encode_host, py::arg("objs"), py::arg("offsets"), py::arg("labels"), py::arg("sizes"),
         py::arg("table"), py::arg("marker"), py::arg("overlap"), py::arg("energy"), py::arg("classes"),
         py::arg("size_maps"), py::arg("order"), py::arg("seed"));
+  m.def("encode_host_counts", []() { return counts_dict(last_counts()); });
 }
 
 }  // namespace dwd

@@ -61,7 +61,8 @@ py::array_t<std::int64_t> peaks_cpu(const py::array& img, index_t min_distance, 
   return coords_of(idx, p.cols);
 }
 
-// The data-parallel candidate step (dwd/peaks.h) run by HostExec in the given element order.
+// The data-parallel pipeline (dwd/peaks.h peak_local_max: candidate flags, compaction, stable sort,
+// greedy spacing, coordinates) run by HostExec in the given element order. Returns (coords, steps).
 py::tuple peaks_host(const py::array& img, index_t min_distance, index_t border_r, index_t border_c,
                      index_t num_peaks, bool all_pass, const py::object& cut, int order, std::uint64_t seed) {
   const cpu::Planes p = planes_of(img, 0, "image");
@@ -69,12 +70,12 @@ py::tuple peaks_host(const py::array& img, index_t min_distance, index_t border_
   const cpu::PeakParams q = params_of(p, min_distance, border_r, border_c, num_peaks, all_pass, cut);
   if (q.min_distance < 0 || q.border_r < 0 || q.border_c < 0)
     throw std::invalid_argument("min_distance and exclude_border widths must be >= 0");
-  std::vector<index_t> idx;
+  std::vector<std::int64_t> coords;
   std::int64_t steps;
   {
     py::gil_scoped_release nogil;
     HostExec ex(static_cast<Order>(order), seed);
-    std::vector<peaks::Candidate> cands = cpu::dispatch(p.dtype, [&](auto tag) {
+    cpu::dispatch(p.dtype, [&](auto tag) {
       using T = decltype(tag);
       peaks::CandidateSpec<T> s;
       s.img = cpu::plane_view<T>(p, 0);
@@ -85,17 +86,15 @@ py::tuple peaks_host(const py::array& img, index_t min_distance, index_t border_
       s.c0 = q.border_c;
       s.c1 = p.cols - q.border_c;
       s.above = q.above<T>();
-      peaks::Candidate* list = nullptr;
-      const std::int32_t k = peaks::candidates(ex, s, &list);
-      std::vector<peaks::Candidate> host(static_cast<std::size_t>(k));
-      if (k > 0) ex.to_host(host.data(), list, k);
-      return host;
+      peaks::peak_local_max(ex, s, q.min_distance, q.num_peaks, [&](std::int64_t k) {
+        coords.resize(static_cast<std::size_t>(2 * k));
+        return coords.data();
+      });
+      return 0;
     });
-    cpu::sort_candidates(cands);
-    idx = cpu::ensure_spacing(cands, p.cols, q.min_distance, q.num_peaks);
     steps = ex.steps();
   }
-  return py::make_tuple(coords_of(idx, p.cols), steps);
+  return py::make_tuple(to_numpy(coords, {static_cast<py::ssize_t>(coords.size() / 2), py::ssize_t(2)}), steps);
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // Python binding of region_stats.
 #include "cpu/region_stats.h"
 
+#include "dwd/region_stats.h"
+#include "host/host_exec.h"
 #include "python/common.h"
+#include "python/views.h"
 
 namespace dwd {
 
@@ -34,11 +37,43 @@ py::dict region_stats(const py::array& labels, const py::object& image, const py
   return d;
 }
 
+// The data-parallel algorithm (dwd/region_stats.h) run by HostExec in the given element order.
+// `alloc(n)` allocates the outputs and returns their 7 pointers (area, bbox, centroid, image_sum,
+// image_max, vote, vote_count; 0 = not wanted). Returns (n, counts).
+py::tuple region_stats_host(const py::object& labels, const py::object& image, const py::object& classes,
+                            std::int64_t num_classes, const py::function& alloc, int order, std::uint64_t seed) {
+  const AnyView lab = anyview_of(labels, "labels"), img = anyview_of(image, "image"), cls = anyview_of(classes, "classes");
+  std::int64_t n;
+  ExecCounts c;
+  {
+    py::gil_scoped_release nogil;
+    HostExec ex(static_cast<Order>(order), seed);
+    n = rstats_dp::region_stats(ex, lab, img, cls, num_classes, [&](std::int64_t k) {
+      const auto p = call_alloc(alloc, {k});
+      rstats_dp::RegionOut o;
+      o.area = ptr_as<std::int64_t>(p[0]);
+      o.bbox = ptr_as<std::int64_t>(p[1]);
+      o.centroid = ptr_as<double>(p[2]);
+      o.image_sum = ptr_as<double>(p[3]);
+      o.image_max = ptr_as<double>(p[4]);
+      o.vote = ptr_as<std::int64_t>(p[5]);
+      o.vote_count = ptr_as<std::int64_t>(p[6]);
+      return o;
+    });
+    c.launches = ex.launches();
+    c.syncs = ex.syncs();
+    c.workspace = ex.workspace_bytes();
+  }
+  return py::make_tuple(n, counts_dict(c));
+}
+
 }  // namespace
 
 void bind_region_stats(py::module_& m) {
   m.def("region_stats", &region_stats, py::arg("labels"), py::arg("image"), py::arg("classes"),
         py::arg("num_classes"));
+  m.def("region_stats_host", &region_stats_host, py::arg("labels"), py::arg("image"), py::arg("classes"),
+        py::arg("num_classes"), py::arg("alloc"), py::arg("order"), py::arg("seed"));
 }
 
 }  // namespace dwd

@@ -1,0 +1,156 @@
+"""CUDA backend on a real GPU: cuda == cpu for every op with a CUDA implementation.
+
+Marked ``cuda``; every test skips cleanly when no usable GPU (or neither torch with CUDA nor CuPy) is
+present. ``scripts/gpu-check.sh`` runs this file under compute-sanitizer (memcheck, racecheck).
+Nothing here has been run on a GPU yet (no machine of this project has one).
+"""
+
+import numpy as np
+import pytest
+
+import dwd_fast
+from dwd_fast._arrays import cuda_unusable_reason
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(cuda_unusable_reason() is not None, reason="needs a usable CUDA GPU")]
+
+DET_FIELDS = ("boxes", "labels", "scores", "class_scores", "centers", "areas")
+
+
+def _libs():
+    """(name, to_device, to_host, stream context factory) for the installed CUDA array libraries."""
+    out = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out.append(("torch", lambda a: torch.from_numpy(np.ascontiguousarray(a)).cuda(),
+                        lambda t: t.cpu().numpy(), lambda: torch.cuda.stream(torch.cuda.Stream())))
+    except ImportError:
+        pass
+    try:
+        import cupy
+
+        out.append(("cupy", lambda a: cupy.asarray(a), lambda a: cupy.asnumpy(a), lambda: cupy.cuda.Stream()))
+    except ImportError:
+        pass
+    return out
+
+
+LIBS = _libs()
+lib_params = pytest.mark.parametrize("lib", LIBS or [pytest.param(None, marks=pytest.mark.skip("no torch/cupy"))],
+                                     ids=lambda x: x[0] if x else "none")
+
+
+def _eq(dev_value, host_value, to_host, exact=True):
+    got = to_host(dev_value)
+    assert got.shape == np.shape(host_value)
+    if exact:
+        np.testing.assert_array_equal(got, host_value)
+    else:
+        np.testing.assert_allclose(got, host_value, rtol=1e-6, atol=1e-7)
+
+
+@lib_params
+def test_label(lib, page250):
+    _, dev, host, _ = lib
+    for a in (page250.energy > 8, page250.classes, page250.energy[::2, 1::3]):
+        for conn in (1, 2):
+            _eq(dwd_fast.label(dev(a), connectivity=conn), dwd_fast.label(a, connectivity=conn), host)
+
+
+@lib_params
+def test_region_stats(lib, page250):
+    _, dev, host, _ = lib
+    lab = dwd_fast.label(page250.energy > 7)
+    for img in (page250.energy, page250.sizes[0], page250.sizes[1].astype(np.float64)):
+        ref = dwd_fast.region_stats(lab, image=img, classes=page250.classes)
+        got = dwd_fast.region_stats(dev(lab), image=dev(img), classes=dev(page250.classes))
+        for f in ref._fields:
+            _eq(getattr(got, f), getattr(ref, f), host)
+
+
+@lib_params
+@pytest.mark.parametrize("kw", [dict(), dict(grow_to=3), dict(grow_to=1, reduce_over="region", size_reduce="median"),
+                                dict(size_reduce="mean", connectivity=1, return_label_map=True)])
+def test_decode(lib, page250, kw):
+    _, dev, host, _ = lib
+    p = page250
+    ref = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, **kw)
+    got = dwd_fast.decode(dev(p.energy), dev(p.classes), dev(p.sizes), cutoff=7, **kw)
+    for f in DET_FIELDS + (("label_map",) if kw.get("return_label_map") else ()):
+        _eq(getattr(got, f), getattr(ref, f), host)
+
+
+@lib_params
+def test_decode_logits_batched_non_contiguous(lib):
+    _, dev, host, _ = lib
+    rng = np.random.default_rng(0)
+    el = rng.normal(size=(3, 8, 200, 300)).astype(np.float32)
+    el[:, 7, 50:70, 40:90] += 5
+    cl = rng.normal(size=(3, 4, 200, 300)).astype(np.float32)
+    ref = dwd_fast.decode(el[..., ::2], cl[..., ::2], cutoff=3, min_size=1)
+    got = dwd_fast.decode(dev(el)[..., ::2], dev(cl)[..., ::2], cutoff=3, min_size=1)
+    assert len(got) == 3
+    for g, r in zip(got, ref):
+        for f in ("boxes", "labels", "centers", "areas"):
+            _eq(getattr(g, f), getattr(r, f), host)
+        # softmax uses the device's exp: equal to the last bits only
+        _eq(g.scores, r.scores, host, exact=False)
+        _eq(g.class_scores, r.class_scores, host, exact=False)
+
+
+@lib_params
+def test_encode_batched(lib):
+    _, dev, host, _ = lib
+    rng = np.random.default_rng(2)
+    boxes, labels = [], []
+    for n in (40, 0, 300, 7):
+        xy = rng.uniform(0, 400, (n, 2))
+        boxes.append(np.concatenate([xy, xy + rng.uniform(4, 60, (n, 2))], axis=1))
+        labels.append(rng.integers(0, 100, n))
+    for overlap in ("max", "nearest", "last"):
+        ref = dwd_fast.encode(boxes, labels, (500, 480), overlap=overlap, marker="hull")
+        got = dwd_fast.encode([dev(b) for b in boxes], [dev(x) for x in labels], (500, 480), overlap=overlap,
+                              marker="hull")
+        for f in ("energy", "classes", "sizes"):
+            _eq(getattr(got, f), getattr(ref, f), host)
+
+
+@lib_params
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, np.float32, np.float64])
+def test_peak_local_max(lib, page250, dtype):
+    _, dev, host, _ = lib
+    img = page250.energy.astype(dtype)
+    for kw in (dict(min_distance=1), dict(min_distance=4, threshold_rel=0.4, num_peaks=300),
+               dict(min_distance=2, exclude_border=False)):
+        _eq(dwd_fast.peak_local_max(dev(img), **kw), dwd_fast.peak_local_max(img, **kw), host)
+        _eq(dwd_fast.peak_local_max(dev(img)[::2, 1::2], **kw), dwd_fast.peak_local_max(img[::2, 1::2], **kw), host)
+
+
+@lib_params
+def test_non_default_stream(lib, page250):
+    _, dev, host, stream = lib
+    p = page250
+    ref = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, grow_to=3)
+    e, c, s = dev(p.energy), dev(p.classes), dev(p.sizes)
+    with stream():
+        got = dwd_fast.decode(e, c, s, cutoff=7, grow_to=3)
+        for f in DET_FIELDS:
+            _eq(getattr(got, f), getattr(ref, f), host)
+
+
+@lib_params
+def test_outputs_stay_on_the_device(lib, page250):
+    name, dev, _, _ = lib
+    det = dwd_fast.decode(dev(page250.energy), cutoff=7)
+    assert type(det.boxes).__module__.split(".")[0] == name
+    if name == "torch":
+        assert det.boxes.is_cuda
+
+
+def test_selftest():
+    from dwd_fast._ext import cuda_ext
+
+    n = 1 << 20
+    assert cuda_ext().selftest(n) == sum(i % 3 for i in range(n))
