@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _arrays
 from ._ext import cpu_ext
+from .class_sizes import apply_size_mode, check_size_mode
 
 __all__ = ["decode", "Detections"]
 
@@ -71,7 +72,8 @@ def _split_energy(e):
 
 def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cutoff", grow_to=None,
            reduce_over="core", min_distance=1, connectivity=2, size_reduce="max", levels=None,
-           return_label_map=False, backend="auto"):
+           return_label_map=False, backend="auto", size_mode="regress", class_sizes=None, class_confidence=0.5,
+           class_spread=0.15):
     """Decode DWD network outputs into detections.
 
     Seeds are the connected components (8-connected by default) of ``energy > cutoff`` with at
@@ -124,6 +126,24 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
     return_label_map : bool, optional
         Also return the ``(H, W)`` int32 map of object ids in ``Detections.label_map``.
     backend : {"auto", "cpu"}, optional
+    size_mode : {"regress", "class", "blend"}, optional
+        Where each box's size comes from, applied per object after the kernel (so identically on every
+        backend). ``"regress"`` (default): the size map, read as ``size_reduce`` says. ``"class"``: the
+        cached size of the object's class, ``class_sizes[label]`` (DWD's remedy for its smooth size
+        regression); objects whose class is out of the table's range or was never seen (NaN row) keep
+        the regressed size. ``"blend"``: per side (height, width), the cached size when the class was
+        seen, the object's ``class_scores >= class_confidence`` and the class's relative spread on that
+        side is ``<= class_spread`` (a :class:`ClassSizeTable` has one; a plain array counts as spread
+        0), else the regressed size. Replaced sides are centred on the object's centre. Needs
+        ``classes``.
+    class_sizes : ClassSizeTable or (C, 2) array, optional
+        ``(height, width)`` per class id, from :func:`dwd_fast.class_size_table`; NaN rows for classes
+        never seen, other values finite and > 0. With class logits, C must be at least their channels.
+    class_confidence : float, optional
+        ``size_mode="blend"``: smallest class score trusted (default 0.5).
+    class_spread : float, optional
+        ``size_mode="blend"``: largest relative spread of a class's side for its cached size to be used
+        (default 0.15).
 
     Returns
     -------
@@ -212,6 +232,13 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
     if int(levels) != levels or levels < 2:
         raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
     _arrays.resolve_backend(backend, energy)
+    table = check_size_mode(size_mode, class_sizes, class_confidence, class_spread)
+    if table is not None:
+        if c4 is None:
+            raise ValueError(f"size_mode={size_mode!r} needs classes (the class of each object picks its size)")
+        if class_logits and c4.shape[1] > table[0].shape[0]:
+            raise ValueError(f"class_sizes has {table[0].shape[0]} rows, fewer than the {c4.shape[1]} channels "
+                             f"of the class logits")
 
     label_map = np.empty((B, H, W), np.int32) if return_label_map else None
     raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
@@ -220,6 +247,7 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
                            int(min_distance), label_map)
     dets = []
     for b, r in enumerate(raw):
+        apply_size_mode(r, size_mode, table, class_confidence=class_confidence, class_spread=class_spread)
         w = {k: _arrays.wrap(v, he) for k, v in r.items()}
         if label_map is not None:
             w["label_map"] = _arrays.wrap(label_map[b], he)
