@@ -123,7 +123,7 @@ def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_opt
 
 def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=0.02, merge=0.02, merge_radius=3,
                      class_error=0.03, size_noise=0.08, amplitude=(0.75, 1.1), logits=False, num_classes=None,
-                     dtype=np.float16):
+                     dtype=np.float16, size_bias=0.0):
     """Simulate what a trained DWD network outputs for a page, from the page's training targets.
 
     Objects are given by ``objects`` (see :func:`box_targets`), or are the 8-connected components of
@@ -137,6 +137,13 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     watershed over the energy); it takes that object's class -- a random other class of the page for a
     fraction ``class_error`` of the objects -- and its box size times a per-object factor
     ``exp(N(0, size_noise))`` per side.
+
+    ``size_bias`` models the smoothing bias of a convolutional size regression (the DWD authors'
+    diagnosis: small boxes over-estimated, large ones under-estimated): each object's true side ``s``
+    (height and width separately) becomes ``(1 - size_bias) * s + size_bias * m`` before the noise
+    factor, where ``m`` is the mean of that side over the page's objects. 0 (default) is no bias, 1
+    gives every object the page's mean size. It draws nothing random: the other outputs of a seed do
+    not depend on it.
 
     Parameters
     ----------
@@ -178,6 +185,7 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
     blur, noise, size_noise = _nonneg(blur, "blur"), _nonneg(noise, "noise"), _nonneg(size_noise, "size_noise")
+    size_bias = _fraction(size_bias, "size_bias")
     miss, merge, class_error = _fraction(miss, "miss"), _fraction(merge, "merge"), _fraction(class_error, "class_error")
     if isinstance(merge_radius, bool) or int(merge_radius) != merge_radius or merge_radius < 0:
         raise ValueError(f"merge_radius must be a non-negative integer, got {merge_radius!r}")
@@ -211,6 +219,8 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     sz = np.asarray(targets.sizes)
     for k in range(2):
         hw[k, 1:] = np.maximum(region_stats(lab, image=sz[k]).image_max, 0)
+    if size_bias > 0 and n:
+        hw[:, 1:] = (1 - size_bias) * hw[:, 1:] + size_bias * hw[:, 1:].mean(axis=1, keepdims=True)
     missed = np.flatnonzero(rng.random(n) < miss)
     merged = np.flatnonzero(rng.random(n) < merge)
     wrong = np.flatnonzero(rng.random(n) < class_error)
