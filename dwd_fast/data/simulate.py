@@ -141,7 +141,7 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     ``size_bias`` models the smoothing bias of a convolutional size regression (the DWD authors'
     diagnosis: small boxes over-estimated, large ones under-estimated): each object's true side ``s``
     (height and width separately) becomes ``(1 - size_bias) * s + size_bias * m`` before the noise
-    factor, where ``m`` is the mean of that side over the page's objects. 0 (default) is no bias, 1
+    factor, where ``m`` is the mean of that side over the page's objects (those with target pixels). 0 (default) is no bias, 1
     gives every object the page's mean size. It draws nothing random: the other outputs of a seed do
     not depend on it.
 
@@ -220,7 +220,10 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     for k in range(2):
         hw[k, 1:] = np.maximum(region_stats(lab, image=sz[k]).image_max, 0)
     if size_bias > 0 and n:
-        hw[:, 1:] = (1 - size_bias) * hw[:, 1:] + size_bias * hw[:, 1:].mean(axis=1, keepdims=True)
+        present = np.asarray(st.area) > 0
+        if present.any():
+            mean = hw[:, 1:][:, present].mean(axis=1, keepdims=True)
+            hw[:, 1:] = (1 - size_bias) * hw[:, 1:] + size_bias * mean
     missed = np.flatnonzero(rng.random(n) < miss)
     merged = np.flatnonzero(rng.random(n) < merge)
     wrong = np.flatnonzero(rng.random(n) < class_error)
