@@ -259,7 +259,9 @@ def paste_rare_symbols(image, boxes, labels, bank, *, n=12, crop=(130, 80), regi
     rh, rw = ry2 - ry1, rx2 - rx1
     if rh >= ch and rw >= cw:
         occ = np.zeros((rh, rw), np.int32)
-        for x1, y1, x2, y2 in b.astype(np.float64):
+        bb = b.astype(np.float64)
+        near = ((bb[:, 2] + gap > rx1) & (bb[:, 0] - gap < rx2) & (bb[:, 3] + gap > ry1) & (bb[:, 1] - gap < ry2))
+        for x1, y1, x2, y2 in bb[near]:
             r0 = max(0, int(np.floor(y1)) - gap - ry1)
             r1 = min(rh, int(np.ceil(y2)) + gap - ry1)
             c0 = max(0, int(np.floor(x1)) - gap - rx1)
