@@ -158,6 +158,8 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
         Also return ``energy_logits`` (K, H, W) (``-((k - c) / 0.6)**2 / 2`` around ``c``, each pixel's
         continuous energy drawn 20% towards its level; their argmax is ``energy``) and, with ``num_classes``, ``class_logits``
         (C, H, W), in ``dtype`` (float16 by default: a K = 20 page of 2668 x 1894 is 200 MB).
+    size_bias : float in [0, 1]
+        Smoothing bias of the predicted sizes (see above); 0 by default.
 
     Returns
     -------
