@@ -5,6 +5,7 @@ Public API (everything else is private):
 - :func:`label`, :func:`region_stats` — connected components and their statistics
 - :func:`watershed` — marker watershed (canonical, or exactly scikit-image's)
 - :func:`decode`, :class:`Detections` — the DWD decoder
+- :func:`class_size_table`, :class:`ClassSizeTable` — box sizes cached per class (``decode(size_mode="class")``)
 - :func:`encode`, :class:`Targets` — the DWD training targets (energy, class and size maps)
 - :mod:`dwd_fast.compat` — exact drop-ins for the original DWD functions
 - :mod:`dwd_fast.data` — the reference page of the benchmarks, engraved music pages, simulated network outputs
@@ -13,6 +14,7 @@ Public API (everything else is private):
 
 from . import compat, data
 from ._info import info
+from .class_sizes import ClassSizeTable, class_size_table
 from .decode import Detections, decode
 from .encode import Targets, encode
 from .label import label
@@ -23,4 +25,4 @@ from .watershed import watershed
 __version__ = "0.1.0"
 
 __all__ = ["label", "peak_local_max", "region_stats", "RegionStats", "watershed", "decode", "Detections",
-           "encode", "Targets", "compat", "data", "info", "__version__"]
+           "encode", "Targets", "class_size_table", "ClassSizeTable", "compat", "data", "info", "__version__"]

@@ -319,6 +319,16 @@ class Device:
             return d, int(d.data.ptr)
         return a, int(a.ctypes.data)
 
+    def download(self, a):
+        """A small array of this device (per-object records) as a numpy array."""
+        if self.library == "torch":
+            return a.detach().cpu().numpy()
+        if self.library == "cupy":
+            import cupy
+
+            return cupy.asnumpy(a)
+        return np.asarray(a)
+
 
 def _cupy_on(index, a):
     import cupy

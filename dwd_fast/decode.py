@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _arrays
 from ._ext import cpu_ext
+from .class_sizes import apply_size_mode, check_size_mode
 
 __all__ = ["decode", "Detections"]
 
@@ -72,6 +73,18 @@ def _split_energy(e):
 _ORDERS = {"forward": 0, "reversed": 1, "shuffled": 2}
 _OUT_FIELDS = (("boxes", (4,), "float32"), ("labels", (), "int64"), ("scores", (), "float32"),
                ("class_scores", (), "float32"), ("centers", (2,), "float64"), ("areas", (), "int64"))
+
+
+def _size_records(d, sized):
+    """Applies ``sized`` to a Detections' per-object records in place. On CUDA those few numbers per
+    object are read to the host and the new boxes written back to the device."""
+    fields = ("boxes", "centers", "labels", "class_scores")
+    dev = _arrays.Device.of(d.boxes)
+    if dev.is_cuda:
+        rec = {f: dev.download(getattr(d, f)) for f in fields}
+        d.boxes = dev.upload(np.ascontiguousarray(sized(rec)["boxes"]))[0]
+    else:
+        d.boxes = sized({f: getattr(d, f) for f in fields})["boxes"]
 
 
 def _decode_exec(backend, e4, c4, s4, opts, return_label_map, order, seed, stats):
@@ -161,7 +174,8 @@ def _prepare_cuda(energy, classes, sizes):
 
 def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cutoff", grow_to=None,
            reduce_over="core", min_distance=1, connectivity=2, size_reduce="max", levels=None,
-           return_label_map=False, backend="auto", order="forward", seed=0, _stats=None):
+           return_label_map=False, backend="auto", order="forward", seed=0, size_mode="regress", class_sizes=None,
+           class_confidence=0.5, class_spread=0.15, _stats=None):
     """Decode DWD network outputs into detections.
 
     Seeds are the connected components (8-connected by default) of ``energy > cutoff`` with at
@@ -221,6 +235,24 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         without a GPU. The data-parallel decoder supports ``seeds="cutoff"`` (peak seeds run on the
         cpu backend only); its results equal the cpu backend's (with logits on CUDA, scores may differ
         in the last bits: the device's ``exp``).
+    size_mode : {"regress", "class", "blend"}, optional
+        Where each box's size comes from, applied per object after the kernel (so identically on every
+        backend). ``"regress"`` (default): the size map, read as ``size_reduce`` says. ``"class"``: the
+        cached size of the object's class, ``class_sizes[label]`` (DWD's remedy for its smooth size
+        regression); objects whose class is out of the table's range or was never seen (NaN row) keep
+        the regressed size. ``"blend"``: per side (height, width), the cached size when the class was
+        seen, the object's ``class_scores >= class_confidence`` and the class's relative spread on that
+        side is ``<= class_spread`` (a :class:`ClassSizeTable` has one; a plain array counts as spread
+        0), else the regressed size. Replaced sides are centred on the object's centre. Needs
+        ``classes``.
+    class_sizes : ClassSizeTable or (C, 2) array, optional
+        ``(height, width)`` per class id, from :func:`dwd_fast.class_size_table`; NaN rows for classes
+        never seen, other values finite and > 0. With class logits, C must be at least their channels.
+    class_confidence : float, optional
+        ``size_mode="blend"``: smallest class score trusted (default 0.5).
+    class_spread : float, optional
+        ``size_mode="blend"``: largest relative spread of a class's side for its cached size to be used
+        (default 0.15).
 
     Returns
     -------
@@ -253,12 +285,26 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         levels = K if logits else 20
     if int(levels) != levels or levels < 2:
         raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    table = check_size_mode(size_mode, class_sizes, class_confidence, class_spread)
+    if table is not None:
+        if c4 is None:
+            raise ValueError(f"size_mode={size_mode!r} needs classes (the class of each object picks its size)")
+        if class_logits and c4.shape[1] > table[0].shape[0]:
+            raise ValueError(f"class_sizes has {table[0].shape[0]} rows, fewer than the {c4.shape[1]} channels "
+                             f"of the class logits")
+
+    def sized(det):  # the size mode, on one page's per-object records (numpy)
+        return apply_size_mode(det, size_mode, table, class_confidence=class_confidence, class_spread=class_spread)
+
     if backend in ("host", "cuda"):
         opts = (float(cutoff), int(min_size), int(connectivity), _SIZE_REDUCE[size_reduce], int(levels),
                 bool(logits), bool(class_logits), None if grow_to is None else float(grow_to),
                 reduce_over == "region")
         e_in = _arrays.kernel_view(e4) if backend == "host" else e4
         dets = _decode_exec(backend, e_in, c4, s4, opts, return_label_map, order, seed, _stats)
+        if table is not None:
+            for d in dets:
+                _size_records(d, sized)
         if backend == "host":
             for d in dets:
                 for f in ("boxes", "labels", "scores", "centers", "areas", "class_scores", "label_map"):
@@ -272,7 +318,7 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
                            int(min_distance), label_map)
     dets = []
     for b, r in enumerate(raw):
-        w = {k: _arrays.wrap(v, he) for k, v in r.items()}
+        w = {k: _arrays.wrap(v, he) for k, v in sized(r).items()}
         if label_map is not None:
             w["label_map"] = _arrays.wrap(label_map[b], he)
         dets.append(Detections(**w))

@@ -3,6 +3,7 @@
 - :func:`reference_page`: the synthetic reference page of the benchmarks (DESIGN.md §5).
 - :func:`engraved_page`: real engraved music (Verovio) with one box per symbol (``dwd-fast[pages]``).
 - :func:`simulate_outputs`: network-like outputs (energy and class logits, noisy sizes) from targets.
+- :class:`RareSymbolBank`, :func:`paste_rare_symbols`: rare symbols pasted into the page margins (class balancing).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .engraved import FONTS, PIECES, EngravedPage, engraved_classes, engraved_page, random_music
+from .rare import PastedPage, RareSymbolBank, paste_rare_symbols
 from .simulate import SimulatedOutputs, box_targets, simulate_outputs
 
 __all__ = ["reference_page", "Page", "PAGE_SHAPE", "engraved_page", "EngravedPage", "engraved_classes",
-           "random_music", "FONTS", "PIECES", "simulate_outputs", "SimulatedOutputs", "box_targets"]
+           "random_music", "FONTS", "PIECES", "simulate_outputs", "SimulatedOutputs", "box_targets",
+           "RareSymbolBank", "paste_rare_symbols", "PastedPage"]
 
 PAGE_SHAPE = (2668, 1894)  # DeepScores page, rows x cols
 

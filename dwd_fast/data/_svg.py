@@ -78,8 +78,11 @@ def _cubic_extrema(p0, p1, p2, p3):
         disc = b * b - 4 * a * c
         if disc < 0:
             continue
-        s = math.sqrt(disc)
-        ts += [(-b + s) / (2 * a), (-b - s) / (2 * a)]
+        # roots without cancellation (a may be tiny next to b): q / a and c / q
+        q = -(b + math.copysign(math.sqrt(disc), b)) / 2
+        ts.append(q / a)
+        if q != 0:
+            ts.append(c / q)
     return [t for t in ts if 0 < t < 1]
 
 

@@ -4,15 +4,18 @@
 - :class:`TargetEncoder` — torchvision-style targets -> target tensors, built on the device
 - :class:`DWDLoss` — DWD's loss (cross-entropies, size regression, the original's masks and task weights)
 - :class:`Decoder` — outputs -> ``list[dict(boxes, labels, scores)]``
+- :class:`PasteRareSymbols` — rare symbols pasted into the page margins (a dataset transform)
 - :class:`DeepWatershedDetector` — all of it on a backbone, with torchvision's detector interface
 - :mod:`dwd_fast.torch.ops` — the ``dwd_fast::`` custom operators underneath
 """
 
 from . import ops
+from .augment import PasteRareSymbols
 from .decoder import Decoder
 from .heads import DWDHead
 from .loss import DWDLoss
 from .model import DeepWatershedDetector, output_stride
 from .targets import TargetEncoder
 
-__all__ = ["DWDHead", "TargetEncoder", "DWDLoss", "Decoder", "DeepWatershedDetector", "output_stride", "ops"]
+__all__ = ["DWDHead", "TargetEncoder", "DWDLoss", "Decoder", "DeepWatershedDetector", "output_stride", "ops",
+           "PasteRareSymbols"]
