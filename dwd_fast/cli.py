@@ -57,8 +57,11 @@ def _check_device(device):
     cu = dwd_fast.info()["cuda"]
     if not cu.get("usable"):
         return f"--device cuda: CUDA is not usable here: {cu.get('error') or 'no usable GPU'} (see `dwd-fast info`)"
-    return ("--device cuda: this version's CUDA kernels are built and tested through the host executor but not "
-            "exposed to Python yet; run with --device cpu")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "--device cuda: the CUDA path takes PyTorch CUDA tensors here; install torch with CUDA"
+    return None
 
 
 def _reference_demo(args):
@@ -139,12 +142,22 @@ def demo(args):
           f"{len(out.merged)} fattened into their neighbours, {len(out.misclassified)} misclassified "
           f"({time.perf_counter() - t0:.1f} s)")
     kw = dict(cutoff=args.cutoff, min_size=args.min_size, levels=16)
-    det = dwd_fast.decode(out.energy, out.classes, out.sizes, **kw)
+    maps = (out.energy, out.classes, out.sizes)
+    run = lambda: dwd_fast.decode(*maps, **kw)  # noqa: E731
+    if args.device == "cuda":  # decode on the GPU from torch CUDA tensors; results read back to evaluate
+        import torch
+
+        maps = tuple(torch.from_numpy(np.ascontiguousarray(a)).cuda() for a in maps)
+        run = lambda: (dwd_fast.decode(*maps, **kw), torch.cuda.synchronize())[0]  # noqa: E731
+        d = run()
+        for f in ("boxes", "labels", "scores", "centers", "areas", "class_scores"):
+            setattr(d, f, getattr(d, f).cpu().numpy())
+    det = d if args.device == "cuda" else run()
     p, r, tp, _ = precision_recall(det.boxes, det.labels, det.scores, page.boxes, page.labels, iou=0.5)
     print(f"decode (cutoff {args.cutoff}, min_size {args.min_size}): {len(det)} detections, precision {p:.3f}, "
           f"recall {r:.3f} at IoU 0.5 (class-aware)")
-    ours = _median_ms(lambda: dwd_fast.decode(out.energy, out.classes, out.sizes, **kw), args.repeat)
-    line = f"dwd_fast.decode: {ours:.2f} ms (median of {args.repeat})"
+    ours = _median_ms(run, args.repeat)
+    line = f"dwd_fast.decode ({args.device}): {ours:.2f} ms (median of {args.repeat})"
     sk = _skimage_pipeline()
     if sk is None:
         print(line + "; scikit-image is not installed (pip install 'dwd-fast[demo]') to compare with its pipeline")
@@ -172,6 +185,16 @@ def bench(args):
     if err:
         print(err, file=sys.stderr)
         return 2
+    if args.device == "cuda":  # CUDA-event medians and pages/s per batch size (bench_gpu)
+        from ._bench_gpu import bench_gpu, format_results
+
+        results = bench_gpu((1, 8) if args.quick else (1, 8, 32))
+        print(format_results(results))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"device": "cuda", "results": results}, f, indent=1, default=str)
+            print(f"\nJSON: {args.json}")
+        return 0
     try:
         data = runner.run(quick=args.quick, pages=args.pages, only=args.only, progress=_progress)
     except ValueError as e:

@@ -38,7 +38,7 @@ def test_demo_writes_overlay_and_reports(tmp_path, capsys):
     assert m, out
     p, r = float(m.group(1)), float(m.group(2))
     assert 0.5 < p <= 1 and 0.5 < r <= 1
-    m = re.search(r"dwd_fast.decode: ([\d.]+) ms .*scikit-image label \+ regionprops: ([\d.]+) ms .*same boxes", out)
+    m = re.search(r"dwd_fast.decode \(cpu\): ([\d.]+) ms .*scikit-image label \+ regionprops: ([\d.]+) ms .*same boxes", out)
     assert m, out
     assert "engraving" in captured.err  # progress for the steps that take more than a second
 
