@@ -49,16 +49,7 @@ py::tuple region_stats_host(const py::object& labels, const py::object& image, c
     py::gil_scoped_release nogil;
     HostExec ex(static_cast<Order>(order), seed);
     n = rstats_dp::region_stats(ex, lab, img, cls, num_classes, [&](std::int64_t k) {
-      const auto p = call_alloc(alloc, {k});
-      rstats_dp::RegionOut o;
-      o.area = ptr_as<std::int64_t>(p[0]);
-      o.bbox = ptr_as<std::int64_t>(p[1]);
-      o.centroid = ptr_as<double>(p[2]);
-      o.image_sum = ptr_as<double>(p[3]);
-      o.image_max = ptr_as<double>(p[4]);
-      o.vote = ptr_as<std::int64_t>(p[5]);
-      o.vote_count = ptr_as<std::int64_t>(p[6]);
-      return o;
+      return region_out(call_alloc(alloc, {k}));
     });
     c.launches = ex.launches();
     c.syncs = ex.syncs();

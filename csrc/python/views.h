@@ -15,6 +15,7 @@
 
 #include "dwd/anyview.h"
 #include "dwd/decode.h"
+#include "dwd/region_stats.h"
 
 namespace dwd {
 namespace py = pybind11;
@@ -112,6 +113,19 @@ inline decode_dp::DecodeOut decode_out(const std::vector<std::uintptr_t>& p) {
   o.class_scores = ptr_as<float>(p[3]);
   o.centers = ptr_as<double>(p[4]);
   o.areas = ptr_as<std::int64_t>(p[5]);
+  return o;
+}
+
+inline rstats_dp::RegionOut region_out(const std::vector<std::uintptr_t>& p) {
+  if (p.size() != 7) throw std::invalid_argument("region_stats: internal error, 7 output pointers expected");
+  rstats_dp::RegionOut o;
+  o.area = ptr_as<std::int64_t>(p[0]);
+  o.bbox = ptr_as<std::int64_t>(p[1]);
+  o.centroid = ptr_as<double>(p[2]);
+  o.image_sum = ptr_as<double>(p[3]);
+  o.image_max = ptr_as<double>(p[4]);
+  o.vote = ptr_as<std::int64_t>(p[5]);
+  o.vote_count = ptr_as<std::int64_t>(p[6]);
   return o;
 }
 
