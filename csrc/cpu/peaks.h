@@ -37,6 +37,21 @@ struct PeakParams {
   template <class T>
   peaks::Above<T> above() const;
 
+  // The candidate step's parameters for `img` (host or device memory).
+  template <class T>
+  peaks::CandidateSpec<T> spec(ImageView<const T> img) const {
+    peaks::CandidateSpec<T> s;
+    s.img = img;
+    s.radius = min_distance;
+    s.plain = min_distance == 0 || img.rows * img.cols == 1;
+    s.r0 = border_r;
+    s.r1 = img.rows - border_r;
+    s.c0 = border_c;
+    s.c1 = img.cols - border_c;
+    s.above = above<T>();
+    return s;
+  }
+
  private:
   bool all_pass_unsigned_ = false;  // set_cut(negative): every unsigned value passes
 };

@@ -77,15 +77,7 @@ py::tuple peaks_host(const py::array& img, index_t min_distance, index_t border_
     HostExec ex(static_cast<Order>(order), seed);
     cpu::dispatch(p.dtype, [&](auto tag) {
       using T = decltype(tag);
-      peaks::CandidateSpec<T> s;
-      s.img = cpu::plane_view<T>(p, 0);
-      s.radius = q.min_distance;
-      s.plain = q.min_distance == 0 || p.rows * p.cols == 1;
-      s.r0 = q.border_r;
-      s.r1 = p.rows - q.border_r;
-      s.c0 = q.border_c;
-      s.c1 = p.cols - q.border_c;
-      s.above = q.above<T>();
+      const peaks::CandidateSpec<T> s = q.spec<T>(cpu::plane_view<T>(p, 0));
       peaks::peak_local_max(ex, s, q.min_distance, q.num_peaks, [&](std::int64_t k) {
         coords.resize(static_cast<std::size_t>(2 * k));
         return coords.data();

@@ -155,19 +155,8 @@ py::tuple peaks_cuda(const py::object& image, index_t min_distance, index_t bord
   cpu::dispatch(static_cast<cpu::DType>(static_cast<int>(v.dt)), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (peaks_on_cuda<T>) {
-      peaks::CandidateSpec<T> s;
-      s.img.data = static_cast<const T*>(v.data);
-      s.img.rows = v.rows;
-      s.img.cols = v.cols;
-      s.img.stride_r = v.stride_r;
-      s.img.stride_c = v.stride_c;
-      s.radius = q.min_distance;
-      s.plain = q.min_distance == 0 || v.rows * v.cols == 1;
-      s.r0 = q.border_r;
-      s.r1 = v.rows - q.border_r;
-      s.c0 = q.border_c;
-      s.c1 = v.cols - q.border_c;
-      s.above = q.above<T>();
+      const peaks::CandidateSpec<T> s =
+          q.spec<T>(ImageView<const T>{static_cast<const T*>(v.data), v.rows, v.cols, v.stride_r, v.stride_c});
       py::gil_scoped_release nogil;
       k = cuda_ops::peak_local_max<T>(device, stream, s, q.min_distance, q.num_peaks, [&](std::int64_t n) {
         return ptr_as<std::int64_t>(call_alloc(alloc, {n})[0]);
