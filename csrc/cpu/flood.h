@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -53,15 +54,24 @@ class Levels {
 template <class T, class Item>
 class Levels<T, Item, true> {
  public:
-  Levels() : buckets_(std::size_t(1) << (8 * sizeof(T))) {}
+  // The bucket table covers only the slots used so far (a flood uses a few of the 2^16 values).
   std::vector<Item>& at(T v) {
     const std::size_t k = slot(v);
-    if (k < cursor_) cursor_ = k;  // only markers are added below the cursor, before the first pop
+    if (buckets_.empty()) {
+      base_ = k;
+      buckets_.resize(1);
+    } else if (k < base_) {  // only markers arrive below the table, before the first pop
+      buckets_.insert(buckets_.begin(), base_ - k, std::vector<Item>());
+      base_ = k;
+    } else if (k >= base_ + buckets_.size()) {
+      buckets_.resize(k - base_ + 1);
+    }
+    if (k < cursor_) cursor_ = k;
     if (k + 1 > end_) end_ = k + 1;
-    return buckets_[k];
+    return buckets_[k - base_];
   }
   bool pop(T& v, std::vector<Item>& items) {
-    while (cursor_ < end_ && buckets_[cursor_].empty()) ++cursor_;
+    while (cursor_ < end_ && buckets_[cursor_ - base_].empty()) ++cursor_;
     if (cursor_ >= end_) {  // drained: ready for the next component
       cursor_ = std::numeric_limits<std::size_t>::max();
       end_ = 0;
@@ -69,7 +79,7 @@ class Levels<T, Item, true> {
     }
     v = static_cast<T>(static_cast<std::int64_t>(cursor_) + std::numeric_limits<T>::lowest());
     items.clear();
-    items.swap(buckets_[cursor_]);
+    items.swap(buckets_[cursor_ - base_]);
     return true;
   }
 
@@ -78,8 +88,9 @@ class Levels<T, Item, true> {
     return static_cast<std::size_t>(static_cast<std::int64_t>(v) - std::numeric_limits<T>::lowest());
   }
   std::vector<std::vector<Item>> buckets_;
+  std::size_t base_ = 0;  // slot of buckets_[0]
   std::size_t cursor_ = std::numeric_limits<std::size_t>::max();
-  std::size_t end_ = 0;  // one past the highest bucket used
+  std::size_t end_ = 0;  // one past the highest slot used
 };
 
 // ---- canonical: level-synchronous breadth-first flooding -------------------------------------------
@@ -98,7 +109,8 @@ template <class T>
 struct CanonicalWork {
   Levels<T, index_t> pending;
   std::vector<index_t> layer, next, entries;
-  std::vector<std::int32_t> seg_of;  // segment that queued each pending pixel (read only for those)
+  std::unique_ptr<std::int32_t[]> seg_of;  // segment that queued each pending pixel (read only for those)
+  std::size_t seg_of_size = 0;
   std::int32_t seg = 0;
 };
 
@@ -122,8 +134,11 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
   auto& layer = w.layer;
   auto& next = w.next;
   auto& entries = w.entries;
-  if (w.seg_of.size() < static_cast<std::size_t>(rows * cols)) w.seg_of.resize(static_cast<std::size_t>(rows * cols));
-  std::int32_t* seg_of = w.seg_of.data();
+  if (w.seg_of_size < static_cast<std::size_t>(rows * cols)) {  // never read before written: no zeroing
+    w.seg_of_size = static_cast<std::size_t>(rows * cols);
+    w.seg_of.reset(new std::int32_t[w.seg_of_size]);
+  }
+  std::int32_t* seg_of = w.seg_of.get();
   std::int32_t seg = w.seg;
   for (std::size_t k = 0; k < n_markers; ++k) {
     const index_t p = marker_px[k];
