@@ -1,18 +1,11 @@
 // encode on CUDA: the batched rasterizer of dwd/encode.h (one launch sequence per batch) on the
-// caller's stream. The per-page form stays instantiated as a compile check of its device code.
+// caller's stream.
 #include "cuda/cuda_exec.cuh"
 #include "cuda/device_guard.cuh"
 #include "cuda/ops.h"
 #include "dwd/encode.h"
 
 namespace dwd {
-namespace encode {
-
-template bool encode_page<CudaExec>(CudaExec&, const EncodeObj*, index_t, index_t, index_t, Marker, Overlap,
-                                    const std::uint8_t*, const std::int32_t*, const float*, Outputs);
-
-}  // namespace encode
-
 namespace cuda_ops {
 
 bool encode(int device, std::uintptr_t stream, const encode::EncodeObj* objs, const std::int64_t* page_offset,

@@ -170,57 +170,6 @@ DWD_HD index_t object_of(const std::int32_t* offset, index_t n, index_t g) {
   return lo;
 }
 
-struct PairSite {
-  index_t i, r, c;
-};
-
-DWD_HD PairSite site_of(const EncodeObj* objs, const std::int32_t* offset, index_t n, index_t rows, index_t cols,
-                        index_t g) {
-  const index_t i = object_of(offset, n, g);
-  const Rect rc = rect_of(objs[i], rows, cols);
-  const index_t k = g - offset[i], w = rc.c1 - rc.c0;
-  return PairSite{i, rc.r0 + k / w, rc.c0 + k % w};
-}
-
-struct ProposeStep {
-  const EncodeObj* objs;
-  const std::int32_t* offset;
-  index_t n, rows, cols;
-  Marker marker;
-  Overlap overlap;
-  const std::uint8_t* table;
-  std::uint64_t* key;  // rows * cols, zero = no marker
-  DWD_HD void operator()(index_t g) const {
-    const PairSite p = site_of(objs, offset, n, rows, cols, g);
-    const int lvl = level_at(objs[p.i], marker, table, p.r, p.c);
-    if (lvl == 0) return;
-    const std::int64_t d2 = overlap == Overlap::nearest ? dist2_at(objs[p.i], p.r, p.c) : 0;
-    atomic_max(key + p.r * cols + p.c, key_of(overlap, p.i, lvl, d2));
-  }
-};
-
-struct WriteStep {
-  const EncodeObj* objs;
-  const std::int32_t* offset;
-  index_t n, rows, cols;
-  Marker marker;
-  Overlap overlap;
-  const std::uint8_t* table;
-  const std::uint64_t* key;
-  const std::int32_t* labels;
-  const float* sizes;  // (n, 2) height, width
-  Outputs out;
-  DWD_HD void operator()(index_t g) const {
-    const PairSite p = site_of(objs, offset, n, rows, cols, g);
-    const std::uint64_t k = key[p.r * cols + p.c];
-    if (k == 0 || index_of_key(overlap, k) != p.i) return;  // another object (or none) won here
-    out.energy(p.r, p.c) = static_cast<std::uint8_t>(level_at(objs[p.i], marker, table, p.r, p.c));
-    out.classes(p.r, p.c) = labels[p.i];
-    out.height(p.r, p.c) = sizes[2 * p.i];
-    out.width(p.r, p.c) = sizes[2 * p.i + 1];
-  }
-};
-
 // ---- batched: every page of a batch in one launch sequence ----------------------------------------
 
 // Contiguous batch outputs: energy, classes (B, H, W), sizes (B, 2, H, W).
@@ -299,7 +248,7 @@ struct BatchWriteStep {
 // Rasterizes the M objects of a batch of B pages (page b holds objects page_offset[b] ..
 // page_offset[b + 1] - 1) into `out` (zero-initialized by the caller), in one launch sequence for
 // the whole batch: areas, one scan, one proposal step and one write step over every (object, pixel)
-// pair of every page. The per-page result is that of encode_page. All pointers must be reachable by
+// pair of every page; each page gets what painting it alone would give. All pointers must be reachable by
 // the executor. Returns false when the pairs of the batch reach 2^31 (nothing written).
 template <class Exec>
 bool encode_batch(Exec& ex, const EncodeObj* objs, const std::int64_t* page_offset, index_t M, index_t B,
@@ -319,29 +268,6 @@ bool encode_batch(Exec& ex, const EncodeObj* objs, const std::int64_t* page_offs
   const dp::BatchGeom bg{objs, offset, page_offset, M, B, rows, cols};
   ex.for_each(total, dp::BatchProposeStep{bg, marker, overlap, table, key});
   ex.for_each(total, dp::BatchWriteStep{bg, marker, overlap, table, key, labels, sizes, out});
-  return true;
-}
-
-// Rasterizes n objects into `out` (zero-initialized by the caller). `objs`, `labels`, `sizes`,
-// `table` and `out` must be reachable by the executor. Returns false when the (object, pixel)
-// pairs exceed 2^31 - 1 (nothing written).
-template <class Exec>
-bool encode_page(Exec& ex, const EncodeObj* objs, index_t n, index_t rows, index_t cols, Marker marker,
-                 Overlap overlap, const std::uint8_t* table, const std::int32_t* labels, const float* sizes,
-                 Outputs out) {
-  if (n == 0 || rows * cols == 0) return true;
-  std::int32_t* area = ex.template alloc<std::int32_t>(n);
-  std::int32_t* offset = ex.template alloc<std::int32_t>(n + 1);
-  ex.for_each(n, dp::AreaStep{objs, rows, cols, area});
-  ex.exclusive_scan(area, offset, n);
-  std::int32_t total = 0;
-  ex.to_host(&total, offset + n, 1);
-  if (total < 0) return false;
-  if (total == 0) return true;
-  std::uint64_t* key = ex.template alloc<std::uint64_t>(rows * cols);
-  ex.fill(key, rows * cols, std::uint64_t(0));
-  ex.for_each(total, dp::ProposeStep{objs, offset, n, rows, cols, marker, overlap, table, key});
-  ex.for_each(total, dp::WriteStep{objs, offset, n, rows, cols, marker, overlap, table, key, labels, sizes, out});
   return true;
 }
 
