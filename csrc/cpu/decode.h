@@ -6,24 +6,16 @@
 #include <vector>
 
 #include "cpu/maps.h"
+#include "dwd/decode.h"
 
 namespace dwd {
 namespace cpu {
 
-enum class SizeReduce : int { max = 0, mean = 1, median = 2 };
+using SizeReduce = decode_dp::SizeReduce;
 
-struct DecodeParams {
-  double cutoff = 7;
-  std::int64_t min_size = 1;
-  int connectivity = 2;
-  SizeReduce size_reduce = SizeReduce::max;
-  std::int64_t levels = 20;     // for the score of a level map: peak / (levels - 1)
-  bool energy_logits = false;   // energy is (K, H, W) logits, reduced by argmax
-  bool class_logits = false;    // classes is (C, H, W) logits (else (H, W) ids)
-  bool grow = false;            // grow the seeds by canonical watershed over -energy inside energy > grow_to
-  double grow_to = 0;
-  bool reduce_over_region = false;  // centre / class / size / score over the grown region (else the core)
-  bool peak_seeds = false;      // seeds are plateau-merged local maxima (else components of energy > cutoff)
+// The data-parallel decoder's parameters (dwd/decode.h), plus peak seeds (cpu only).
+struct DecodeParams : decode_dp::Params {
+  bool peak_seeds = false;          // seeds are plateau-merged local maxima (else components of energy > cutoff)
   std::int64_t min_distance = 1;    // peak spacing for peak seeds
 };
 

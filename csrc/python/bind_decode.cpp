@@ -16,16 +16,8 @@ py::list decode(const py::array& energy, const py::object& classes, const py::ob
                 std::int64_t min_distance, const py::object& label_map) {
   const std::int64_t B = energy.shape(0);
   cpu::DecodeParams p;
-  p.cutoff = cutoff;
-  p.min_size = min_size;
-  p.connectivity = connectivity;
-  p.size_reduce = static_cast<cpu::SizeReduce>(size_reduce);
-  p.levels = levels;
-  p.energy_logits = energy_logits;
-  p.class_logits = class_logits;
-  p.grow = !grow_to.is_none();
-  p.grow_to = p.grow ? grow_to.cast<double>() : 0.0;
-  p.reduce_over_region = reduce_over_region;
+  static_cast<decode_dp::Params&>(p) = decode_params(cutoff, min_size, connectivity, size_reduce, levels,
+                                                      energy_logits, class_logits, grow_to, reduce_over_region);
   p.peak_seeds = peak_seeds;
   p.min_distance = min_distance;
   std::vector<cpu::Planes> ep(B), cp(B), sp(B);

@@ -5,32 +5,11 @@
 #include "dwd/peaks.h"
 #include "host/host_exec.h"
 #include "python/common.h"
+#include "python/views.h"
 
 namespace dwd {
 
 namespace {
-
-cpu::PeakParams params_of(const cpu::Planes& p, index_t min_distance, index_t border_r, index_t border_c,
-                          index_t num_peaks, bool all_pass, const py::object& cut) {
-  cpu::PeakParams q;
-  q.min_distance = min_distance;
-  q.border_r = border_r;
-  q.border_c = border_c;
-  q.num_peaks = num_peaks;
-  q.all_pass = all_pass;
-  if (!all_pass) {
-    switch (p.dtype) {
-      case cpu::DType::f32:
-      case cpu::DType::f64: q.cut_f = cut.cast<double>(); break;
-      case cpu::DType::u8:
-      case cpu::DType::u16:
-      case cpu::DType::u32:
-      case cpu::DType::u64: q.cut_u = cut.cast<std::uint64_t>(); break;
-      default: q.cut_i = cut.cast<std::int64_t>(); break;
-    }
-  }
-  return q;
-}
 
 // (K, 2) int64 (row, col) from linear indices.
 py::array_t<std::int64_t> coords_of(const std::vector<index_t>& idx, index_t cols) {
@@ -47,7 +26,7 @@ py::array_t<std::int64_t> peaks_cpu(const py::array& img, index_t min_distance, 
                                     index_t num_peaks, bool all_pass, const py::object& cut,
                                     const py::object& labels, index_t num_peaks_per_label) {
   const cpu::Planes p = planes_of(img, 0, "image");
-  const cpu::PeakParams q = params_of(p, min_distance, border_r, border_c, num_peaks, all_pass, cut);
+  const cpu::PeakParams q = peak_params(p.dtype, min_distance, border_r, border_c, num_peaks, all_pass, cut);
   std::vector<index_t> idx;
   if (labels.is_none()) {
     py::gil_scoped_release nogil;
@@ -67,7 +46,7 @@ py::tuple peaks_host(const py::array& img, index_t min_distance, index_t border_
                      index_t num_peaks, bool all_pass, const py::object& cut, int order, std::uint64_t seed) {
   const cpu::Planes p = planes_of(img, 0, "image");
   if (p.rows * p.cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
-  const cpu::PeakParams q = params_of(p, min_distance, border_r, border_c, num_peaks, all_pass, cut);
+  const cpu::PeakParams q = peak_params(p.dtype, min_distance, border_r, border_c, num_peaks, all_pass, cut);
   if (q.min_distance < 0 || q.border_r < 0 || q.border_c < 0)
     throw std::invalid_argument("min_distance and exclude_border widths must be >= 0");
   std::vector<std::int64_t> coords;

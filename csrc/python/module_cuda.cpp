@@ -137,22 +137,11 @@ py::tuple peaks_cuda(const py::object& image, index_t min_distance, index_t bord
   if (v.rows * v.cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
   if (min_distance < 0 || border_r < 0 || border_c < 0)
     throw std::invalid_argument("min_distance and exclude_border widths must be >= 0");
-  cpu::PeakParams q;
-  q.min_distance = min_distance;
-  q.border_r = border_r;
-  q.border_c = border_c;
-  q.num_peaks = num_peaks;
-  q.all_pass = all_pass;
-  const bool is_f = v.dt == Dt::f32 || v.dt == Dt::f64;
-  const bool is_u = v.dt == Dt::u8 || v.dt == Dt::u16 || v.dt == Dt::u32 || v.dt == Dt::u64;
-  if (!all_pass) {
-    if (is_f) q.cut_f = cut.cast<double>();
-    else if (is_u) q.cut_u = cut.cast<std::uint64_t>();
-    else q.cut_i = cut.cast<std::int64_t>();
-  }
+  const cpu::DType dtype = static_cast<cpu::DType>(static_cast<int>(v.dt));
+  const cpu::PeakParams q = peak_params(dtype, min_distance, border_r, border_c, num_peaks, all_pass, cut);
   cuda_ops::Counts c;
   std::int64_t k = 0;
-  cpu::dispatch(static_cast<cpu::DType>(static_cast<int>(v.dt)), [&](auto tag) {
+  cpu::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (peaks_on_cuda<T>) {
       const peaks::CandidateSpec<T> s =

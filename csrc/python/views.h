@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/peaks.h"
 #include "dwd/anyview.h"
 #include "dwd/decode.h"
 #include "dwd/region_stats.h"
@@ -70,6 +71,31 @@ inline py::dict counts_dict(const ExecCounts& c) {
   d["syncs"] = c.syncs;
   d["workspace_bytes"] = c.workspace;
   return d;
+}
+
+// ---- peak_local_max glue shared by the host and CUDA bindings ----------------------------------------
+
+// The parameters, the threshold `cut` read in the kind of the image's dtype.
+inline cpu::PeakParams peak_params(cpu::DType dtype, index_t min_distance, index_t border_r, index_t border_c,
+                                   index_t num_peaks, bool all_pass, const py::object& cut) {
+  cpu::PeakParams q;
+  q.min_distance = min_distance;
+  q.border_r = border_r;
+  q.border_c = border_c;
+  q.num_peaks = num_peaks;
+  q.all_pass = all_pass;
+  if (!all_pass) {
+    switch (dtype) {
+      case cpu::DType::f32:
+      case cpu::DType::f64: q.cut_f = cut.cast<double>(); break;
+      case cpu::DType::u8:
+      case cpu::DType::u16:
+      case cpu::DType::u32:
+      case cpu::DType::u64: q.cut_u = cut.cast<std::uint64_t>(); break;
+      default: q.cut_i = cut.cast<std::int64_t>(); break;
+    }
+  }
+  return q;
 }
 
 // ---- decode glue shared by the host and CUDA bindings ---------------------------------------------
