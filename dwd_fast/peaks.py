@@ -203,12 +203,7 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
         raise TypeError("image must be an integer or float array, got dtype bool")
     _arrays.check_ndim(a, "image", (2,), "2-D (H, W)")
     _arrays.check_nonempty(a, "image")
-    min_distance = _nonneg_int(min_distance, "min_distance")
-    if min_distance < 1:
-        warnings.warn("min_distance < 1: every pixel above the threshold is a peak "
-                      "(image > max(threshold_abs, threshold_rel * image.max()))", RuntimeWarning, stacklevel=2)
-    border_r, border_c = _border_widths(exclude_border, min_distance)
-    num_peaks = _limit(num_peaks, "num_peaks")
+    min_distance, border_r, border_c, num_peaks = _spacing(min_distance, exclude_border, num_peaks, 3)
     num_peaks_per_label = _limit(num_peaks_per_label, "num_peaks_per_label")
     _arrays.check_no_nan(a, "image")
     threshold = threshold_abs if threshold_abs is not None else a.min()
@@ -248,6 +243,18 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
     return _arrays.wrap(out, h)
 
 
+def _spacing(min_distance, exclude_border, num_peaks, stacklevel):
+    """(min_distance, border rows, border cols, num_peaks), checked; warns (at the caller of the public
+    function, ``stacklevel``) when min_distance < 1."""
+    min_distance = _nonneg_int(min_distance, "min_distance")
+    if min_distance < 1:
+        warnings.warn("min_distance < 1: every pixel above the threshold is a peak "
+                      "(image > max(threshold_abs, threshold_rel * image.max()))", RuntimeWarning,
+                      stacklevel=stacklevel)
+    border_r, border_c = _border_widths(exclude_border, min_distance)
+    return min_distance, border_r, border_c, _limit(num_peaks, "num_peaks")
+
+
 _CUDA_DTYPES = ("uint8", "uint16", "int32", "int64", "float32", "float64")
 
 
@@ -267,12 +274,7 @@ def _peaks_cuda(image, min_distance, threshold_abs, threshold_rel, exclude_borde
         raise ValueError(f"image must be 2-D (H, W), got shape {shape}")
     if shape[0] * shape[1] == 0:
         raise ValueError(f"image is empty (shape {shape})")
-    min_distance = _nonneg_int(min_distance, "min_distance")
-    if min_distance < 1:
-        warnings.warn("min_distance < 1: every pixel above the threshold is a peak "
-                      "(image > max(threshold_abs, threshold_rel * image.max()))", RuntimeWarning, stacklevel=3)
-    border_r, border_c = _border_widths(exclude_border, min_distance)
-    num_peaks = _limit(num_peaks, "num_peaks")
+    min_distance, border_r, border_c, num_peaks = _spacing(min_distance, exclude_border, num_peaks, 4)
     if dt.kind == "f" and bool((image != image).any().item()):
         raise ValueError("image contains NaN")
     threshold = threshold_abs if threshold_abs is not None else np.array(image.min().item(), dt)[()]
