@@ -18,6 +18,7 @@ PYBIND11_MODULE(_cpu, m) {
   dwd::bind_watershed(m);
   dwd::bind_peaks(m);
   dwd::bind_encode(m);
+  dwd::bind_loss(m);
   m.def("build_info", []() {
     py::dict d;
 #if defined(_OPENMP)

@@ -37,6 +37,32 @@ __all__ = ["encode_targets", "loss_mask", "masked_cross_entropy", "dwd_loss", "d
 
 LOSS_MASKS = ("none", "mask_bg", "mask_zeros", "fg_bg_balanced", "by_class", "by_class_no_bg")
 _SPARSE_BELOW = 0.25  # masked_cross_entropy: use only the weighted pixels when they are fewer than this share
+_LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+# The CPU kernels (csrc/cpu/loss.cpp): float32 logits and uint8 / int32 / int64 maps on the CPU take
+# them; anything else (float64, CUDA tensors, value maps with negative entries) the torch code below.
+# --------------------------------------------------------------------------------------------------
+
+_FAST_OK, _FAST_FALLBACK, _FAST_BAD_TARGET = 0, 1, 2
+
+
+def _np(t):
+    """A zero-copy numpy view of a CPU tensor (made contiguous first)."""
+    return t.detach().contiguous().numpy()
+
+
+def _fast_labels(*maps):
+    return all(m.device.type == "cpu" and m.dtype in _LABEL_DTYPES and m.numel() > 0 for m in maps)
+
+
+def _fast_float(*tensors):
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 and t.numel() > 0 for t in tensors)
+
+
+def _cpu():
+    return dwd_fast._ext.cpu_ext()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,6 +235,10 @@ def loss_mask(values: Tensor, mode: str) -> Tensor:
         return torch.ones(values.shape, dtype=torch.float32, device=values.device)
     if values.numel() == 0:
         return torch.zeros(values.shape, dtype=torch.float32, device=values.device)
+    if _fast_labels(values):
+        out = torch.empty(values.shape, dtype=torch.float32)
+        if _cpu().loss_mask(_np(values), LOSS_MASKS.index(mode), out.numpy(), torch.get_num_threads()) == _FAST_OK:
+            return out
     return _masks(values, mode)
 
 
@@ -267,6 +297,13 @@ def _check_target_range(t, w, C):
                          f"[{int(t.min())}, {int(t.max())}]")
 
 
+def _raise_bad_targets(status, target, weight, C):
+    """After the CPU kernel reported a weighted pixel whose target is not a channel: the error."""
+    if status == _FAST_BAD_TARGET:
+        _check_target_range(target.reshape(-1), weight.reshape(-1), C)
+        raise AssertionError("the CPU loss kernel reported a bad target the check does not see")
+
+
 def _ce_image(x, t, w):
     """sum_p w_p * (logsumexp(x[:, p]) - x[t_p, p]) of one image (x (C, HW), t (HW,), w (HW,))."""
     C = x.shape[0]
@@ -307,6 +344,12 @@ def masked_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor) -> Tens
     """
     _check_ce_args(logits, target, weight)
     B, C, H, W = logits.shape
+    if _fast_float(logits) and _fast_labels(target) and weight.device.type == "cpu":
+        status, sums = _cpu().masked_ce(_np(logits), _np(target), _np(weight.to(torch.float32)),
+                                        torch.get_num_threads())
+        if status == _FAST_OK:
+            return torch.from_numpy(sums).to(logits.dtype)
+        _raise_bad_targets(status, target, weight, C)
     out = logits.new_zeros((B,))
     for b in range(B):
         out[b] = _ce_image(logits[b].reshape(C, -1), target[b].reshape(-1), weight[b].reshape(-1)) / (H * W)
@@ -325,6 +368,13 @@ def masked_cross_entropy_backward(grad: Tensor, logits: Tensor, target: Tensor, 
     ``grad[b] * weight[b, p] * (softmax(logits[b, :, p]) - onehot(target[b, p])) / (H W)``."""
     _check_ce_args(logits, target, weight)
     B, C, H, W = logits.shape
+    if _fast_float(logits, grad) and _fast_labels(target) and weight.device.type == "cpu":
+        out = torch.empty((B, C, H, W), dtype=torch.float32)
+        status = _cpu().masked_ce_backward(_np(grad), _np(logits), _np(target), _np(weight.to(torch.float32)),
+                                           out.numpy(), torch.get_num_threads())
+        if status == _FAST_OK:
+            return out
+        _raise_bad_targets(status, target, weight, C)
     out = torch.zeros((B, C, H, W), dtype=logits.dtype, device=logits.device)
     for b in range(B):
         _ce_image_grad(out[b].view(C, -1), grad[b] / (H * W), logits[b].reshape(C, -1), target[b].reshape(-1),
@@ -395,6 +445,25 @@ def _select_sizes(s, ts, w):
     return s, ts, w, None
 
 
+def _fast_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                    size_loss, grad=None):
+    """The CPU kernel's arguments (numpy views, mode numbers, l1), or None when the tensors are not all
+    CPU float32 / integer maps, or the size mask is not read from the energy map."""
+    if size_mask not in _FG_ONLY or not _fast_float(energy, classes, sizes, t_sizes) \
+            or not _fast_labels(t_energy, t_classes) or (grad is not None and not _fast_float(grad)):
+        return None
+    return [_np(t) for t in (energy, classes, sizes, t_energy, t_classes, t_sizes)] + \
+        [LOSS_MASKS.index(m) for m in (energy_mask, class_mask, size_mask)] + [size_loss == "l1"]
+
+
+def _raise_bad_loss_targets(status, t_energy, t_classes, energy_mask, class_mask, K, C):
+    if status == _FAST_BAD_TARGET:
+        for values, mode, channels in ((t_energy, energy_mask, K), (t_classes, class_mask, C)):
+            w = loss_mask(values, mode)
+            _check_target_range(values.reshape(-1), w.reshape(-1), channels)
+        raise AssertionError("the CPU loss kernel reported a bad target the check does not see")
+
+
 def _ones(n, like):
     return torch.ones(n, dtype=like.dtype, device=like.device)
 
@@ -414,6 +483,13 @@ def dwd_loss(energy: Tensor, classes: Tensor, sizes: Tensor, t_energy: Tensor, t
                      size_loss)
     B, K, H, W = energy.shape
     C, HW = classes.shape[1], H * W
+    fast = _fast_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                           size_loss)
+    if fast is not None:
+        status, res = _cpu().dwd_loss(*fast, torch.get_num_threads())
+        if status == _FAST_OK:
+            return torch.from_numpy(res).to(energy.dtype)
+        _raise_bad_loss_targets(status, t_energy, t_classes, energy_mask, class_mask, K, C)
     out = torch.zeros((B, 3), dtype=torch.float64, device=energy.device)
     for b in range(B):
         w_e, w_c, w_s = _image_masks(b, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask)
@@ -445,6 +521,15 @@ def dwd_loss_backward(grad: Tensor, energy: Tensor, classes: Tensor, sizes: Tens
                      size_loss)
     B, K, H, W = energy.shape
     C, HW = classes.shape[1], H * W
+    fast = _fast_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask,
+                           size_loss, grad)
+    if fast is not None:
+        g_e, g_c, g_s = (torch.empty(t.shape, dtype=torch.float32) for t in (energy, classes, sizes))
+        status = _cpu().dwd_loss_backward(_np(grad), *fast, g_e.numpy(), g_c.numpy(), g_s.numpy(),
+                                          torch.get_num_threads())
+        if status == _FAST_OK:
+            return g_e, g_c, g_s
+        _raise_bad_loss_targets(status, t_energy, t_classes, energy_mask, class_mask, K, C)
     g_e = torch.zeros(energy.shape, dtype=energy.dtype, device=energy.device)
     g_c = torch.zeros(classes.shape, dtype=classes.dtype, device=classes.device)
     g_s = torch.zeros(sizes.shape, dtype=sizes.dtype, device=sizes.device)
