@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+import dwd_fast  # noqa: E402
 from dwd_fast.torch import ops  # noqa: E402
 
 MODES = list(ops.LOSS_MASKS)
@@ -32,6 +33,17 @@ def batch(seed, B, H, W, K, C, dtype, density):
     out = {"energy": torch.randn(B, K, H, W, generator=g) * 3, "classes": torch.randn(B, C, H, W, generator=g) * 3,
            "sizes": torch.rand(B, 2, H, W, generator=g) * 20}
     return out, te, tc, ts
+
+
+@pytest.fixture(params=["native", "baseline"], autouse=True)
+def kernel_set(request):
+    """Every test runs with the kernels this CPU selects and with the baseline-target ones."""
+    ext = dwd_fast._ext.cpu_ext()
+    used = ext.loss_use_baseline_kernels(request.param == "baseline")
+    if request.param == "baseline":
+        assert used == "baseline"
+    yield used
+    ext.loss_use_baseline_kernels(False)
 
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 23), st.integers(1, 29), st.integers(2, 9), st.integers(2, 13))

@@ -57,10 +57,12 @@ namespace generic {
 #include "cpu/loss_kernels.inc"
 }  // namespace generic
 
+std::atomic<bool> force_baseline{false};
+
 const Kernels& kernels() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool avx = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx) return avx2::kernels;
+  if (avx && !force_baseline) return avx2::kernels;
 #endif
   return generic::kernels;
 }
@@ -405,6 +407,11 @@ void each_size_unit(const DwdLoss& a, const LossTables& tab, Shape s, int thread
 }  // namespace
 
 // ---- entry points ----------------------------------------------------------------------------------------
+
+const char* use_baseline_kernels(bool on) {
+  force_baseline = on;
+  return &kernels() == &generic::kernels ? "baseline" : "avx2";
+}
 
 Status mask(const Labels& values, Shape s, Mask mode, float* out, int threads) {
   Tables tab;

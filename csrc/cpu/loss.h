@@ -41,6 +41,10 @@ struct Shape {
   std::int64_t hw() const { return H * W; }
 };
 
+// Tests: use the baseline-target kernels even where AVX2 + FMA are available (on = true); returns the
+// kernel set now in use ("baseline" or "avx2").
+const char* use_baseline_kernels(bool on);
+
 // out (B, H*W) float32 = the mask of each image's values.
 Status mask(const Labels& values, Shape s, Mask mode, float* out, int threads);
 
