@@ -1,4 +1,5 @@
-"""GPU benchmarks of decode and encode: CUDA-event timing (median), batch throughput for B = 1, 8, 32.
+"""GPU benchmarks of decode (cut-off and peak seeds), encode and watershed: CUDA-event timing (median), batch
+throughput for B = 1, 8, 32 (watershed: one page per call).
 
 Run on a machine with a GPU: ``python benchmarks/bench_gpu.py [--library torch|cupy] [--objects 250]``,
 or through pytest (``pytest benchmarks/bench_gpu.py -s``); skips without a usable GPU. No figure from
@@ -20,6 +21,7 @@ def test_bench_gpu():
     res = bench_gpu(batch_sizes=(1, 8, 32))
     print("\n" + format_results(res))
     assert all(r["ms"] > 0 for r in res)
+    assert {r["op"] for r in res} == {"decode", "decode-peaks", "encode", "watershed"}
 
 
 def main(argv=None):

@@ -1,8 +1,10 @@
-"""GPU timing of decode and encode (for ``benchmarks/bench_gpu.py`` and ``dwd-fast bench --device cuda``).
+"""GPU timing of decode, decode with peak seeds, encode and watershed (for ``benchmarks/bench_gpu.py`` and
+``dwd-fast bench --device cuda``).
 
 Times with CUDA events on the caller's stream (median of ``repeats`` runs after ``warmup`` runs), in
 torch (default) or CuPy. Reports per op and batch size B: median milliseconds per call, pages per
-second, kernel launches per call and workspace bytes. Nothing here has been run on a GPU yet; the
+second, kernel launches per call and workspace bytes (watershed: one page per call, with its relaxation
+sweeps). Nothing here has been run on a GPU yet; the
 function refuses to run (RuntimeError with the reason) without a usable one.
 """
 
@@ -54,11 +56,13 @@ def _time(fn, timer, elapsed, sync, warmup, repeats):
 
 
 def bench_gpu(batch_sizes=(1, 8, 32), n_objects=250, *, library="torch", warmup=3, repeats=20, seed=0,
-              decode_kwargs=None):
-    """Median CUDA-event time of decode and encode per batch size; returns a list of result dicts.
+              decode_kwargs=None, peak_kwargs=None):
+    """Median CUDA-event time of decode, decode with peak seeds and encode per batch size, and of the
+    watershed on one page; returns a list of result dicts.
 
     Each dict: ``op``, ``B``, ``ms`` (median per call), ``pages_per_s``, ``launches`` (per call, from
-    CudaExec's counter) and ``workspace_bytes`` (largest per page), plus ``device``.
+    CudaExec's counter) and ``workspace_bytes`` (largest per page), plus ``device``; the watershed's also
+    ``sweeps`` (relaxation sweeps of both phases).
     """
     import dwd_fast
     from dwd_fast._arrays import cuda_unusable_reason
@@ -71,6 +75,7 @@ def bench_gpu(batch_sizes=(1, 8, 32), n_objects=250, *, library="torch", warmup=
     info = dwd_fast.info()["cuda"]
     device = info.get("devices", [("?", 0)])[0]
     dk = dict(cutoff=7) if decode_kwargs is None else dict(decode_kwargs)
+    pk = dict(cutoff=7, seeds="peaks", min_distance=2) if peak_kwargs is None else dict(peak_kwargs)
     rng = np.random.default_rng(seed)
     H, W = page.energy.shape
     results = []
@@ -83,6 +88,11 @@ def bench_gpu(batch_sizes=(1, 8, 32), n_objects=250, *, library="torch", warmup=
         ms = _time(lambda: dwd_fast.decode(e, c, s, **dk), timer, elapsed, sync, warmup, repeats)
         results.append(dict(op="decode", B=B, ms=ms, pages_per_s=1000.0 * B / ms, launches=stats["launches"],
                             workspace_bytes=stats["workspace_bytes"], device=device))
+        stats = {}
+        dwd_fast.decode(e, c, s, **pk, _stats=stats)
+        ms = _time(lambda: dwd_fast.decode(e, c, s, **pk), timer, elapsed, sync, warmup, repeats)
+        results.append(dict(op="decode-peaks", B=B, ms=ms, pages_per_s=1000.0 * B / ms, launches=stats["launches"],
+                            workspace_bytes=stats["workspace_bytes"], device=device))
         boxes, labels = [], []
         for _ in range(B):
             xy = rng.uniform(0, [W - 40, H - 40], (n_objects, 2))
@@ -93,12 +103,20 @@ def bench_gpu(batch_sizes=(1, 8, 32), n_objects=250, *, library="torch", warmup=
         ms = _time(lambda: dwd_fast.encode(boxes, labels, (H, W)), timer, elapsed, sync, warmup, repeats)
         results.append(dict(op="encode", B=B, ms=ms, pages_per_s=1000.0 * B / ms, launches=stats["launches"],
                             workspace_bytes=stats["workspace_bytes"], device=device))
+    # watershed (one page per call): relief -energy from the markers of energy >= 8 inside energy >= 2
+    E = page.energy
+    img, mk, mask = dev(-E.astype(np.int16)), dev(dwd_fast.label(E >= 8)), dev(E >= 2)
+    stats = {}
+    dwd_fast.watershed(img, mk, mask=mask, _stats=stats)
+    ms = _time(lambda: dwd_fast.watershed(img, mk, mask=mask), timer, elapsed, sync, warmup, repeats)
+    results.append(dict(op="watershed", B=1, ms=ms, pages_per_s=1000.0 / ms, launches=stats["launches"],
+                        workspace_bytes=stats["workspace_bytes"], sweeps=stats["sweeps"], device=device))
     return results
 
 
 def format_results(results):
-    lines = [f"{'op':8} {'B':>4} {'ms/call':>10} {'pages/s':>10} {'launches':>9} {'workspace MB':>13}"]
+    lines = [f"{'op':12} {'B':>4} {'ms/call':>10} {'pages/s':>10} {'launches':>9} {'workspace MB':>13} {'sweeps':>7}"]
     for r in results:
-        lines.append(f"{r['op']:8} {r['B']:4d} {r['ms']:10.3f} {r['pages_per_s']:10.1f} {r['launches']:9d} "
-                     f"{r['workspace_bytes'] / 2**20:13.1f}")
+        lines.append(f"{r['op']:12} {r['B']:4d} {r['ms']:10.3f} {r['pages_per_s']:10.1f} {r['launches']:9d} "
+                     f"{r['workspace_bytes'] / 2**20:13.1f} {r.get('sweeps', ''):>7}")
     return "\n".join(lines)

@@ -232,9 +232,8 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         (``csrc/dwd/decode.h``) on their device and the caller's current stream, and the results come
         back on that device; host arrays run on the CPU. ``"host"`` runs the data-parallel decoder on
         the CPU in ``order`` (``"forward"``, ``"reversed"``, ``"shuffled"`` with ``seed``), to verify it
-        without a GPU. The data-parallel decoder supports ``seeds="cutoff"`` (peak seeds run on the
-        cpu backend only); its results equal the cpu backend's (with logits on CUDA, scores may differ
-        in the last bits: the device's ``exp``).
+        without a GPU. The data-parallel decoder supports both kinds of seeds; its results equal the
+        cpu backend's (with logits on CUDA, scores may differ in the last bits: the device's ``exp``).
     size_mode : {"regress", "class", "blend"}, optional
         Where each box's size comes from, applied per object after the kernel (so identically on every
         backend). ``"regress"`` (default): the size map, read as ``size_reduce`` says. ``"class"``: the
@@ -268,8 +267,6 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
     """
     backend = _arrays.resolve_backend(backend, energy, classes, sizes, names=("energy", "classes", "sizes"),
                                       op="decode")
-    if backend in ("host", "cuda") and seeds == "peaks":
-        raise ValueError(f"seeds='peaks' runs on the cpu backend only in this version (backend={backend!r})")
     if backend == "host" and order not in _ORDERS:
         raise ValueError(f"order must be one of {sorted(_ORDERS)}, got {order!r}")
     if backend == "cuda":
@@ -299,7 +296,7 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
     if backend in ("host", "cuda"):
         opts = (float(cutoff), int(min_size), int(connectivity), _SIZE_REDUCE[size_reduce], int(levels),
                 bool(logits), bool(class_logits), None if grow_to is None else float(grow_to),
-                reduce_over == "region")
+                reduce_over == "region", seeds == "peaks", int(min_distance))
         e_in = _arrays.kernel_view(e4) if backend == "host" else e4
         dets = _decode_exec(backend, e_in, c4, s4, opts, return_label_map, order, seed, _stats)
         if table is not None:

@@ -128,6 +128,54 @@ def test_peak_local_max(lib, page250, dtype):
         _eq(dwd_fast.peak_local_max(dev(img)[::2, 1::2], **kw), dwd_fast.peak_local_max(img[::2, 1::2], **kw), host)
 
 
+def _watershed_case(page):
+    E = page.energy
+    return -E.astype(np.int16), dwd_fast.label(E >= 8), E >= 2
+
+
+@lib_params
+@pytest.mark.parametrize("conn", [1, 2])
+def test_watershed(lib, page250, conn):
+    _, dev, host, _ = lib
+    img, mk, mask = _watershed_case(page250)
+    ref = dwd_fast.watershed(img, mk, mask=mask, connectivity=conn)
+    _eq(dwd_fast.watershed(dev(img), dev(mk), mask=dev(mask), connectivity=conn), ref, host)
+    # float relief (sorted level ranks), int64 markers beyond 2^32 (sorted labels), no mask
+    f, big = img.astype(np.float64) * 0.5, mk.astype(np.int64) * (2**40) - (mk > 0) * 2**62
+    _eq(dwd_fast.watershed(dev(f), dev(big), connectivity=conn), dwd_fast.watershed(f, big, connectivity=conn), host)
+
+
+@lib_params
+def test_watershed_non_contiguous(lib, page250):
+    _, dev, host, _ = lib
+    img, mk, mask = _watershed_case(page250)
+    ref = dwd_fast.watershed(img[::2, 1::3], mk[::2, 1::3], mask=mask[::2, 1::3])
+    _eq(dwd_fast.watershed(dev(img)[::2, 1::3], dev(mk)[::2, 1::3], mask=dev(mask)[::2, 1::3]), ref, host)
+
+
+@lib_params
+def test_watershed_errors(lib):
+    _, dev, _, _ = lib
+    x = dev(np.zeros((4, 4), np.int32))
+    with pytest.raises(ValueError, match="cpu backend only"):
+        dwd_fast.watershed(x, x, method="skimage")
+    bad = np.zeros((4, 4))
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match="image contains NaN"):
+        dwd_fast.watershed(dev(bad), x)
+
+
+@lib_params
+@pytest.mark.parametrize("kw", [dict(), dict(min_distance=3, grow_to=2, return_label_map=True)])
+def test_decode_peak_seeds(lib, page250, kw):
+    _, dev, host, _ = lib
+    p = page250
+    ref = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, seeds="peaks", **kw)
+    got = dwd_fast.decode(dev(p.energy), dev(p.classes), dev(p.sizes), cutoff=7, seeds="peaks", **kw)
+    for f in DET_FIELDS + (("label_map",) if kw.get("return_label_map") else ()):
+        _eq(getattr(got, f), getattr(ref, f), host)
+
+
 @lib_params
 def test_non_default_stream(lib, page250):
     _, dev, host, stream = lib
@@ -138,6 +186,16 @@ def test_non_default_stream(lib, page250):
         got = dwd_fast.decode(e, c, s, cutoff=7, grow_to=3)
         for f in DET_FIELDS:
             _eq(getattr(got, f), getattr(ref, f), host)
+    img, mk, mask = _watershed_case(p)
+    ref = dwd_fast.watershed(img, mk, mask=mask)
+    di, dm, dk = dev(img), dev(mk), dev(mask)
+    with stream():
+        _eq(dwd_fast.watershed(di, dm, mask=dk), ref, host)
+    peaks = dwd_fast.decode(p.energy, cutoff=7, seeds="peaks", min_distance=2)
+    with stream():
+        got = dwd_fast.decode(e, cutoff=7, seeds="peaks", min_distance=2)
+        for f in DET_FIELDS:
+            _eq(getattr(got, f), getattr(peaks, f), host)
 
 
 @lib_params
@@ -147,6 +205,11 @@ def test_outputs_stay_on_the_device(lib, page250):
     assert type(det.boxes).__module__.split(".")[0] == name
     if name == "torch":
         assert det.boxes.is_cuda
+    mk = dev(dwd_fast.label(page250.energy >= 8))
+    out = dwd_fast.watershed(dev(-page250.energy.astype(np.int16)), mk)
+    assert type(out).__module__.split(".")[0] == name and out.dtype == mk.dtype
+    if name == "torch":
+        assert out.is_cuda and out.device == mk.device
 
 
 def test_selftest():

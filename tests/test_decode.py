@@ -314,6 +314,82 @@ def test_host_executor_bad_input(args, kw, msg):
         dwd_fast.decode(*args, **kw)
 
 
-def test_host_executor_rejects_peak_seeds():
-    with pytest.raises(ValueError, match="cpu backend only"):
-        dwd_fast.decode(np.zeros((4, 4), np.uint8), seeds="peaks", backend="host")
+# ---- seeds="peaks" on the data-parallel decoder ------------------------------------------------------
+
+@given(p=pages(), cutoff=st.integers(-1, 11), min_size=st.integers(0, 6), conn=st.sampled_from([1, 2]),
+       min_distance=st.integers(1, 4), grow=st.sampled_from([None, 0, 3]), over=st.sampled_from(["core", "region"]),
+       dtype=st.sampled_from([np.uint8, np.int16, np.int64, np.float32, np.uint64]), seed=st.integers(0, 2**31))
+def test_host_executor_peak_seeds_equal_cpu(p, cutoff, min_size, conn, min_distance, grow, over, dtype, seed):
+    """Peak seeds (peaks.h pipeline, plateaus, merge, growth, min_size after growth) through HostExec in three
+    element orders equal the cpu backend, for integer and float level maps."""
+    e, c, s = p
+    e = e.astype(dtype)
+    kw = dict(cutoff=cutoff, min_size=min_size, connectivity=conn, seeds="peaks", min_distance=min_distance,
+              grow_to=None if grow is None else min(grow, cutoff), reduce_over=over, levels=12, return_label_map=True)
+    cpu = dwd_fast.decode(e, c, s, **kw)
+    for order in ORDERS:
+        assert_same_detections(dwd_fast.decode(e, c, s, **kw, backend="host", order=order, seed=seed), cpu)
+
+
+@given(p=pages(logits=True), cutoff=st.integers(0, 11), min_distance=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_host_executor_peak_seeds_logits_equal_cpu(p, cutoff, min_distance, seed):
+    el, cl, s = p
+    kw = dict(cutoff=cutoff, seeds="peaks", min_distance=min_distance, min_size=1)
+    cpu = dwd_fast.decode(el, cl, s, **kw)
+    for order in ORDERS:
+        assert_same_detections(dwd_fast.decode(el, cl, s, **kw, backend="host", order=order, seed=seed), cpu)
+
+
+def test_host_executor_peak_seeds_plateaus():
+    """Two peaks on one plateau merge; a lone peak grows down to grow_to; small objects drop after growth."""
+    e = np.zeros((5, 12), np.uint8)
+    e[1:4, 1:4] = 5
+    e[2, 1:4] = 9  # a plateau of three peaks
+    e[1:4, 7:11] = 4
+    e[2, 8] = 8
+    e[2, 9] = 8  # two-pixel plateau
+    for backend in ("cpu", "host"):
+        d = dwd_fast.decode(e, cutoff=6, grow_to=3, seeds="peaks", min_size=1, return_label_map=True,
+                            backend=backend)
+        np.testing.assert_array_equal(d.areas, [9, 12])
+        np.testing.assert_array_equal(d.label_map[1:4, 1:4], 1)
+        d = dwd_fast.decode(e, cutoff=6, grow_to=3, seeds="peaks", min_size=10, backend=backend)
+        np.testing.assert_array_equal(d.areas, [12])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(min_distance=3, grow_to=2, reduce_over="region"),
+                                dict(min_distance=2, connectivity=1, size_reduce="median", min_size=20)])
+def test_host_executor_peak_seeds_reference_page(page250, kw):
+    p = page250
+    cpu = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, seeds="peaks", return_label_map=True, **kw)
+    host = dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, seeds="peaks", return_label_map=True,
+                           backend="host", **kw)
+    assert len(cpu) > 200
+    assert_same_detections(host, cpu)
+    e, c, s = p.energy[:700, :900], p.classes[:700, :900], p.sizes[:, :700, :900]
+    cpu = dwd_fast.decode(e, c, s, cutoff=7, seeds="peaks", return_label_map=True, **kw)
+    for order in ("reversed", "shuffled"):
+        assert_same_detections(dwd_fast.decode(e, c, s, cutoff=7, seeds="peaks", return_label_map=True,
+                                               backend="host", order=order, seed=5, **kw), cpu)
+
+
+@pytest.mark.parametrize("music, seed", [("random", 3), ("chorale", 0)])
+def test_host_executor_peak_seeds_engraved_page(music, seed):
+    """Simulated network outputs of engraved music (blur, noise, merged neighbours): plateaus and fused
+    objects that the peak seeds split."""
+    pytest.importorskip("verovio")
+    pytest.importorskip("resvg_py")
+    from dwd_fast.data import box_targets, engraved_page, simulate_outputs
+
+    page = engraved_page(music, seed=seed, measures=12, width=947) if music == "random" else \
+        engraved_page(music, width=947)
+    t, objects = box_targets(page.boxes, page.labels, page.image.shape, levels=16)
+    out = simulate_outputs(t, seed=seed, objects=objects)
+    for kw in (dict(cutoff=7, min_distance=2, grow_to=3), dict(cutoff=5, min_size=8, connectivity=1)):
+        cpu = dwd_fast.decode(out.energy, out.classes, out.sizes, seeds="peaks", levels=16, return_label_map=True,
+                              **kw)
+        assert len(cpu) > 50
+        for order in ORDERS:
+            assert_same_detections(dwd_fast.decode(out.energy, out.classes, out.sizes, seeds="peaks", levels=16,
+                                                   return_label_map=True, backend="host", order=order, seed=1, **kw),
+                                   cpu)

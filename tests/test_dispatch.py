@@ -54,7 +54,7 @@ def _np_from(ptr, shape, dtype, strides=None):
 class HostBackedCuda:
     """Stands in for dwd_fast._cuda: same entry points, run by the host executor (order: shuffled)."""
 
-    ops = ("label", "region_stats", "decode", "encode", "peak_local_max")
+    ops = ("label", "region_stats", "decode", "encode", "peak_local_max", "watershed")
     archs = "75;80;90"
 
     def __init__(self):
@@ -93,6 +93,10 @@ class HostBackedCuda:
         out = alloc(len(coords))[0]
         _np_from(out, (len(coords), 2), np.int64)[...] = coords
         return len(coords), {"launches": 0, "syncs": 0, "workspace_bytes": 0}
+
+    def watershed(self, image, markers, mask, connectivity, out, device, stream):
+        self.calls.append(("watershed", device, stream))
+        return _ext.cpu_ext().watershed_exec_host(image, markers, mask, connectivity, out, 2, 7)
 
     def encode(self, objs_host, objs, offsets, B, H, W, labels, sizes, table, marker, overlap, energy, classes,
                size_maps, device, stream):
@@ -202,6 +206,18 @@ def test_decode_cuda_path(fake_gpu, page250):
     assert fake_gpu.calls and all(call[0] == "decode" for call in fake_gpu.calls)
 
 
+def test_decode_cuda_path_peak_seeds(fake_gpu, page250):
+    p = page250
+    e, c, s = p.energy[:400, :500], p.classes[:400, :500], p.sizes[:, :400, :500]
+    for kw in (dict(), dict(min_distance=3, grow_to=2, return_label_map=True)):
+        cpu = dwd_fast.decode(e, c, s, cutoff=7, seeds="peaks", **kw)
+        gpu = dwd_fast.decode(FakeCuda(e), FakeCuda(c), FakeCuda(s), cutoff=7, seeds="peaks", **kw)
+        assert len(gpu) == len(cpu) > 0
+        for f in ("boxes", "labels", "scores", "class_scores", "centers", "areas") + \
+                (("label_map",) if kw.get("return_label_map") else ()):
+            _same(getattr(gpu, f), getattr(cpu, f))
+
+
 def test_decode_cuda_path_batched_non_contiguous_logits(fake_gpu):
     rng = np.random.default_rng(0)
     el = rng.normal(size=(2, 6, 40, 60)).astype(np.float32)
@@ -242,12 +258,46 @@ def test_encode_cuda_path_batched(fake_gpu):
     assert [c[0] for c in fake_gpu.calls] == ["encode"]  # one call (one launch sequence) for the batch
 
 
-def test_ops_without_cuda_implementation_say_so(fake_gpu):
-    x = FakeCuda(np.zeros((4, 4), np.uint8))
-    with pytest.raises(RuntimeError, match="no CUDA implementation"):
-        dwd_fast.watershed(x, x)
+def test_peak_local_max_cuda_dtype_error(fake_gpu):
     with pytest.raises(TypeError, match="not supported by peak_local_max on CUDA"):
         dwd_fast.peak_local_max(FakeCuda(np.zeros((4, 4), np.int8)))
+
+
+@pytest.mark.parametrize("conn", [1, 2])
+def test_watershed_cuda_path(fake_gpu, page250, conn):
+    E = page250.energy[:300, :400]
+    img, markers, mask = -E.astype(np.int16), dwd_fast.label(E >= 8), E >= 2
+    cpu = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn)
+    stats = {}
+    gpu = dwd_fast.watershed(FakeCuda(img), FakeCuda(markers), mask=FakeCuda(mask), connectivity=conn, _stats=stats)
+    _same(gpu, cpu)
+    assert stats["sweeps"] > 2 and stats["launches"] > 0
+    # non-contiguous float image, uint64 markers beyond 2^63, no mask
+    big = (markers.astype(np.uint64) * np.uint64(2**40)) | np.uint64(2**63) * (markers > 0)
+    f = np.repeat(img.astype(np.float32), 2, axis=1)[:, ::2]
+    _same(dwd_fast.watershed(FakeCuda(f), FakeCuda(np.repeat(big, 2, axis=0)[::2]), connectivity=conn),
+          dwd_fast.watershed(f, big, connectivity=conn))
+    assert [c[0] for c in fake_gpu.calls] == ["watershed", "watershed"]
+
+
+def test_watershed_cuda_path_errors(fake_gpu):
+    x = FakeCuda(np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="method='skimage' runs on the cpu backend only"):
+        dwd_fast.watershed(x, x, method="skimage")
+    with pytest.raises(TypeError, match="markers must be an integer"):
+        dwd_fast.watershed(x, FakeCuda(np.zeros((4, 4), np.float32)))
+    with pytest.raises(ValueError, match="markers must have the shape of image"):
+        dwd_fast.watershed(x, FakeCuda(np.zeros((4, 5), np.int32)))
+    with pytest.raises(ValueError, match="image must be 2-D"):
+        dwd_fast.watershed(FakeCuda(np.zeros((2, 4, 4))), FakeCuda(np.zeros((2, 4, 4), np.int32)))
+    with pytest.raises(TypeError, match="mask must be a bool"):
+        dwd_fast.watershed(x, x, mask=FakeCuda(np.zeros((4, 4), np.float64)))
+    img = np.zeros((4, 4))
+    img[2, 2] = np.nan
+    with pytest.raises(ValueError, match="image contains NaN"):  # checked in the kernel on CUDA
+        dwd_fast.watershed(FakeCuda(img), x)
+    out = dwd_fast.watershed(FakeCuda(np.zeros((0, 3))), FakeCuda(np.zeros((0, 3), np.int16)))
+    assert out.shape == (0, 3) and out.dtype == np.int16
 
 
 class _Reducible(FakeCuda):

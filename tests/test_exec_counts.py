@@ -59,3 +59,38 @@ def test_peak_local_max_launches(page250):
     _, steps = cpu_ext().peak_local_max_host(a4, 3, 3, 3, -1, False, 7, 0, 0)
     # candidate flags, compaction, differs, spacing (one element), coordinates
     assert steps == 5
+
+
+def test_watershed_launches_per_sweep(page2000):
+    """The CUDA watershed's launch sequence on the n=2000 reference page (relief -energy from the markers of
+    energy >= 8 inside energy >= 2): 7 fixed steps (stats init, scan, level ranks, marker labels, key init,
+    label init, output) plus, per group of 4 sweeps, 4 sweeps and one fill of the change counters, read back
+    once per group. Workspace: level ranks, marker labels, labels (int32) and keys (uint64) = 20 B/px."""
+    E = page2000.energy
+    img, markers, mask = -E.astype(np.int16), dwd_fast.label(E >= 8), E >= 2
+    for conn, most in ((1, 12), (2, 10)):
+        st = {}
+        dwd_fast.watershed(img, markers, mask=mask, connectivity=conn, backend="host", _stats=st)
+        groups = -(-st["key_sweeps"] // 4) + -(-st["label_sweeps"] // 4)
+        assert st["launches"] == 7 + 5 * groups
+        assert st["syncs"] == 1 + groups
+        assert 2 <= st["key_sweeps"] <= most and 2 <= st["label_sweeps"] <= most
+        assert st["sweeps"] == st["key_sweeps"] + st["label_sweeps"]
+        assert not st["level_sort"] and not st["marker_sort"]  # int16 relief, labels 1..n: no sort
+        assert 20 * E.size <= st["workspace_bytes"] <= 20 * E.size + 64
+
+
+def test_decode_peak_seeds_counts(page250, page2000):
+    """decode(seeds="peaks") per page: the peak pipeline (flags, scan, differs, compaction, sort, spacing,
+    coordinates), the plateau labelling and numbering, the growth (labelling, watershed, numbering), the
+    statistics. Peak workspace: as with grow_to, 24 B/px (the peak pipeline's buffers are returned before
+    the growth), plus per-object arrays."""
+    H, W = page2000.energy.shape
+    for kw in (dict(), dict(min_distance=3)):
+        a = _decode_counts(page250.energy, cutoff=7, seeds="peaks", **kw)
+        b = _decode_counts(page2000.energy, cutoff=7, seeds="peaks", **kw)
+        for s in (a, b):
+            assert s["launches"] <= 90 and s["syncs"] <= 20
+            assert 24 * H * W <= s["workspace_bytes"] <= 24 * H * W + (1 << 20)
+        g = _decode_counts(page2000.energy, cutoff=7, grow_to=7)
+        assert b["launches"] > g["launches"]  # the peak pipeline and the plateau labelling come on top

@@ -67,6 +67,79 @@ def test_host_algorithm_equals_cpu_in_every_order(sc, conn, seed):
         np.testing.assert_array_equal(host, cpu, err_msg=order)
 
 
+@st.composite
+def wide_scenes(draw, max_side=14):
+    """Values whose order keys span 2^31 or more (the sorting rank paths of the data-parallel op), bool
+    and unsigned 64-bit markers, integer masks, non-contiguous views."""
+    H = draw(st.integers(1, max_side))
+    W = draw(st.integers(1, max_side))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    img = draw(st.sampled_from([
+        lambda: rng.integers(-2, 3, (H, W)) * (2**40 + 3),
+        lambda: rng.integers(0, 3, (H, W)).astype(np.float64) * 1e300 - 1e300,
+        lambda: (rng.integers(0, 3, (H, W)) * 2**62).astype(np.uint64) + np.uint64(2**63 - 2**62),
+        lambda: rng.integers(0, 4, (H, W)).astype(np.uint16)]))()
+    labels = draw(st.sampled_from(["u64", "i64", "bool", "small"]))
+    on = rng.random((H, W)) < draw(st.sampled_from([0.05, 0.3]))
+    if labels == "u64":
+        markers = np.array([1, 2**63 + 5, 2**64 - 1, 2**40], np.uint64)[rng.integers(0, 4, (H, W))] * on
+    elif labels == "i64":
+        markers = rng.choice([-2**62, 7, 2**62, -1], (H, W)) * on
+    elif labels == "bool":
+        markers = on
+    else:
+        markers = (rng.integers(1, 4, (H, W)) * on).astype(np.int8)
+    mask = None if draw(st.booleans()) else (rng.random((H, W)) < 0.7).astype(draw(st.sampled_from([bool, np.uint8,
+                                                                                                     np.int32])))
+    if draw(st.booleans()):  # strided views
+        img, markers = np.repeat(img, 2, axis=1)[:, ::2], np.repeat(markers, 2, axis=0)[::2]
+    return img, markers, mask
+
+
+@given(sc=wide_scenes(), conn=st.sampled_from([1, 2]), seed=st.integers(0, 100))
+def test_host_algorithm_wide_values_equal_cpu(sc, conn, seed):
+    img, markers, mask = sc
+    cpu = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn)
+    assert cpu.dtype == markers.dtype
+    for order in ORDERS:
+        stats = {}
+        host = dwd_fast.watershed(img, markers, mask=mask, connectivity=conn, backend="host", order=order, seed=seed,
+                                  _stats=stats)
+        assert host.dtype == markers.dtype
+        np.testing.assert_array_equal(host, cpu, err_msg=order)
+
+
+def test_host_algorithm_rank_paths():
+    """The data-parallel op ranks by offset when the keys span less than 2^31, else by sorting."""
+    img = np.array([[0, 1, 2, 3]], np.int64)
+    mk = np.array([[1, 0, 0, 2]], np.int64)
+    for scale, msort, want in ((1, False, [[1, 1, 1, 2]]), (2**40, True, [[2**40, 2**40, 2**40, 2**41]])):
+        st_ = {}
+        out = dwd_fast.watershed(img * scale, mk * scale, backend="host", _stats=st_)
+        np.testing.assert_array_equal(out, want)
+        assert st_["level_sort"] == msort and st_["marker_sort"] == msort
+
+
+def test_host_op_rejects_nan_in_the_kernel():
+    from dwd_fast import _arrays
+    from dwd_fast._ext import cpu_ext
+
+    img = np.zeros((3, 3))
+    img[1, 1] = np.nan
+    mk = np.zeros((3, 3), np.int32)
+    out = np.empty((3, 3), np.int32)
+    with pytest.raises(ValueError, match="image contains NaN"):
+        cpu_ext().watershed_exec_host(_arrays.view(img, "image"), _arrays.view(mk, "markers"), None, 1,
+                                      _arrays.view(out, "out"), 0, 0)
+    # outside the mask NaN is never read
+    mask = np.ones((3, 3), np.uint8)
+    mask[1, 1] = 0
+    mk[0, 0] = 5
+    cpu_ext().watershed_exec_host(_arrays.view(img, "image"), _arrays.view(mk, "markers"), _arrays.view(mask, "mask"),
+                                  1, _arrays.view(out, "out"), 0, 0)
+    assert out[1, 1] == 0 and (out[mask == 1] == 5).all()
+
+
 @given(sc=scenes(), conn=st.sampled_from([1, 2]))
 def test_skimage_method_is_bit_identical(sc, conn):
     img, markers, mask = sc
@@ -154,6 +227,8 @@ def test_torch_in_torch_out():
     (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), method="fast"), ValueError, "method must be"),
     (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), method="skimage", backend="host"), ValueError,
      "cpu backend only"),
+    (dict(image=np.zeros((3, 3)), markers=np.zeros((3, 3), int), backend="host", order="sideways"), ValueError,
+     "order must be one of"),
 ])
 def test_bad_input(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):

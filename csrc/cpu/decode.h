@@ -14,10 +14,7 @@ namespace cpu {
 using SizeReduce = decode_dp::SizeReduce;
 
 // The data-parallel decoder's parameters (dwd/decode.h), plus peak seeds (cpu only).
-struct DecodeParams : decode_dp::Params {
-  bool peak_seeds = false;          // seeds are plateau-merged local maxima (else components of energy > cutoff)
-  std::int64_t min_distance = 1;    // peak spacing for peak seeds
-};
+struct DecodeParams : decode_dp::Params {};  // peak_seeds and min_distance are shared with the data-parallel decoder
 
 struct Detections {
   std::int64_t n = 0;

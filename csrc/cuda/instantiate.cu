@@ -1,4 +1,4 @@
-// The data-parallel labelling, watershed and peak candidates (dwd/label.h, dwd/watershed.h, dwd/peaks.h) instantiated for CudaExec.
+// The data-parallel labelling and peak candidates (dwd/label.h, dwd/peaks.h) instantiated for CudaExec.
 //
 // Not bound to Python yet (the GPU issue exposes them); this translation unit makes every CUDA build
 // compile their device code with warnings as errors, so that the algorithms the tests run through
@@ -8,7 +8,6 @@
 #include "cuda/cuda_exec.cuh"
 #include "dwd/label.h"
 #include "dwd/peaks.h"
-#include "dwd/watershed.h"
 
 namespace dwd {
 namespace label_dp {
@@ -19,13 +18,6 @@ template std::int32_t label<CudaExec, CutJoin<std::uint8_t>>(CudaExec&, const Cu
                                                               index_t, int, ImageView<std::int32_t>);
 
 }  // namespace label_dp
-
-namespace watershed_dp {
-
-template std::int64_t watershed<CudaExec>(CudaExec&, const std::int32_t*, const std::int32_t*, index_t, index_t, int,
-                                          std::int32_t*);
-
-}  // namespace watershed_dp
 
 namespace peaks {
 

@@ -14,6 +14,7 @@
 #include "dwd/encode.h"
 #include "dwd/peaks.h"
 #include "dwd/region_stats.h"
+#include "dwd/watershed.h"
 
 namespace dwd {
 namespace cuda_ops {
@@ -40,6 +41,11 @@ bool encode(int device, std::uintptr_t stream, const encode::EncodeObj* objs, co
             std::int64_t M, std::int64_t B, std::int64_t rows, std::int64_t cols, encode::Marker marker,
             encode::Overlap overlap, const std::uint8_t* table, const std::int32_t* labels, const float* sizes,
             encode::dp::BatchOutputs out, Counts* counts);
+
+// The canonical watershed (dwd/watershed.h watershed_maps) of `image` from the non-zero `markers` inside
+// `mask` (absent: everywhere) into `out` (contiguous rows x cols, dtype out_dt = the markers' dtype).
+watershed_dp::Report watershed(int device, std::uintptr_t stream, const AnyView& image, const AnyView& markers,
+                               const AnyView& mask, int connectivity, void* out, Dt out_dt, Counts* counts);
 
 // scikit-image's peak_local_max without labels (dwd/peaks.h); alloc(K) returns the (K, 2) int64
 // output. Instantiated (cuda/peaks.cu) for T = uint8, uint16, int32, int64, float, double.

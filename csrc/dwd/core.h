@@ -91,6 +91,18 @@ DWD_HD std::uint64_t atomic_max(std::uint64_t* addr, std::uint64_t v) {
 #endif
 }
 
+// 64-bit unsigned min (order keys), for the same reason as atomic_max above.
+DWD_HD std::uint64_t atomic_min(std::uint64_t* addr, std::uint64_t v) {
+#if DWD_ON_DEVICE
+  return static_cast<std::uint64_t>(
+      atomicMin(reinterpret_cast<unsigned long long*>(addr), static_cast<unsigned long long>(v)));
+#else
+  std::uint64_t old = *addr;
+  if (v < old) *addr = v;
+  return old;
+#endif
+}
+
 template <class T>
 DWD_HD T atomic_add(T* addr, T v) {
 #if DWD_ON_DEVICE

@@ -1,10 +1,13 @@
 // Data-parallel DWD decoder (the GPU algorithm of decode), written once for every executor.
 //
-// One page, seeds = components of energy > cutoff (the CPU backend's cpu/decode.cpp is the
-// contract; the result is identical):
+// One page, seeds = components of energy > cutoff, or plateau-merged peaks (the CPU backend's
+// cpu/decode.cpp is the contract; the result is identical):
 //   levels     logits: argmax over the K planes fused into one step (first maximum wins, NaN flagged)
 //   seeds      union-find labelling of `level > cutoff` (label.h); component areas by atomicAdd;
-//              components of at least min_size pixels renumbered 1..n by a scan (raster order)
+//              components of at least min_size pixels renumbered 1..n by a scan (raster order).
+//              Peak seeds: peaks.h's pipeline, plateaus by labelling equal values above the cut-off,
+//              plateaus holding a peak numbered by a scan (peak_seeds below); after growth, objects
+//              under min_size pixels are dropped and the rest renumbered by a scan
 //   grow       (grow_to) labelling of `level > grow_to`; canonical watershed (watershed.h) over the
 //              relief -level inside it from the seeds; components that no seed reaches become
 //              objects n+1.. in raster order (if they have at least max(min_size, 1) pixels, areas by
@@ -29,6 +32,7 @@
 #include "core.h"
 #include "exec.h"
 #include "label.h"
+#include "peaks.h"
 #include "region_stats.h"
 #include "watershed.h"
 
@@ -48,6 +52,8 @@ struct Params {
   bool grow = false;
   double grow_to = 0;
   bool reduce_over_region = false;
+  bool peak_seeds = false;        // seeds are plateau-merged local maxima (else components of energy > cutoff)
+  std::int64_t min_distance = 1;  // peak spacing for peak seeds
 };
 
 // The caller's outputs for n objects.
@@ -115,6 +121,17 @@ struct AboveJoin {
   DWD_HD bool joined(index_t, index_t, index_t r2, index_t c2) const { return above(v, r2, c2, cut); }
 };
 
+// Peak plateaus: pixels above the cut joined when their values are equal (compared as doubles, like the
+// CPU backend's plateau flood).
+struct PlateauJoin {
+  AnyView v;
+  Cut cut;
+  DWD_HD bool fg(index_t r, index_t c) const { return above(v, r, c, cut); }
+  DWD_HD bool joined(index_t r, index_t c, index_t r2, index_t c2) const {
+    return above(v, r2, c2, cut) && v.f64(0, r, c) == v.f64(0, r2, c2);
+  }
+};
+
 // ---- steps -----------------------------------------------------------------------------------
 
 // Energy logits -> uint8 levels (first maximum wins, like numpy.argmax); NaN sets *bad.
@@ -146,6 +163,18 @@ struct NanMapStep {
   DWD_HD void operator()(index_t i) const {
     const double x = e.f64(0, i / e.cols, i % e.cols);
     if (x != x) atomic_max(bad, std::int32_t(1));
+  }
+};
+
+// Peaks per plateau: one element per peak (coords: K x 2 (row, col)).
+struct PeakCountStep {
+  const std::int64_t* coords;
+  index_t cols;
+  const std::int32_t* plateau;
+  std::int32_t* count;
+  DWD_HD void operator()(index_t k) const {
+    const std::int32_t l = plateau[coords[2 * k] * cols + coords[2 * k + 1]];
+    if (l > 0) atomic_add(count + (l - 1), std::int32_t(1));
   }
 };
 
@@ -515,6 +544,58 @@ std::int32_t keep_components(Exec& ex, index_t npx, std::int32_t m, std::int64_t
   return kept;
 }
 
+// Peak seeds (p.peak_seeds): the local maxima of the level map above the cut-off (peaks.h's
+// peak_local_max pipeline with min_distance, no border exclusion, no limit), each extended to its
+// plateau (the connected pixels of its value: labelling of equal values above the cut-off, label.h),
+// plateaus holding a peak kept -- several peaks on one plateau merge -- and numbered 1..n in the raster
+// order of their first pixel, into `seeds` (0 elsewhere). `plateau` (npx) is scratch. Returns n.
+template <class Exec>
+std::int32_t peak_seeds(Exec& ex, const AnyView& lv, const Params& p, std::int32_t* plateau, std::int32_t* seeds) {
+  const index_t rows = lv.rows, cols = lv.cols, npx = rows * cols;
+  std::int64_t* coords = nullptr;
+  std::int64_t K = 0;
+  auto find = [&](auto tag) {
+    using T = decltype(tag);
+    peaks::CandidateSpec<T> s;
+    s.img = ImageView<const T>{static_cast<const T*>(lv.data), rows, cols, lv.stride_r, lv.stride_c};
+    s.radius = p.min_distance;
+    s.plain = p.min_distance == 0 || npx == 1;
+    s.r0 = 0;
+    s.r1 = rows;
+    s.c0 = 0;
+    s.c1 = cols;
+    s.above = peaks::above_cut<T>(p.cutoff);
+    K = peaks::peak_local_max(ex, s, p.min_distance, -1, [&](std::int64_t k) {
+      coords = ex.template alloc<std::int64_t>(2 * k);
+      return coords;
+    });
+  };
+  switch (lv.dt) {
+    case Dt::u8: find(std::uint8_t()); break;
+    case Dt::i8: find(std::int8_t()); break;
+    case Dt::u16: find(std::uint16_t()); break;
+    case Dt::i16: find(std::int16_t()); break;
+    case Dt::u32: find(std::uint32_t()); break;
+    case Dt::i32: find(std::int32_t()); break;
+    case Dt::u64: find(std::uint64_t()); break;
+    case Dt::i64: find(std::int64_t()); break;
+    case Dt::f32: find(float()); break;
+    case Dt::f64: find(double()); break;
+  }
+  std::int32_t n = 0;
+  if (K > 0) {
+    const std::int32_t m = label_dp::label(ex, PlateauJoin{lv, make_cut(lv.dt, p.cutoff)}, rows, cols,
+                                           p.connectivity, make_view(plateau, rows, cols));
+    n = keep_components(
+        ex, npx, m, 1, [&](std::int32_t* count) { ex.for_each(K, PeakCountStep{coords, cols, plateau, count}); },
+        plateau, 0, seeds);
+  } else {
+    ex.fill(seeds, npx, std::int32_t(0));
+  }
+  if (coords) ex.free(coords);
+  return n;
+}
+
 // Decodes one page. `energy`: the level map (planes 1) or logits (planes K); `classes`: ids (planes
 // 1), logits (planes C, p.class_logits) or absent; `sizes`: (2, H, W) or absent; `label_map`
 // (optional, data nullptr when not wanted) receives the object ids. alloc_out(n) returns the
@@ -547,10 +628,12 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
   std::int32_t* comp = ex.template alloc<std::int32_t>(npx);
   // Without growth the seeds are renumbered in place (each element reads and writes its own pixel).
   std::int32_t* region = p.grow ? ex.template alloc<std::int32_t>(npx) : comp;
-  const std::int32_t m = label_dp::label(ex, AboveJoin{lv, make_cut(lv.dt, p.cutoff)}, rows, cols, p.connectivity,
-                                         make_view(comp, rows, cols));
   std::int32_t n = 0;
-  if (m > 0) {
+  const std::int32_t m = p.peak_seeds ? 0 : label_dp::label(ex, AboveJoin{lv, make_cut(lv.dt, p.cutoff)}, rows, cols,
+                                                            p.connectivity, make_view(comp, rows, cols));
+  if (p.peak_seeds) {
+    n = peak_seeds(ex, lv, p, comp, region);
+  } else if (m > 0) {
     n = keep_components(
         ex, npx, m, p.min_size, [&](std::int32_t* area) { ex.for_each(npx, CountStep{comp, area}); }, comp, 0, region);
   } else {
@@ -597,6 +680,10 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
       ex.free(comp);  // the mask
       n += extra;
       region = grown;
+      if (p.peak_seeds && p.min_size > 1 && n > 0)  // peak seeds: objects below min_size are dropped after growth
+        n = keep_components(
+            ex, npx, n, p.min_size, [&](std::int32_t* area) { ex.for_each(npx, CountStep{region, area}); }, region, 0,
+            region);
       std::int32_t* has_core = ex.template alloc<std::int32_t>(n > 0 ? n : 1);
       ex.fill(has_core, n, std::int32_t(0));
       ex.for_each(npx, HasCoreStep{lv, p.cutoff, region, has_core});

@@ -16,7 +16,9 @@
 // (filter_round below).
 #pragma once
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "core.h"
@@ -67,6 +69,32 @@ struct Above {
   bool all_pass;
   DWD_HD bool operator()(T v) const { return all_pass || v > cut; }
 };
+
+// The threshold of decode's peak seeds: v > floor(cut) for integer T (a cut below T's range lets every
+// value pass, one above it none), v > T(cut) for floats -- cpu::PeakParams::set_cut(floor(cut)) with
+// cut_f = cut, written for the data-parallel decoder (which does not include the CPU headers).
+template <class T>
+Above<T> above_cut(double cut) {
+  Above<T> a;
+  a.all_pass = false;
+  if constexpr (std::is_floating_point<T>::value) {
+    a.cut = static_cast<T>(cut);
+  } else {
+    const auto ci = static_cast<std::int64_t>(std::floor(cut));
+    if constexpr (std::is_signed<T>::value) {
+      const auto lo = static_cast<std::int64_t>(std::numeric_limits<T>::min());
+      const auto hi = static_cast<std::int64_t>(std::numeric_limits<T>::max());
+      a.all_pass = ci < lo;
+      a.cut = ci > hi ? std::numeric_limits<T>::max() : (ci < lo ? std::numeric_limits<T>::min() : static_cast<T>(ci));
+    } else {
+      const std::uint64_t cu = ci < 0 ? 0 : static_cast<std::uint64_t>(ci);
+      a.all_pass = ci < 0;
+      a.cut = cu > static_cast<std::uint64_t>(std::numeric_limits<T>::max()) ? std::numeric_limits<T>::max()
+                                                                             : static_cast<T>(cu);
+    }
+  }
+  return a;
+}
 
 // True when no pixel of the (2d+1)^2 window around (r, c), clamped to the image, exceeds img(r, c).
 template <class T>
@@ -293,9 +321,12 @@ std::int64_t peak_local_max(Exec& ex, const CandidateSpec<T>& s, index_t min_dis
     ex.for_each(s.img.size(), DiffersStep<T>{s.img, differs});
     std::int32_t d = 0;
     ex.to_host(&d, differs, 1);
+    ex.free(differs);
     if (!d) k = 0;  // constant image: scikit-image's "trivial image", no peaks
   }
   if (k == 0) {
+    if (flag) ex.free(flag);
+    if (rank) ex.free(rank);
     alloc_out(0);
     return 0;
   }
@@ -317,6 +348,13 @@ std::int64_t peak_local_max(Exec& ex, const CandidateSpec<T>& s, index_t min_dis
   ex.to_host(&K, count, 1);
   std::int64_t* out = alloc_out(K);
   ex.for_each(K, CoordStep{kept, s.img.cols, out});
+  // workspace back to the executor (stream-ordered): callers such as decode run on after this
+  ex.free(count);
+  ex.free(kept);
+  ex.free(cell);
+  if (sorted != index) ex.free(sorted);
+  ex.free(index);
+  ex.free(keys);
   return K;
 }
 

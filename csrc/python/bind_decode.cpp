@@ -60,9 +60,10 @@ py::list decode(const py::array& energy, const py::object& classes, const py::ob
 py::tuple decode_host(const py::object& energy, const py::object& classes, const py::object& sizes, double cutoff,
                       std::int64_t min_size, int connectivity, int size_reduce, std::int64_t levels,
                       bool energy_logits, bool class_logits, const py::object& grow_to, bool reduce_over_region,
-                      const py::object& label_map, const py::function& alloc, int order, std::uint64_t seed) {
+                      bool peak_seeds, std::int64_t min_distance, const py::object& label_map,
+                      const py::function& alloc, int order, std::uint64_t seed) {
   decode_dp::Params p = decode_params(cutoff, min_size, connectivity, size_reduce, levels, energy_logits,
-                                      class_logits, grow_to, reduce_over_region);
+                                      class_logits, grow_to, reduce_over_region, peak_seeds, min_distance);
   const AnyView e = anyview_of(energy, "energy"), c = anyview_of(classes, "classes"), s = anyview_of(sizes, "sizes");
   const ImageView<std::int32_t> lm = label_map_view(label_map);
   std::int32_t n;
@@ -88,7 +89,8 @@ void bind_decode(py::module_& m) {
   m.def("decode_host", &decode_host, py::arg("energy"), py::arg("classes"), py::arg("sizes"), py::arg("cutoff"),
         py::arg("min_size"), py::arg("connectivity"), py::arg("size_reduce"), py::arg("levels"),
         py::arg("energy_logits"), py::arg("class_logits"), py::arg("grow_to"), py::arg("reduce_over_region"),
-        py::arg("label_map"), py::arg("alloc"), py::arg("order"), py::arg("seed"));
+        py::arg("peak_seeds"), py::arg("min_distance"), py::arg("label_map"), py::arg("alloc"), py::arg("order"),
+        py::arg("seed"));
 }
 
 }  // namespace dwd

@@ -2,7 +2,10 @@
 // algorithm through HostExec.
 #include "cpu/watershed.h"
 
+#include "dwd/watershed.h"
+#include "host/host_exec.h"
 #include "python/common.h"
+#include "python/views.h"
 
 namespace dwd {
 
@@ -28,11 +31,36 @@ py::tuple watershed(const py::array& image, const py::array& markers, const py::
   return py::make_tuple(to_numpy(m.first_pixel, {static_cast<py::ssize_t>(m.first_pixel.size())}), sweeps);
 }
 
+// The whole data-parallel op (dwd/watershed.h watershed_maps: level ranks, dense markers, flood, marker
+// values) run by HostExec in the given element order: what the CUDA binding runs. Maps are view
+// descriptors (python/views.h); out is the contiguous output's. Returns the counts (launches, syncs,
+// workspace bytes, sweeps per phase).
+py::dict watershed_exec_host(const py::object& image, const py::object& markers, const py::object& mask,
+                             int connectivity, const py::object& out, int order, std::uint64_t seed) {
+  const AnyView img = anyview_of(image, "image"), mk = anyview_of(markers, "markers"), ms = anyview_of(mask, "mask");
+  const AnyView ov = anyview_of(out, "out");
+  ExecCounts k;
+  watershed_dp::Report r;
+  {
+    py::gil_scoped_release nogil;
+    HostExec ex(static_cast<Order>(order), seed);
+    r = watershed_dp::watershed_maps(ex, img, mk, ms, connectivity, const_cast<void*>(ov.data), ov.dt);
+    k.launches = ex.launches();
+    k.syncs = ex.syncs();
+    k.workspace = ex.workspace_bytes();
+  }
+  py::dict d = counts_dict(k);
+  watershed_report(d, r);
+  return d;
+}
+
 }  // namespace
 
 void bind_watershed(py::module_& m) {
   m.def("watershed", &watershed, py::arg("image"), py::arg("markers"), py::arg("mask"), py::arg("connectivity"),
         py::arg("method"), py::arg("host"), py::arg("order"), py::arg("seed"), py::arg("out"));
+  m.def("watershed_exec_host", &watershed_exec_host, py::arg("image"), py::arg("markers"), py::arg("mask"),
+        py::arg("connectivity"), py::arg("out"), py::arg("order"), py::arg("seed"));
 }
 
 }  // namespace dwd

@@ -80,9 +80,10 @@ py::tuple region_stats_cuda(const py::object& labels, const py::object& image, c
 py::tuple decode_cuda(const py::object& energy, const py::object& classes, const py::object& sizes, double cutoff,
                       std::int64_t min_size, int connectivity, int size_reduce, std::int64_t levels,
                       bool energy_logits, bool class_logits, const py::object& grow_to, bool reduce_over_region,
-                      const py::object& label_map, const py::function& alloc, int device, std::uintptr_t stream) {
+                      bool peak_seeds, std::int64_t min_distance, const py::object& label_map,
+                      const py::function& alloc, int device, std::uintptr_t stream) {
   const decode_dp::Params p = decode_params(cutoff, min_size, connectivity, size_reduce, levels, energy_logits,
-                                            class_logits, grow_to, reduce_over_region);
+                                            class_logits, grow_to, reduce_over_region, peak_seeds, min_distance);
   const AnyView e = anyview_of(energy, "energy"), c = anyview_of(classes, "classes"), s = anyview_of(sizes, "sizes");
   const ImageView<std::int32_t> lm = label_map_view(label_map);
   cuda_ops::Counts k;
@@ -93,6 +94,23 @@ py::tuple decode_cuda(const py::object& energy, const py::object& classes, const
                          [&](std::int64_t m) { return decode_out(call_alloc(alloc, {m})); }, &k);
   }
   return py::make_tuple(n, counts_of(k));
+}
+
+// image, markers, mask (or None): view descriptors of device memory; out: the view descriptor of the
+// contiguous output (the markers' dtype). Returns (counts with the sweeps of both phases).
+py::dict watershed_cuda(const py::object& image, const py::object& markers, const py::object& mask, int connectivity,
+                        const py::object& out, int device, std::uintptr_t stream) {
+  const AnyView img = anyview_of(image, "image"), mk = anyview_of(markers, "markers"), ms = anyview_of(mask, "mask");
+  const AnyView ov = anyview_of(out, "out");
+  cuda_ops::Counts c;
+  watershed_dp::Report r;
+  {
+    py::gil_scoped_release nogil;
+    r = cuda_ops::watershed(device, stream, img, mk, ms, connectivity, const_cast<void*>(ov.data), ov.dt, &c);
+  }
+  py::dict d = counts_of(c);
+  watershed_report(d, r);
+  return d;
 }
 
 // objs_host: the (M, 8) int64 geometry on the host (for the pair-count limit); the other pointers are
@@ -179,7 +197,10 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("decode", &dwd::decode_cuda, py::arg("energy"), py::arg("classes"), py::arg("sizes"), py::arg("cutoff"),
         py::arg("min_size"), py::arg("connectivity"), py::arg("size_reduce"), py::arg("levels"),
         py::arg("energy_logits"), py::arg("class_logits"), py::arg("grow_to"), py::arg("reduce_over_region"),
-        py::arg("label_map"), py::arg("alloc"), py::arg("device"), py::arg("stream"));
+        py::arg("peak_seeds"), py::arg("min_distance"), py::arg("label_map"), py::arg("alloc"), py::arg("device"),
+        py::arg("stream"));
+  m.def("watershed", &dwd::watershed_cuda, py::arg("image"), py::arg("markers"), py::arg("mask"),
+        py::arg("connectivity"), py::arg("out"), py::arg("device"), py::arg("stream"));
   m.def("encode", &dwd::encode_cuda, py::arg("objs_host"), py::arg("objs"), py::arg("page_offset"), py::arg("B"),
         py::arg("H"), py::arg("W"), py::arg("labels"), py::arg("sizes"), py::arg("table"), py::arg("marker"),
         py::arg("overlap"), py::arg("energy"), py::arg("classes"), py::arg("size_maps"), py::arg("device"),
@@ -188,5 +209,5 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("alloc"),
         py::arg("device"), py::arg("stream"));
   m.attr("archs") = DWD_FAST_CUDA_ARCHS;
-  m.attr("ops") = py::make_tuple("label", "region_stats", "decode", "encode", "peak_local_max");
+  m.attr("ops") = py::make_tuple("label", "region_stats", "decode", "encode", "peak_local_max", "watershed");
 }

@@ -17,6 +17,7 @@
 #include "dwd/anyview.h"
 #include "dwd/decode.h"
 #include "dwd/region_stats.h"
+#include "dwd/watershed.h"
 
 namespace dwd {
 namespace py = pybind11;
@@ -73,6 +74,17 @@ inline py::dict counts_dict(const ExecCounts& c) {
   return d;
 }
 
+// ---- watershed glue shared by the host and CUDA bindings ------------------------------------------
+
+// Adds the watershed's report to a counts dict: sweeps per phase, and whether a sort was needed.
+inline void watershed_report(py::dict& d, const watershed_dp::Report& r) {
+  d["key_sweeps"] = r.key_sweeps;
+  d["label_sweeps"] = r.label_sweeps;
+  d["sweeps"] = r.key_sweeps + r.label_sweeps;
+  d["level_sort"] = r.level_sort;
+  d["marker_sort"] = r.marker_sort;
+}
+
 // ---- peak_local_max glue shared by the host and CUDA bindings ----------------------------------------
 
 // The parameters, the threshold `cut` read in the kind of the image's dtype.
@@ -102,7 +114,8 @@ inline cpu::PeakParams peak_params(cpu::DType dtype, index_t min_distance, index
 
 inline decode_dp::Params decode_params(double cutoff, std::int64_t min_size, int connectivity, int size_reduce,
                                        std::int64_t levels, bool energy_logits, bool class_logits,
-                                       const py::object& grow_to, bool reduce_over_region) {
+                                       const py::object& grow_to, bool reduce_over_region, bool peak_seeds = false,
+                                       std::int64_t min_distance = 1) {
   decode_dp::Params p;
   p.cutoff = cutoff;
   p.min_size = min_size;
@@ -115,6 +128,9 @@ inline decode_dp::Params decode_params(double cutoff, std::int64_t min_size, int
   p.grow = !grow_to.is_none();
   p.grow_to = p.grow ? grow_to.cast<double>() : 0.0;
   p.reduce_over_region = reduce_over_region;
+  if (min_distance < 1) throw std::invalid_argument("min_distance must be >= 1");
+  p.peak_seeds = peak_seeds;
+  p.min_distance = min_distance;
   return p;
 }
 
