@@ -9,8 +9,6 @@
 
 #include "cpu/flood.h"
 #include "cpu/runs.h"
-#include "dwd/watershed.h"
-#include "host/host_exec.h"
 
 namespace dwd {
 namespace cpu {
@@ -453,33 +451,6 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
     m.pixels(v.cols, px, ids, [](const MarkerRun&) { return true; });
     flood<T>(v, px.data(), ids.data(), px.size(), mk, ms, connectivity, method, out);
   });
-}
-
-std::int64_t watershed_host(const Planes& image, const Markers& m, const Planes& mask, int connectivity, int order,
-                            std::uint64_t seed, ImageView<std::int32_t> out) {
-  index_t ms = 0;
-  const std::uint8_t* mk = mask_data(mask, ms);
-  const index_t rows = image.rows, cols = image.cols, n = rows * cols;
-  // Level ranks of the in-mask values (order-preserving), -1 outside the mask.
-  std::vector<std::int32_t> level(static_cast<std::size_t>(n), -1), marker(static_cast<std::size_t>(n), 0);
-  dispatch(image.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const ImageView<const T> v = plane_view<T>(image, 0);
-    std::vector<T> uniq;
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t c = 0; c < cols; ++c)
-        if (in_mask(mk, ms, r, c)) uniq.push_back(v(r, c));
-    std::sort(uniq.begin(), uniq.end());
-    uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t c = 0; c < cols; ++c)
-        if (in_mask(mk, ms, r, c))
-          level[r * cols + c] = static_cast<std::int32_t>(std::lower_bound(uniq.begin(), uniq.end(), v(r, c)) - uniq.begin());
-  });
-  for (const MarkerRun& run : m.runs) std::fill(marker.begin() + run.row * cols + run.c0, marker.begin() + run.row * cols + run.c1, run.id);
-  std::fill(out.data, out.data + n, 0);
-  HostExec ex(static_cast<Order>(order), seed);
-  return watershed_dp::watershed(ex, level.data(), marker.data(), rows, cols, connectivity, out.data);
 }
 
 }  // namespace cpu

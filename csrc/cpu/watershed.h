@@ -47,9 +47,5 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
 void watershed(const Planes& image, const Markers& m, const Planes& mask, int connectivity, WatershedMethod method,
                ImageView<std::int32_t> out);
 
-// The data-parallel algorithm of dwd/watershed.h run by HostExec in `order`. Returns the sweep count.
-std::int64_t watershed_host(const Planes& image, const Markers& m, const Planes& mask, int connectivity, int order,
-                            std::uint64_t seed, ImageView<std::int32_t> out);
-
 }  // namespace cpu
 }  // namespace dwd

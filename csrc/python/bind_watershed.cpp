@@ -1,5 +1,5 @@
 // Python binding of watershed: canonical and scikit-image flooding on the CPU, and the data-parallel
-// algorithm through HostExec.
+// op (what the CUDA binding runs) through HostExec.
 #include "cpu/watershed.h"
 
 #include "dwd/watershed.h"
@@ -11,24 +11,22 @@ namespace dwd {
 
 namespace {
 
-// Floods into `out` (int32, rows x cols, contiguous; every pixel is written) and returns (first pixel of each dense
-// label, sweeps) — sweeps is 0 except for the host backend.
-py::tuple watershed(const py::array& image, const py::array& markers, const py::object& mask, int connectivity,
-                    int method, bool host, int order, std::uint64_t seed, py::array_t<std::int32_t> out) {
+// Floods into `out` (int32, rows x cols, contiguous; every pixel is written) and returns the first pixel of
+// each dense label.
+py::array watershed(const py::array& image, const py::array& markers, const py::object& mask, int connectivity,
+                    int method, py::array_t<std::int32_t> out) {
   const cpu::Planes ip = planes_of(image, 0, "image");
   const cpu::Planes mp = planes_of(markers, 0, "markers");
   cpu::Planes kp;
   if (!mask.is_none()) kp = planes_of(mask.cast<py::array>(), 0, "mask");
   ImageView<std::int32_t> ov = make_view(out.mutable_data(), ip.rows, ip.cols);
   cpu::Markers m;
-  std::int64_t sweeps = 0;
   {
     py::gil_scoped_release nogil;
     m = cpu::find_markers(mp, kp, connectivity);
-    if (host) sweeps = cpu::watershed_host(ip, m, kp, connectivity, order, seed, ov);
-    else cpu::watershed(ip, m, kp, connectivity, static_cast<cpu::WatershedMethod>(method), ov);
+    cpu::watershed(ip, m, kp, connectivity, static_cast<cpu::WatershedMethod>(method), ov);
   }
-  return py::make_tuple(to_numpy(m.first_pixel, {static_cast<py::ssize_t>(m.first_pixel.size())}), sweeps);
+  return to_numpy(m.first_pixel, {static_cast<py::ssize_t>(m.first_pixel.size())});
 }
 
 // The whole data-parallel op (dwd/watershed.h watershed_maps: level ranks, dense markers, flood, marker
@@ -58,7 +56,7 @@ py::dict watershed_exec_host(const py::object& image, const py::object& markers,
 
 void bind_watershed(py::module_& m) {
   m.def("watershed", &watershed, py::arg("image"), py::arg("markers"), py::arg("mask"), py::arg("connectivity"),
-        py::arg("method"), py::arg("host"), py::arg("order"), py::arg("seed"), py::arg("out"));
+        py::arg("method"), py::arg("out"));
   m.def("watershed_exec_host", &watershed_exec_host, py::arg("image"), py::arg("markers"), py::arg("mask"),
         py::arg("connectivity"), py::arg("out"), py::arg("order"), py::arg("seed"));
 }
