@@ -20,11 +20,12 @@ namespace {
 typedef float v8f __attribute__((vector_size(32)));
 typedef std::int32_t v8i __attribute__((vector_size(32)));
 
-constexpr int kGroups = 64;                 // groups of 8 pixels per chunk
+constexpr int kGroups = 512;                // most groups of 8 pixels per chunk
+constexpr std::int64_t kChunkLines = 8192;  // a chunk's groups times channels: 256 KB of logits, in L2
 constexpr std::int64_t kUnit = 16384;        // pixels per unit of parallel work (a multiple of 8)
 constexpr std::int64_t kMaxValue = 1 << 24;  // largest value a weight table covers
 
-// A chunk: up to kGroups groups of 8 consecutive pixels of one image, each holding at least one weighted
+// A chunk: up to kChunkLines / C (at most kGroups) groups of 8 consecutive pixels of one image, each holding at least one weighted
 // pixel, in increasing order, with their weights and targets (t = 0 where w = 0). Groups without weights
 // are never read. A chunk spans many rows of a sparse mask, so each channel is read as one increasing
 // sequence of lines (the hardware prefetcher follows it), and all channels of it stay in L2 between the
@@ -48,15 +49,19 @@ struct Kernels {
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#define DWD_LOSS_AVX 1
 namespace avx2 {
 #include "cpu/loss_kernels.inc"
 }  // namespace avx2
+#undef DWD_LOSS_AVX
 #pragma GCC pop_options
 #endif
 
+#define DWD_LOSS_AVX 0
 namespace generic {
 #include "cpu/loss_kernels.inc"
 }  // namespace generic
+#undef DWD_LOSS_AVX
 
 std::atomic<bool> force_baseline{false};
 
@@ -246,6 +251,7 @@ bool walk_unit(const Source<T>& src, const float* x, std::int64_t C, Shape s, st
   const std::int64_t hw = s.hw(), per = units_per_image(s);
   const std::int64_t q0 = (u % per) * kUnit, q1 = std::min(hw, q0 + kUnit);
   bool bad = false;
+  const int limit = static_cast<int>(std::clamp<std::int64_t>(kChunkLines / C, 8, kGroups));
   Chunk c;
   c.x = x;
   c.C = C;
@@ -276,7 +282,7 @@ bool walk_unit(const Source<T>& src, const float* x, std::int64_t C, Shape s, st
       if (skip_from < p) skip(skip_from, p);
       skip_from = p + 8;
       c.gp[c.n++] = p;
-      if (c.n == kGroups) {
+      if (c.n == limit) {
         chunk(c);
         c.n = 0;
       }
