@@ -237,12 +237,6 @@ struct ReliefKeyStep {
   }
 };
 
-struct UniqueFlagStep {
-  const std::uint64_t* sorted;
-  std::int32_t* flag;
-  DWD_HD void operator()(index_t i) const { flag[i] = (i == 0 || sorted[i] != sorted[i - 1]) ? 1 : 0; }
-};
-
 struct RankStep {
   AnyView lv;
   const std::int32_t* comp;
@@ -255,13 +249,7 @@ struct RankStep {
       rank[i] = -1;
       return;
     }
-    const std::uint64_t k = relief_key(lv.f64(0, i / lv.cols, i % lv.cols));
-    index_t lo = 0, hi = n;  // first sorted key >= k
-    while (lo < hi) {
-      const index_t mid = (lo + hi) / 2;
-      if (sorted[mid] < k) lo = mid + 1; else hi = mid;
-    }
-    rank[i] = uniq_rank[lo];
+    rank[i] = watershed_dp::rank_of(sorted, uniq_rank, n, relief_key(lv.f64(0, i / lv.cols, i % lv.cols)));
   }
 };
 
@@ -653,16 +641,8 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
       } else {
         std::uint64_t* keys = ex.template alloc<std::uint64_t>(npx);
         ex.for_each(npx, ReliefKeyStep{lv, mask, keys});
-        const std::uint64_t* sorted = ex.sort_keys(keys, npx);
-        std::int32_t* flag = ex.template alloc<std::int32_t>(npx);
-        std::int32_t* uniq = ex.template alloc<std::int32_t>(npx + 1);
-        ex.for_each(npx, UniqueFlagStep{sorted, flag});
-        ex.exclusive_scan(flag, uniq, npx);
-        ex.for_each(npx, RankStep{lv, mask, sorted, uniq, npx, rank});
-        ex.free(uniq);
-        ex.free(flag);
-        if (sorted != keys) ex.free(sorted);
-        ex.free(keys);
+        const watershed_dp::KeyRanks<Exec> r(ex, keys, npx);
+        ex.for_each(npx, RankStep{lv, mask, r.sorted, r.uniq, npx, rank});
       }
       std::int32_t* grown = ex.template alloc<std::int32_t>(npx);
       watershed_dp::watershed(ex, rank, region, rows, cols, p.connectivity, grown);

@@ -315,6 +315,35 @@ DWD_HD std::int32_t rank_of(const std::uint64_t* sorted, const std::int32_t* uni
   return uniq[lo];
 }
 
+// Order-preserving dense ranks of n 64-bit keys: the keys sorted, a flag on the first of each run of
+// equal keys, and the flags' exclusive scan (uniq[j] = distinct keys before sorted[j]; uniq[n] = their
+// count), so that rank_of(sorted, uniq, n, k) is the rank of any key k among them. Owns `keys` (taken
+// from ex) and its buffers: all go back to ex when it goes out of scope.
+template <class Exec>
+struct KeyRanks {
+  Exec& ex;
+  std::uint64_t* keys;
+  index_t n;
+  const std::uint64_t* sorted;
+  std::int32_t* flag;
+  std::int32_t* uniq;
+  KeyRanks(Exec& e, std::uint64_t* k, index_t count) : ex(e), keys(k), n(count) {
+    sorted = ex.sort_keys(keys, n);
+    flag = ex.template alloc<std::int32_t>(n);
+    uniq = ex.template alloc<std::int32_t>(n + 1);
+    ex.for_each(n, UniqueStep{sorted, flag});
+    ex.exclusive_scan(flag, uniq, n);
+  }
+  KeyRanks(const KeyRanks&) = delete;
+  KeyRanks& operator=(const KeyRanks&) = delete;
+  ~KeyRanks() {
+    ex.free(uniq);
+    ex.free(flag);
+    if (sorted != keys) ex.free(sorted);
+    ex.free(keys);
+  }
+};
+
 struct LevelRankStep {
   Maps m;
   const std::uint64_t* sorted;
@@ -417,16 +446,8 @@ Report watershed_maps(Exec& ex, const AnyView& image, const AnyView& markers, co
     rep.level_sort = true;
     std::uint64_t* keys = ex.template alloc<std::uint64_t>(n);
     ex.for_each(n, LevelKeyStep{m, keys, level});
-    const std::uint64_t* sorted = ex.sort_keys(keys, n);
-    std::int32_t* flag = ex.template alloc<std::int32_t>(n);
-    std::int32_t* uniq = ex.template alloc<std::int32_t>(n + 1);
-    ex.for_each(n, UniqueStep{sorted, flag});
-    ex.exclusive_scan(flag, uniq, n);
-    ex.for_each(n, LevelRankStep{m, sorted, uniq, n, level});
-    ex.free(uniq);
-    ex.free(flag);
-    if (sorted != keys) ex.free(sorted);
-    ex.free(keys);
+    const KeyRanks<Exec> r(ex, keys, n);
+    ex.for_each(n, LevelRankStep{m, r.sorted, r.uniq, n, level});
   }
 
   // dense marker labels
@@ -438,20 +459,12 @@ Report watershed_maps(Exec& ex, const AnyView& image, const AnyView& markers, co
     rep.marker_sort = true;
     std::uint64_t* keys = ex.template alloc<std::uint64_t>(n);
     ex.for_each(n, MarkerKeyStep{m, level, keys});
-    const std::uint64_t* sorted = ex.sort_keys(keys, n);
-    std::int32_t* flag = ex.template alloc<std::int32_t>(n);
-    std::int32_t* uniq = ex.template alloc<std::int32_t>(n + 1);
-    ex.for_each(n, UniqueStep{sorted, flag});
-    ex.exclusive_scan(flag, uniq, n);
-    ex.for_each(n, MarkerLabelStep{m, level, 0, sorted, uniq, n, marker});
+    const KeyRanks<Exec> r(ex, keys, n);
+    ex.for_each(n, MarkerLabelStep{m, level, 0, r.sorted, r.uniq, n, marker});
     std::int32_t distinct = 0;
-    ex.to_host(&distinct, uniq + n, 1);
+    ex.to_host(&distinct, r.uniq + n, 1);
     table = ex.template alloc<std::uint64_t>(distinct);
-    ex.for_each(n, ValueTableStep{sorted, flag, uniq, table});
-    ex.free(uniq);
-    ex.free(flag);
-    if (sorted != keys) ex.free(sorted);
-    ex.free(keys);
+    ex.for_each(n, ValueTableStep{r.sorted, r.flag, r.uniq, table});
   }
 
   // flood, then the markers' values

@@ -63,36 +63,46 @@ int loss_mask(const py::array& values, int mode, py::array out, int threads) {
   return static_cast<int>(cpu::loss::mask(v, s, mask_of(mode), o, threads));
 }
 
+struct CeArgs {
+  const float* x;
+  std::int64_t C;
+  Labels t;
+  const float* w;
+  Shape s;
+};
+
+CeArgs ce_args(const py::array& logits, const py::array& target, const py::array& weight) {
+  CeArgs a;
+  a.x = f32(logits, 4, "logits");
+  a.C = logits.shape(1);
+  a.t = labels(target, "target");
+  a.s = shape_of(target);
+  same_shape(logits, a.s, "logits", a.C);
+  a.w = f32(weight, 3, "weight");
+  same_shape(weight, a.s, "weight");
+  return a;
+}
+
 py::tuple masked_ce(const py::array& logits, const py::array& target, const py::array& weight, int threads) {
-  const float* x = f32(logits, 4, "logits");
-  const Labels t = labels(target, "target");
-  const Shape s = shape_of(target);
-  same_shape(logits, s, "logits", logits.shape(1));
-  const float* w = f32(weight, 3, "weight");
-  same_shape(weight, s, "weight");
-  py::array_t<double> out(s.B);
+  const CeArgs a = ce_args(logits, target, weight);
+  py::array_t<double> out(a.s.B);
   int st;
   {
     py::gil_scoped_release nogil;
-    st = static_cast<int>(cpu::loss::masked_ce(x, logits.shape(1), t, w, s, out.mutable_data(), threads));
+    st = static_cast<int>(cpu::loss::masked_ce(a.x, a.C, a.t, a.w, a.s, out.mutable_data(), threads));
   }
   return py::make_tuple(st, out);
 }
 
 int masked_ce_backward(const py::array& grad, const py::array& logits, const py::array& target,
                        const py::array& weight, py::array out, int threads) {
-  const float* x = f32(logits, 4, "logits");
-  const Labels t = labels(target, "target");
-  const Shape s = shape_of(target);
-  same_shape(logits, s, "logits", logits.shape(1));
-  const float* w = f32(weight, 3, "weight");
-  same_shape(weight, s, "weight");
+  const CeArgs a = ce_args(logits, target, weight);
   const float* g = f32(grad, 1, "grad");
-  if (grad.shape(0) != s.B) throw std::invalid_argument("grad: one value per image expected");
+  if (grad.shape(0) != a.s.B) throw std::invalid_argument("grad: one value per image expected");
   float* o = f32_out(out, 4, "out");
-  same_shape(out, s, "out", logits.shape(1));
+  same_shape(out, a.s, "out", a.C);
   py::gil_scoped_release nogil;
-  return static_cast<int>(cpu::loss::masked_ce_backward(x, logits.shape(1), t, w, s, g, o, threads));
+  return static_cast<int>(cpu::loss::masked_ce_backward(a.x, a.C, a.t, a.w, a.s, g, o, threads));
 }
 
 cpu::loss::DwdLoss loss_args(const py::array& energy, const py::array& classes, const py::array& sizes,
