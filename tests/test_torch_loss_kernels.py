@@ -142,3 +142,24 @@ def test_kernel_nan_logits_give_nan_loss():
     out["energy"][0, 2, 3, 4] = float("nan")
     loss = ops.dwd_loss(out["energy"], out["classes"], out["sizes"], te, tc, ts, "none", "none", "none", "l2")
     assert torch.isnan(loss[0, 0]) and not torch.isnan(loss[0, 1:]).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_kernel_tables_for_values_beyond_1024(dtype):
+    """Values of 1024 and more take the kernels' wide histogram (masks, and the class loss with many classes)."""
+    g = torch.Generator().manual_seed(3)
+    v = (torch.randint(0, 1500, (2, 7, 9), generator=g) * (torch.rand(2, 7, 9, generator=g) < 0.5)).to(dtype)
+    v[0, 0, 0] = 1499
+    for mode in MODES:
+        assert torch.equal(ops.loss_mask(v, mode), ops._masks(v, mode) if mode != "none" else torch.ones(2, 7, 9))
+    x = torch.randn(2, 1500, 7, 9, generator=g)
+    out = {"energy": torch.randn(2, 4, 7, 9, generator=g), "classes": x, "sizes": torch.rand(2, 2, 7, 9, generator=g)}
+    te = (v != 0).to(torch.uint8) * 3
+    args = (out["energy"], out["classes"], out["sizes"], te, v, torch.rand(2, 2, 7, 9), "none", "by_class_no_bg",
+            "mask_bg", "l2")
+    assert ops._fast_loss_args(*args) is not None
+    got = ops.dwd_loss(*args)
+    with pytest.MonkeyPatch.context() as mp:
+        generic(mp)
+        want = ops.dwd_loss(*args)
+    torch.testing.assert_close(got, want, rtol=2e-6, atol=1e-6)

@@ -93,31 +93,51 @@ decltype(auto) with_labels(const Labels& l, F&& f) {
 }
 
 // Histogram of one image's values; false if one is negative or above kMaxValue. Four interleaved
-// sub-histograms: runs of one value (the background) do not chain increments of one counter.
+// sub-histograms, so that runs of one value (the background) do not chain increments of one counter.
+// Wider types first try a 1024-bin histogram in the same pass that looks for larger values.
 template <class T>
 bool histogram(const T* v, std::int64_t n, std::vector<std::int64_t>& counts) {
-  std::int64_t hi = 255;
-  if constexpr (sizeof(T) > 1) {
-    T lo = 0, top = 0;
-    for (std::int64_t i = 0; i < n; ++i) {
-      lo = v[i] < lo ? v[i] : lo;
-      top = v[i] > top ? v[i] : top;
+  std::size_t bins = 256;
+  if constexpr (sizeof(T) > 1) bins = 1024;
+  std::vector<std::int32_t> sub(4 * bins, 0);  // n < 2^31 (checked by the caller)
+  auto count = [&](std::int64_t from, std::int64_t to) {
+    std::int64_t i = from;
+    for (; i + 4 <= to; i += 4) {
+      ++sub[static_cast<std::size_t>(v[i])];
+      ++sub[bins + static_cast<std::size_t>(v[i + 1])];
+      ++sub[2 * bins + static_cast<std::size_t>(v[i + 2])];
+      ++sub[3 * bins + static_cast<std::size_t>(v[i + 3])];
     }
-    if (lo < 0 || top > kMaxValue) return false;
-    hi = static_cast<std::int64_t>(top);
+    for (; i < to; ++i) ++sub[static_cast<std::size_t>(v[i])];
+  };
+  if constexpr (sizeof(T) > 1) {
+    using U = std::make_unsigned_t<T>;
+    constexpr std::int64_t kStep = 4096;
+    for (std::int64_t i0 = 0; i0 < n; i0 += kStep) {  // a block's values in [0, bins)? then count them
+      const std::int64_t i1 = std::min(n, i0 + kStep);
+      U big = 0;
+      for (std::int64_t i = i0; i < i1; ++i) big |= static_cast<U>(v[i]) & ~static_cast<U>(bins - 1);
+      if (big) {  // a negative value or one of at least `bins`: the exact range, then a wide histogram
+        T lo = 0, top = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+          lo = v[i] < lo ? v[i] : lo;
+          top = v[i] > top ? v[i] : top;
+        }
+        if (lo < 0 || top > kMaxValue) return false;
+        bins = static_cast<std::size_t>(top) + 1;
+        sub.assign(4 * bins, 0);
+        count(0, n);
+        break;
+      }
+      count(i0, i1);
+    }
+  } else {
+    count(0, n);
   }
-  const std::size_t bins = static_cast<std::size_t>(hi + 1);
-  std::vector<std::int32_t> sub(4 * bins, 0);  // per image n < 2^31 (checked by the caller)
-  std::int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    ++sub[static_cast<std::size_t>(v[i])];
-    ++sub[bins + static_cast<std::size_t>(v[i + 1])];
-    ++sub[2 * bins + static_cast<std::size_t>(v[i + 2])];
-    ++sub[3 * bins + static_cast<std::size_t>(v[i + 3])];
-  }
-  for (; i < n; ++i) ++sub[static_cast<std::size_t>(v[i])];
   counts.assign(bins, 0);
-  for (std::size_t b = 0; b < bins; ++b) counts[b] = std::int64_t(sub[b]) + sub[bins + b] + sub[2 * bins + b] + sub[3 * bins + b];
+  for (std::size_t b = 0; b < bins; ++b)
+    counts[b] = std::int64_t(sub[b]) + sub[bins + b] + sub[2 * bins + b] + sub[3 * bins + b];
+  while (counts.size() > 1 && counts.back() == 0) counts.pop_back();
   return true;
 }
 
@@ -207,6 +227,18 @@ struct Tail {
   }
 };
 
+// Whether eight values are all zero.
+template <class T>
+bool all_zero(const T* v) {
+  std::uint64_t acc = 0;
+  for (std::size_t k = 0; k < sizeof(T); ++k) {
+    std::uint64_t word;
+    std::memcpy(&word, reinterpret_cast<const char*>(v) + 8 * k, 8);
+    acc |= word;
+  }
+  return acc == 0;
+}
+
 // Weights and targets of the pixels of one image: from a table indexed by the map `vt` (the target, or
 // the energy map for the sizes) or from a weight map; targets (when `t`) must be in [0, C) where weighted.
 template <class T>
@@ -217,8 +249,11 @@ struct Source {
   const float* wmap;
   std::int64_t C;
 
+  bool zero_unweighted;  // table[0] == 0: a group of eight 0 values has no weight
+
   // Stages pixels p .. p + lanes - 1 into w[0..7], tt[0..7]; returns whether one is weighted.
   bool group(std::int64_t p, int lanes, float* w, std::int32_t* tt, bool& bad) const {
+    if (zero_unweighted && lanes == 8 && all_zero(vt + p)) return false;
     bool any = false;
     for (int i = 0; i < 8; ++i) {
       float v = 0.0f;
@@ -318,8 +353,8 @@ bool each_ce_unit(std::int64_t C, const Labels& target, const Tables* tables, co
       [&](std::int64_t b, auto* base) {
         using T = std::remove_cv_t<std::remove_pointer_t<decltype(base)>>;
         const T* t = base + b * hw;
-        return Source<T>{t, t, tables ? tables->a[static_cast<std::size_t>(b)].data() : nullptr,
-                         weight ? weight + b * hw : nullptr, C};
+        const float* table = tables ? tables->a[static_cast<std::size_t>(b)].data() : nullptr;
+        return Source<T>{t, t, table, weight ? weight + b * hw : nullptr, C, table && table[0] == 0.0f};
       },
       body);
 }
@@ -403,7 +438,8 @@ void each_size_unit(const DwdLoss& a, const LossTables& tab, Shape s, int thread
       a.t_energy, s, threads,
       [&](std::int64_t b, auto* base) {
         using T = std::remove_cv_t<std::remove_pointer_t<decltype(base)>>;
-        return Source<T>{nullptr, base + b * hw, tab.energy.b[static_cast<std::size_t>(b)].data(), nullptr, 2};
+        const float* table = tab.energy.b[static_cast<std::size_t>(b)].data();
+        return Source<T>{nullptr, base + b * hw, table, nullptr, 2, table[0] == 0.0f};
       },
       [&](std::int64_t u, std::int64_t b, const auto& src) {
         body(u, b, src);
