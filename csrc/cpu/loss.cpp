@@ -141,6 +141,21 @@ bool histogram(const T* v, std::int64_t n, std::vector<std::int64_t>& counts) {
   return true;
 }
 
+// counts[0] = the zeros of a uint8 map, counts[1] = the rest (all the foreground / background modes read).
+bool count_zeros(const std::uint8_t* v, std::int64_t n, std::vector<std::int64_t>& counts) {
+  std::int64_t zeros = 0;
+  for (std::int64_t i0 = 0; i0 < n; i0 += 65536) {  // byte counters, summed per block
+    const std::int64_t i1 = std::min(n, i0 + 65536);
+    std::int64_t z = 0;
+    for (std::int64_t i = i0; i < i1; ++i) z += v[i] == 0;
+    zeros += z;
+  }
+  counts.assign(256, 0);
+  counts[0] = zeros;
+  counts[1] = n - zeros;
+  return true;
+}
+
 // The original's weights (minibatch.py, dwd_fast.torch.ops.loss_mask) of every value of an image of
 // n pixels and `rows` rows, from its histogram: float64 arithmetic, rounded to float32.
 std::vector<float> weight_table(const std::vector<std::int64_t>& counts, std::int64_t n, std::int64_t rows,
@@ -189,9 +204,14 @@ bool build_tables(const Labels& values, Shape s, Mask mode_a, const Mask* mode_b
   out.a.assign(static_cast<std::size_t>(s.B), {});
   if (mode_b) out.b.assign(static_cast<std::size_t>(s.B), {});
   std::atomic<bool> ok{true};
+  // the foreground / background modes need the count of zeros only (a uint8 map's table covers 0..255)
+  const auto fg_only = [](Mask m) { return m == Mask::none || m == Mask::mask_bg || m == Mask::mask_zeros ||
+                                           m == Mask::fg_bg_balanced; };
+  const bool zeros_only = values.dtype == DType::u8 && fg_only(mode_a) && (!mode_b || fg_only(*mode_b));
   run_units(s.B, threads, [&](std::int64_t b) {
     std::vector<std::int64_t> counts;
-    const bool fine = with_labels(values, [&](auto* base) { return histogram(base + b * hw, hw, counts); });
+    const bool fine = zeros_only ? count_zeros(static_cast<const std::uint8_t*>(values.data) + b * hw, hw, counts)
+                                 : with_labels(values, [&](auto* base) { return histogram(base + b * hw, hw, counts); });
     if (!fine) {
       ok = false;
       return;
@@ -254,6 +274,8 @@ struct Source {
   // Stages pixels p .. p + lanes - 1 into w[0..7], tt[0..7]; returns whether one is weighted.
   bool group(std::int64_t p, int lanes, float* w, std::int32_t* tt, bool& bad) const {
     if (zero_unweighted && lanes == 8 && all_zero(vt + p)) return false;
+    if (lanes == 8) return wmap ? stage8(p, w, tt, bad, [&](int i) { return wmap[p + i]; })
+                                : stage8(p, w, tt, bad, [&](int i) { return table[static_cast<std::size_t>(vt[p + i])]; });
     bool any = false;
     for (int i = 0; i < 8; ++i) {
       float v = 0.0f;
@@ -273,6 +295,24 @@ struct Source {
       tt[i] = v != 0.0f ? tv : 0;
       any |= v != 0.0f;
     }
+    return any;
+  }
+
+  // The same for 8 pixels, without branches.
+  template <class Weight>
+  bool stage8(std::int64_t p, float* w, std::int32_t* tt, bool& bad, Weight&& weight) const {
+    bool any = false, oob_any = false;
+    for (int i = 0; i < 8; ++i) {
+      const float v = weight(i);
+      const std::int64_t target = t ? static_cast<std::int64_t>(t[p + i]) : 0;
+      const bool oob = v != 0.0f && static_cast<std::uint64_t>(target) >= static_cast<std::uint64_t>(C);
+      const bool live = v != 0.0f && !oob;
+      w[i] = live ? v : 0.0f;
+      tt[i] = live ? static_cast<std::int32_t>(target) : 0;
+      any |= live;
+      oob_any |= oob;
+    }
+    bad |= oob_any;
     return any;
   }
 };
