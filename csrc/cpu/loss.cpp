@@ -92,6 +92,18 @@ decltype(auto) with_labels(const Labels& l, F&& f) {
   }
 }
 
+// Whether eight values are all zero.
+template <class T>
+bool all_zero(const T* v) {
+  std::uint64_t acc = 0;
+  for (std::size_t k = 0; k < sizeof(T); ++k) {
+    std::uint64_t word;
+    std::memcpy(&word, reinterpret_cast<const char*>(v) + 8 * k, 8);
+    acc |= word;
+  }
+  return acc == 0;
+}
+
 // Histogram of one image's values; false if one is negative or above kMaxValue. Four interleaved
 // sub-histograms, so that runs of one value (the background) do not chain increments of one counter.
 // Wider types first try a 1024-bin histogram in the same pass that looks for larger values.
@@ -100,8 +112,21 @@ bool histogram(const T* v, std::int64_t n, std::vector<std::int64_t>& counts) {
   std::size_t bins = 256;
   if constexpr (sizeof(T) > 1) bins = 1024;
   std::vector<std::int32_t> sub(4 * bins, 0);  // n < 2^31 (checked by the caller)
+  std::int64_t zero_groups = 0;  // groups of eight zeros (the background), counted apart
   auto count = [&](std::int64_t from, std::int64_t to) {
     std::int64_t i = from;
+    for (; i + 8 <= to; i += 8) {
+      if (all_zero(v + i)) {
+        ++zero_groups;
+        continue;
+      }
+      for (int j = 0; j < 8; j += 4) {
+        ++sub[static_cast<std::size_t>(v[i + j])];
+        ++sub[bins + static_cast<std::size_t>(v[i + j + 1])];
+        ++sub[2 * bins + static_cast<std::size_t>(v[i + j + 2])];
+        ++sub[3 * bins + static_cast<std::size_t>(v[i + j + 3])];
+      }
+    }
     for (; i + 4 <= to; i += 4) {
       ++sub[static_cast<std::size_t>(v[i])];
       ++sub[bins + static_cast<std::size_t>(v[i + 1])];
@@ -126,6 +151,7 @@ bool histogram(const T* v, std::int64_t n, std::vector<std::int64_t>& counts) {
         if (lo < 0 || top > kMaxValue) return false;
         bins = static_cast<std::size_t>(top) + 1;
         sub.assign(4 * bins, 0);
+        zero_groups = 0;
         count(0, n);
         break;
       }
@@ -137,6 +163,7 @@ bool histogram(const T* v, std::int64_t n, std::vector<std::int64_t>& counts) {
   counts.assign(bins, 0);
   for (std::size_t b = 0; b < bins; ++b)
     counts[b] = std::int64_t(sub[b]) + sub[bins + b] + sub[2 * bins + b] + sub[3 * bins + b];
+  counts[0] += 8 * zero_groups;
   while (counts.size() > 1 && counts.back() == 0) counts.pop_back();
   return true;
 }
@@ -193,16 +220,27 @@ std::vector<float> weight_table(const std::vector<std::int64_t>& counts, std::in
   return w;
 }
 
+// Whether a weight table has one weight for every value above 0 (and at least two entries).
+bool is_binary(const std::vector<float>& table) {
+  if (table.size() < 2) return false;
+  for (std::size_t v = 2; v < table.size(); ++v)
+    if (table[v] != table[1]) return false;
+  return true;
+}
+
 // Tables of one batch of maps for up to two modes (the energy map serves two masks).
 struct Tables {
   std::vector<std::vector<float>> a, b;  // per image
+  std::vector<char> binary_a, binary_b;  // per image: is_binary of its table
 };
 
 bool build_tables(const Labels& values, Shape s, Mask mode_a, const Mask* mode_b, Tables& out, int threads) {
   const std::int64_t hw = s.hw();
   if (hw >= (std::int64_t(1) << 31)) return false;
   out.a.assign(static_cast<std::size_t>(s.B), {});
+  out.binary_a.assign(static_cast<std::size_t>(s.B), 0);
   if (mode_b) out.b.assign(static_cast<std::size_t>(s.B), {});
+  if (mode_b) out.binary_b.assign(static_cast<std::size_t>(s.B), 0);
   std::atomic<bool> ok{true};
   // the foreground / background modes need the count of zeros only (a uint8 map's table covers 0..255)
   const auto fg_only = [](Mask m) { return m == Mask::none || m == Mask::mask_bg || m == Mask::mask_zeros ||
@@ -217,8 +255,13 @@ bool build_tables(const Labels& values, Shape s, Mask mode_a, const Mask* mode_b
       return;
     }
     if (counts.empty() || hw == 0) counts.assign(1, 0);
-    out.a[static_cast<std::size_t>(b)] = weight_table(counts, hw, s.H, mode_a);
-    if (mode_b) out.b[static_cast<std::size_t>(b)] = weight_table(counts, hw, s.H, *mode_b);
+    const std::size_t i = static_cast<std::size_t>(b);
+    out.a[i] = weight_table(counts, hw, s.H, mode_a);
+    out.binary_a[i] = is_binary(out.a[i]);
+    if (mode_b) {
+      out.b[i] = weight_table(counts, hw, s.H, *mode_b);
+      out.binary_b[i] = is_binary(out.b[i]);
+    }
   });
   return ok;
 }
@@ -247,17 +290,6 @@ struct Tail {
   }
 };
 
-// Whether eight values are all zero.
-template <class T>
-bool all_zero(const T* v) {
-  std::uint64_t acc = 0;
-  for (std::size_t k = 0; k < sizeof(T); ++k) {
-    std::uint64_t word;
-    std::memcpy(&word, reinterpret_cast<const char*>(v) + 8 * k, 8);
-    acc |= word;
-  }
-  return acc == 0;
-}
 
 // Weights and targets of the pixels of one image: from a table indexed by the map `vt` (the target, or
 // the energy map for the sizes) or from a weight map; targets (when `t`) must be in [0, C) where weighted.
@@ -270,12 +302,19 @@ struct Source {
   std::int64_t C;
 
   bool zero_unweighted;  // table[0] == 0: a group of eight 0 values has no weight
+  bool binary;           // table[v] is the same for every v > 0 (the foreground / background masks)
 
   // Stages pixels p .. p + lanes - 1 into w[0..7], tt[0..7]; returns whether one is weighted.
   bool group(std::int64_t p, int lanes, float* w, std::int32_t* tt, bool& bad) const {
     if (zero_unweighted && lanes == 8 && all_zero(vt + p)) return false;
-    if (lanes == 8) return wmap ? stage8(p, w, tt, bad, [&](int i) { return wmap[p + i]; })
-                                : stage8(p, w, tt, bad, [&](int i) { return table[static_cast<std::size_t>(vt[p + i])]; });
+    if (lanes == 8) {
+      if (wmap) return stage8(p, w, tt, bad, [&](int i) { return wmap[p + i]; });
+      if (binary) {
+        const float w0 = table[0], w1 = table[1];
+        return stage8(p, w, tt, bad, [&](int i) { return vt[p + i] != 0 ? w1 : w0; });
+      }
+      return stage8(p, w, tt, bad, [&](int i) { return table[static_cast<std::size_t>(vt[p + i])]; });
+    }
     bool any = false;
     for (int i = 0; i < 8; ++i) {
       float v = 0.0f;
@@ -393,8 +432,10 @@ bool each_ce_unit(std::int64_t C, const Labels& target, const Tables* tables, co
       [&](std::int64_t b, auto* base) {
         using T = std::remove_cv_t<std::remove_pointer_t<decltype(base)>>;
         const T* t = base + b * hw;
-        const float* table = tables ? tables->a[static_cast<std::size_t>(b)].data() : nullptr;
-        return Source<T>{t, t, table, weight ? weight + b * hw : nullptr, C, table && table[0] == 0.0f};
+        const std::size_t i = static_cast<std::size_t>(b);
+        const float* table = tables ? tables->a[i].data() : nullptr;
+        return Source<T>{t, t, table, weight ? weight + b * hw : nullptr, C, table && table[0] == 0.0f,
+                         tables && tables->binary_a[i]};
       },
       body);
 }
@@ -478,8 +519,9 @@ void each_size_unit(const DwdLoss& a, const LossTables& tab, Shape s, int thread
       a.t_energy, s, threads,
       [&](std::int64_t b, auto* base) {
         using T = std::remove_cv_t<std::remove_pointer_t<decltype(base)>>;
-        const float* table = tab.energy.b[static_cast<std::size_t>(b)].data();
-        return Source<T>{nullptr, base + b * hw, table, nullptr, 2, table[0] == 0.0f};
+        const std::size_t i = static_cast<std::size_t>(b);
+        const float* table = tab.energy.b[i].data();
+        return Source<T>{nullptr, base + b * hw, table, nullptr, 2, table[0] == 0.0f, tab.energy.binary_b[i] != 0};
       },
       [&](std::int64_t u, std::int64_t b, const auto& src) {
         body(u, b, src);
