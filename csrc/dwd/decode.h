@@ -334,26 +334,6 @@ struct ExtentInitStep {
   }
 };
 
-struct PositiveCountStep {
-  const std::int32_t* ids;
-  std::int32_t* count;
-  DWD_HD void operator()(index_t i) const {
-    if (ids[i] > 0) atomic_add(count, std::int32_t(1));
-  }
-};
-
-struct ObjKeyStep {
-  const std::int32_t* ids;
-  std::uint64_t* keys;
-  std::int32_t* count;
-  DWD_HD void operator()(index_t i) const {
-    const std::int32_t o = ids[i];
-    if (o <= 0) return;
-    const std::int32_t k = atomic_add(count, std::int32_t(1));
-    keys[k] = (static_cast<std::uint64_t>(o) << 32) | static_cast<std::uint64_t>(i);
-  }
-};
-
 DWD_HD double exp_of(double x) { return ::exp(x); }
 
 // Sorts v[0..n) ascending in place (heapsort: one thread, no extra memory).
@@ -683,20 +663,14 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
   std::int64_t* acc = ex.template alloc<std::int64_t>(5 * static_cast<index_t>(n));  // area, then n x 4 extents
   ex.for_each(n, ExtentInitStep{acc, acc + n});
   ex.for_each(npx, ExtentStep{region, cols, acc, acc + n});
-  std::int32_t* count = ex.template alloc<std::int32_t>(2);
-  ex.fill(count, 2, std::int32_t(0));
-  ex.for_each(npx, PositiveCountStep{stat, count});
-  std::int32_t total = 0;
-  ex.to_host(&total, count, 1);
-  std::uint64_t* keys = ex.template alloc<std::uint64_t>(total);
-  ex.for_each(npx, ObjKeyStep{stat, keys, count + 1});
-  const std::uint64_t* sorted = ex.sort_keys(keys, total);
+  const AnyView sv{stat, Dt::i32, 1, rows, cols, npx, cols, 1};
+  index_t total = 0;  // the object pixels as sorted keys (object << 32 | raster index)
+  const std::uint64_t* sorted = rstats_dp::sorted_keys(ex, sv, &total);
   std::int64_t* vote = nullptr;
   std::int64_t* vote_count = nullptr;
   if (classes.present() && !p.class_logits) {
     vote = ex.template alloc<std::int64_t>(2 * static_cast<index_t>(n));
     vote_count = vote + n;
-    const AnyView sv{stat, Dt::i32, 1, rows, cols, npx, cols, 1};
     rstats_dp::votes(ex, sv, classes, n, -1, vote, vote_count);
   }
   double* cls_sum = p.class_logits ? ex.template alloc<double>(static_cast<index_t>(n) * classes.planes) : nullptr;

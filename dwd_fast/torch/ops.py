@@ -45,7 +45,7 @@ _LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
 # them; anything else (float64, CUDA tensors, value maps with negative entries) the torch code below.
 # --------------------------------------------------------------------------------------------------
 
-_FAST_OK, _FAST_FALLBACK, _FAST_BAD_TARGET = 0, 1, 2
+_FAST_OK, _FAST_BAD_TARGET = 0, 2  # status 1: a value the tables do not cover (use the torch code)
 
 
 def _np(t):
