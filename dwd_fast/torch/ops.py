@@ -297,10 +297,12 @@ def _check_target_range(t, w, C):
                          f"[{int(t.min())}, {int(t.max())}]")
 
 
-def _raise_bad_targets(status, target, weight, C):
-    """After the CPU kernel reported a weighted pixel whose target is not a channel: the error."""
+def _raise_bad_targets(status, checks):
+    """After the CPU kernel reported a weighted pixel whose target is not a channel: the error, from the
+    checks (target, weight, channels) that ``checks()`` yields."""
     if status == _FAST_BAD_TARGET:
-        _check_target_range(target.reshape(-1), weight.reshape(-1), C)
+        for t, w, C in checks():
+            _check_target_range(t.reshape(-1), w.reshape(-1), C)
         raise AssertionError("the CPU loss kernel reported a bad target the check does not see")
 
 
@@ -349,7 +351,7 @@ def masked_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor) -> Tens
                                         torch.get_num_threads())
         if status == _FAST_OK:
             return torch.from_numpy(sums).to(logits.dtype)
-        _raise_bad_targets(status, target, weight, C)
+        _raise_bad_targets(status, lambda: [(target, weight, C)])
     out = logits.new_zeros((B,))
     for b in range(B):
         out[b] = _ce_image(logits[b].reshape(C, -1), target[b].reshape(-1), weight[b].reshape(-1)) / (H * W)
@@ -374,7 +376,7 @@ def masked_cross_entropy_backward(grad: Tensor, logits: Tensor, target: Tensor, 
                                            out.numpy(), torch.get_num_threads())
         if status == _FAST_OK:
             return out
-        _raise_bad_targets(status, target, weight, C)
+        _raise_bad_targets(status, lambda: [(target, weight, C)])
     out = torch.zeros((B, C, H, W), dtype=logits.dtype, device=logits.device)
     for b in range(B):
         _ce_image_grad(out[b].view(C, -1), grad[b] / (H * W), logits[b].reshape(C, -1), target[b].reshape(-1),
@@ -456,14 +458,6 @@ def _fast_loss_args(energy, classes, sizes, t_energy, t_classes, t_sizes, energy
         [LOSS_MASKS.index(m) for m in (energy_mask, class_mask, size_mask)] + [size_loss == "l1"]
 
 
-def _raise_bad_loss_targets(status, t_energy, t_classes, energy_mask, class_mask, K, C):
-    if status == _FAST_BAD_TARGET:
-        for values, mode, channels in ((t_energy, energy_mask, K), (t_classes, class_mask, C)):
-            w = loss_mask(values, mode)
-            _check_target_range(values.reshape(-1), w.reshape(-1), channels)
-        raise AssertionError("the CPU loss kernel reported a bad target the check does not see")
-
-
 def _ones(n, like):
     return torch.ones(n, dtype=like.dtype, device=like.device)
 
@@ -489,7 +483,8 @@ def dwd_loss(energy: Tensor, classes: Tensor, sizes: Tensor, t_energy: Tensor, t
         status, res = _cpu().dwd_loss(*fast, torch.get_num_threads())
         if status == _FAST_OK:
             return torch.from_numpy(res).to(energy.dtype)
-        _raise_bad_loss_targets(status, t_energy, t_classes, energy_mask, class_mask, K, C)
+        _raise_bad_targets(status, lambda: [(v, loss_mask(v, m), n) for v, m, n in
+                                            ((t_energy, energy_mask, K), (t_classes, class_mask, C))])
     out = torch.zeros((B, 3), dtype=torch.float64, device=energy.device)
     for b in range(B):
         w_e, w_c, w_s = _image_masks(b, t_energy, t_classes, t_sizes, energy_mask, class_mask, size_mask)
@@ -529,7 +524,8 @@ def dwd_loss_backward(grad: Tensor, energy: Tensor, classes: Tensor, sizes: Tens
                                           torch.get_num_threads())
         if status == _FAST_OK:
             return g_e, g_c, g_s
-        _raise_bad_loss_targets(status, t_energy, t_classes, energy_mask, class_mask, K, C)
+        _raise_bad_targets(status, lambda: [(v, loss_mask(v, m), n) for v, m, n in
+                                            ((t_energy, energy_mask, K), (t_classes, class_mask, C))])
     g_e = torch.zeros(energy.shape, dtype=energy.dtype, device=energy.device)
     g_c = torch.zeros(classes.shape, dtype=classes.dtype, device=classes.device)
     g_s = torch.zeros(sizes.shape, dtype=sizes.dtype, device=sizes.device)
