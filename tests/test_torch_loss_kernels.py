@@ -163,3 +163,26 @@ def test_kernel_tables_for_values_beyond_1024(dtype):
         generic(mp)
         want = ops.dwd_loss(*args)
     torch.testing.assert_close(got, want, rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("em", ["fg_bg_balanced", "none"])
+def test_kernel_dense_energy_path(em, monkeypatch):
+    """Masks that weight every pixel of a uint8 energy map take the kernels' unstaged dense path: several
+    units of parallel work, a partial last group, logits far outside exp's range in some groups (the
+    shifted recomputation), and a target that is not a channel."""
+    out, te, tc, ts = batch(11, 2, 131, 127, 7, 5, torch.uint8, 0.3)
+    out["energy"][0, :, 40:43, 8:50] += 200.0  # above exp's range: those groups are recomputed shifted
+    out["energy"][1, :, 90, 100:120] -= 150.0  # below it
+    args = (out["energy"], out["classes"], out["sizes"], te, tc, ts, em, "by_class_no_bg", "mask_bg", "l2")
+    got = ops.dwd_loss(*args)
+    with pytest.MonkeyPatch.context() as mp:
+        generic(mp)
+        want = ops.dwd_loss(*args)
+    torch.testing.assert_close(got, want, rtol=2e-6, atol=1e-6)
+    te[1, 130, 126] = 7  # the last pixel (in the partial group): not one of the 7 energy channels
+    with pytest.raises(ValueError, match=r"target values must be in \[0, 7\)"):
+        ops.dwd_loss(*args)
+    te[1, 130, 126] = 0
+    te[0, 77, 3] = 9  # inside the dense groups
+    with pytest.raises(ValueError, match=r"target values must be in \[0, 7\)"):
+        ops.dwd_loss(*args)

@@ -39,11 +39,22 @@ struct Chunk {
   alignas(32) std::int32_t t[kGroups * 8];
 };
 
+// A range of whole groups of one image whose pixels all carry weight: w0 where the uint8 target is 0,
+// w1 elsewhere (the fg_bg_balanced and none masks of an energy map). Read without staging.
+struct DenseCe {
+  const float* x;  // the image's logits (C, hw)
+  std::int64_t C, hw;
+  const std::uint8_t* t;  // the image's targets (hw)
+  std::int64_t p, groups;  // first pixel, groups of 8
+  float w0, w1;
+};
+
 struct Kernels {
   double (*ce_forward)(const Chunk&);
   void (*ce_backward)(const Chunk&, float, float*);
   double (*size_forward)(const Chunk&, const float*, const float*, bool);
   void (*size_backward)(const Chunk&, const float*, const float*, bool, float, float*);
+  bool (*ce_dense)(const DenseCe&, double&);
 };
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -356,14 +367,12 @@ struct Source {
   }
 };
 
-// Walks unit u's pixels (a range of whole groups of image b) in order: chunk(c) for each full chunk and the
+// Walks the pixels [q0, q1) of an image (q0 a multiple of 8) in order: chunk(c) for each full chunk and the
 // last one, skip(p0, p1) for each range of pixels without weights, and tail(t) for the image's partial
 // last group when it has weights. Returns whether a weighted pixel had a target outside [0, C).
 template <class T, class FC, class FS, class FT>
-bool walk_unit(const Source<T>& src, const float* x, std::int64_t C, Shape s, std::int64_t u, FC&& chunk, FS&& skip,
-               FT&& tail) {
-  const std::int64_t hw = s.hw(), per = units_per_image(s);
-  const std::int64_t q0 = (u % per) * kUnit, q1 = std::min(hw, q0 + kUnit);
+bool walk_range(const Source<T>& src, const float* x, std::int64_t C, std::int64_t hw, std::int64_t q0, std::int64_t q1,
+                FC&& chunk, FS&& skip, FT&& tail) {
   bool bad = false;
   const int limit = static_cast<int>(std::clamp<std::int64_t>(kChunkLines / C, 8, kGroups));
   Chunk c;
@@ -405,6 +414,16 @@ bool walk_unit(const Source<T>& src, const float* x, std::int64_t C, Shape s, st
   if (c.n) chunk(c);
   if (skip_from < q1) skip(skip_from, q1);
   return bad;
+}
+
+// Unit u's pixels [q0, q1) of its image.
+std::int64_t unit_begin(Shape s, std::int64_t u) { return (u % units_per_image(s)) * kUnit; }
+std::int64_t unit_end(Shape s, std::int64_t u) { return std::min(s.hw(), unit_begin(s, u) + kUnit); }
+
+template <class T, class FC, class FS, class FT>
+bool walk_unit(const Source<T>& src, const float* x, std::int64_t C, Shape s, std::int64_t u, FC&& chunk, FS&& skip,
+               FT&& tail) {
+  return walk_range(src, x, C, s.hw(), unit_begin(s, u), unit_end(s, u), chunk, skip, tail);
 }
 
 // Runs body(u, b, source) over every unit; make(b, typed map base) gives image b's Source. Returns
@@ -453,8 +472,18 @@ Status ce_sums(const float* logits, std::int64_t C, const Labels& target, const 
                                                                           const auto& src) {
     const float* x = logits + b * C * hw;
     double sum = 0;
-    const bool bad_unit = walk_unit(
-        src, x, C, s, u, [&](const Chunk& c) { sum += K.ce_forward(c); }, [](std::int64_t, std::int64_t) {},
+    std::int64_t q0 = unit_begin(s, u);
+    const std::int64_t q1 = unit_end(s, u);
+    bool bad_unit = false;
+    if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(*src.t)>>, std::uint8_t>) {
+      if (src.table && src.binary && !src.zero_unweighted && src.table[1] != 0.0f) {  // every pixel weighted
+        const DenseCe d{x, C, hw, src.t, q0, (q1 - q0) / 8, src.table[0], src.table[1]};
+        bad_unit = !K.ce_dense(d, sum);
+        q0 += 8 * d.groups;
+      }
+    }
+    bad_unit |= walk_range(
+        src, x, C, hw, q0, q1, [&](const Chunk& c) { sum += K.ce_forward(c); }, [](std::int64_t, std::int64_t) {},
         [&](Tail& tl) {
           tl.pad(x, hw, C, tl.x);
           tl.chunk.x = tl.x.data();
@@ -543,7 +572,7 @@ Status mask(const Labels& values, Shape s, Mask mode, float* out, int threads) {
   if (!build_tables(values, s, mode, nullptr, tab, threads)) return Status::fallback;
   const std::int64_t hw = s.hw(), per = units_per_image(s);
   run_units(units_of(s), threads, [&](std::int64_t u) {
-    const std::int64_t b = u / per, q0 = (u % per) * kUnit, q1 = std::min(hw, q0 + kUnit);
+    const std::int64_t b = u / per, q0 = unit_begin(s, u), q1 = unit_end(s, u);
     const float* table = tab.a[static_cast<std::size_t>(b)].data();
     float* o = out + b * hw;
     with_labels(values, [&](auto* base) {
