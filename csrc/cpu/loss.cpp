@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <string>
 #include <vector>
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -59,8 +60,18 @@ struct Kernels {
 
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,avx512f,avx512vl,prefer-vector-width=256")
 #define DWD_LOSS_AVX 1
+#define DWD_LOSS_WIDE 1
+namespace avx512 {
+#include "cpu/loss_kernels.inc"
+}  // namespace avx512
+#undef DWD_LOSS_WIDE
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define DWD_LOSS_WIDE 0
 namespace avx2 {
 #include "cpu/loss_kernels.inc"
 }  // namespace avx2
@@ -73,16 +84,37 @@ namespace generic {
 #include "cpu/loss_kernels.inc"
 }  // namespace generic
 #undef DWD_LOSS_AVX
+#undef DWD_LOSS_WIDE
 
-std::atomic<bool> force_baseline{false};
+// The kernel sets, best first: AVX-512 (dense kernel 16 lanes wide, 32 vector registers everywhere),
+// AVX2 + FMA, the baseline target.
+struct KernelSet {
+  const char* name;
+  const Kernels* kernels;
+  bool supported;
+};
 
-const Kernels& kernels() {
+const std::vector<KernelSet>& kernel_sets() {
+  static const std::vector<KernelSet> sets = {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool avx = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx && !force_baseline) return avx2::kernels;
+      {"avx512", &avx512::kernels, __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")},
+      {"avx2", &avx2::kernels, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
 #endif
-  return generic::kernels;
+      {"baseline", &generic::kernels, true},
+  };
+  return sets;
 }
+
+std::atomic<int> best_allowed{0};  // index of the best set the tests let the kernels use
+
+const KernelSet& kernel_set() {
+  const auto& sets = kernel_sets();
+  for (std::size_t i = static_cast<std::size_t>(best_allowed.load()); i < sets.size(); ++i)
+    if (sets[i].supported) return sets[i];
+  return sets.back();
+}
+
+const Kernels& kernels() { return *kernel_set().kernels; }
 
 template <class F>
 void run_units(std::int64_t n, int threads, F&& f) {
@@ -562,9 +594,15 @@ void each_size_unit(const DwdLoss& a, const LossTables& tab, Shape s, int thread
 
 // ---- entry points ----------------------------------------------------------------------------------------
 
-const char* use_baseline_kernels(bool on) {
-  force_baseline = on;
-  return &kernels() == &generic::kernels ? "baseline" : "avx2";
+const char* use_kernels(const std::string& best) {
+  const auto& sets = kernel_sets();
+  int i = 0;
+  if (best != "best") {
+    while (i < static_cast<int>(sets.size()) && best != sets[static_cast<std::size_t>(i)].name) ++i;
+    if (i == static_cast<int>(sets.size())) return nullptr;
+  }
+  best_allowed = i;
+  return kernel_set().name;
 }
 
 Status mask(const Labels& values, Shape s, Mask mode, float* out, int threads) {

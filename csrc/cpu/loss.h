@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "cpu/maps.h"
 
@@ -41,9 +42,9 @@ struct Shape {
   std::int64_t hw() const { return H * W; }
 };
 
-// Tests: use the baseline-target kernels even where AVX2 + FMA are available (on = true); returns the
-// kernel set now in use ("baseline" or "avx2").
-const char* use_baseline_kernels(bool on);
+// Tests: use the best kernel set this CPU supports among `best` and those below it ("avx512", "avx2",
+// "baseline"; "best": all); returns the set now in use, or nullptr for an unknown name.
+const char* use_kernels(const std::string& best);
 
 // out (B, H*W) float32 = the mask of each image's values.
 Status mask(const Labels& values, Shape s, Mask mode, float* out, int threads);

@@ -167,7 +167,16 @@ int dwd_loss_backward(const py::array& grad, const py::array& energy, const py::
 }  // namespace
 
 void bind_loss(py::module_& m) {
-  m.def("loss_use_baseline_kernels", &cpu::loss::use_baseline_kernels, py::arg("on"));
+  m.def(
+      "loss_use_kernels",
+      [](const std::string& best) {
+        const char* used = cpu::loss::use_kernels(best);
+        if (!used) throw py::value_error("best must be 'best', 'avx512', 'avx2' or 'baseline', got '" + best + "'");
+        return std::string(used);
+      },
+      py::arg("best"),
+      "Tests: the loss kernels use the best set this CPU supports among `best` and those below it; returns the "
+      "set in use.");
   m.def("loss_mask", &loss_mask, py::arg("values"), py::arg("mode"), py::arg("out"), py::arg("threads"));
   m.def("masked_ce", &masked_ce, py::arg("logits"), py::arg("target"), py::arg("weight"), py::arg("threads"));
   m.def("masked_ce_backward", &masked_ce_backward, py::arg("grad"), py::arg("logits"), py::arg("target"),
