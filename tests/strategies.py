@@ -8,15 +8,18 @@ INT_DTYPES = [np.bool_, np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.in
 
 
 @st.composite
-def shapes(draw, max_side=24):
-    """(H, W) including 1 x N and N x 1."""
+def shapes(draw, max_side=24, wide=False):
+    """(H, W) including 1 x N and N x 1; ``wide``: a few rows of 60 to 200 columns (rows that span
+    several of the 64-column blocks the row scanners work in)."""
+    if wide:
+        return (draw(st.integers(1, 5)), draw(st.integers(60, 200)))
     return (draw(st.integers(1, max_side)), draw(st.integers(1, max_side)))
 
 
 @st.composite
-def blob_maps(draw, max_side=24, levels=4, dtype=np.uint8):
+def blob_maps(draw, max_side=24, levels=4, dtype=np.uint8, wide=False):
     """Maps with few distinct values (plateaus, ties) and optionally a non-contiguous / F-order layout."""
-    shape = draw(shapes(max_side))
+    shape = draw(shapes(max_side, wide))
     density = draw(st.sampled_from([0.0, 0.2, 0.5, 0.8, 1.0]))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)

@@ -27,8 +27,8 @@ def assert_matches(det, ref, exact_scores=True):
 
 
 @st.composite
-def pages(draw, logits=False):
-    e = draw(blob_maps(max_side=30, levels=12))
+def pages(draw, logits=False, wide=False):
+    e = draw(blob_maps(max_side=30, levels=12, wide=wide))
     H, W = e.shape
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     classes = rng.integers(0, 5, (H, W)).astype(draw(st.sampled_from([np.uint8, np.int32, np.int64])))
@@ -54,6 +54,15 @@ def test_level_map_equals_reference(p, cutoff, min_size, conn, reduce):
     assert_matches(det, ref)
     for b, a in zip(before, p):
         assert_unchanged(b, a)
+
+
+@given(p=pages(wide=True), cutoff=st.integers(-1, 11), conn=st.sampled_from([1, 2]))
+def test_wide_rows_equal_reference(p, cutoff, conn):
+    """Rows of 60 to 200 columns: runs of energy > cutoff found 64 columns at a time, across block
+    boundaries and up to the row's end."""
+    e, c, s = p
+    det = dwd_fast.decode(e, c, s, cutoff=cutoff, connectivity=conn, levels=12)
+    assert_matches(det, decode_reference(e, c, s, cutoff=cutoff, connectivity=conn, levels=12))
 
 
 @given(p=pages(), cutoff=st.integers(0, 8))

@@ -14,10 +14,11 @@ ORDERS = ["forward", "reversed", "shuffled"]
 
 
 @st.composite
-def scenes(draw, max_side=18):
-    """Tie-heavy floods: few image levels (plateaus), many markers with repeated labels, masks."""
-    H = draw(st.integers(1, max_side))
-    W = draw(st.integers(1, max_side))
+def scenes(draw, max_side=18, wide=False):
+    """Tie-heavy floods: few image levels (plateaus), many markers with repeated labels, masks; ``wide``:
+    a few rows of 60 to 200 columns (mask runs found 64 columns at a time, across block boundaries)."""
+    H = draw(st.integers(1, 5 if wide else max_side))
+    W = draw(st.integers(60, 200) if wide else st.integers(1, max_side))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     kind = draw(st.sampled_from(["int", "float", "float32", "int64", "uint8", "cones"]))
     if kind == "cones":  # DWD-like: -energy of overlapping cones
@@ -138,6 +139,15 @@ def test_host_op_rejects_nan_in_the_kernel():
     cpu_ext().watershed_exec_host(_arrays.view(img, "image"), _arrays.view(mk, "markers"), _arrays.view(mask, "mask"),
                                   1, _arrays.view(out, "out"), 0, 0)
     assert out[1, 1] == 0 and (out[mask == 1] == 5).all()
+
+
+@given(sc=scenes(wide=True), conn=st.sampled_from([1, 2]))
+def test_wide_rows(sc, conn):
+    img, markers, mask = sc
+    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, connectivity=conn),
+                                  canonical_watershed(img, markers, mask, conn))
+    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, connectivity=conn, method="skimage"),
+                                  sk_watershed(img, markers, mask=mask, connectivity=conn))
 
 
 @given(sc=scenes(), conn=st.sampled_from([1, 2]))

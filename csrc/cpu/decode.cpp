@@ -120,10 +120,7 @@ std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int conne
     const ImageView<const T> v = plane_view<T>(e, 0);
     Packed<V> packed;
     packed.place(subset(comps, new_id, several), e.rows, e.cols, false);
-    packed.fill([&](index_t r, index_t c0, index_t c1, V* dst) {
-      const T* src = v.row(r);
-      for (index_t c = c0; c < c1; ++c) dst[c - c0] = -static_cast<V>(src[c]);
-    });
+    packed.fill(v, [](T x) { return -static_cast<V>(x); });
     std::vector<index_t> px;
     std::vector<std::int32_t> ids, pcomp;
     for (std::size_t k = 0; k < seeds.runs.size(); ++k) {

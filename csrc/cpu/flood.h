@@ -209,6 +209,9 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
 struct MaskRuns {
   const std::uint8_t* mask;
   index_t stride, cols;
+  static constexpr bool kBitRuns = true;
+  std::uint64_t bits64(index_t r, index_t c) const { return nonzero_bits64(mask + r * stride, c); }
+  bool on(index_t r, index_t c) const { return mask[r * stride + c] != 0; }
   index_t next(index_t r, index_t c) const { return find_nonzero(mask + r * stride, c, cols); }
   index_t end(index_t r, index_t c) const { return find_zero(mask + r * stride, c, cols); }
   bool joined(const Run&, const Run&) const { return true; }
@@ -316,12 +319,21 @@ class Packed {
     return true;
   }
 
-  // Copies value(r, c0, c1, dst) into the packed image along the components' runs and marks the mask.
-  template <class F>
-  void fill(F&& value) {
-    for (const Run& run : comps_.runs) {
+  // Writes convert(src pixel) into the packed image along the components' runs and marks the mask.
+  // The runs of a sparse mask are short and rows apart: the source of later runs is fetched ahead.
+  template <class S, class Convert>
+  void fill(const ImageView<const S>& src, Convert&& convert) {
+    constexpr std::size_t kAhead = 16;
+    const std::vector<Run>& runs = comps_.runs;
+    for (std::size_t k = 0; k < runs.size(); ++k) {
+      if (k + kAhead < runs.size()) {
+        const Run& a = runs[k + kAhead];
+        __builtin_prefetch(src.row(a.row) + a.c0);
+        __builtin_prefetch(src.row(a.row) + a.c1 - 1);
+      }
+      const Run& run = runs[k];
       const index_t at = offset(run);
-      value(run.row, run.c0, run.c1, img.data() + at + run.c0);
+      std::transform(src.row(run.row) + run.c0, src.row(run.row) + run.c1, img.data() + at + run.c0, convert);
       std::fill(lab.data() + at + run.c0, lab.data() + at + run.c1, 0);
     }
   }

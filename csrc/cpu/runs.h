@@ -136,6 +136,81 @@ inline index_t find_above(const T* row, index_t c, index_t n, T cut) {
   return c;
 }
 
+// Bit i of the result: whether byte c + i of `row` is non-zero (i < 64; the caller keeps c + 64 <= n).
+inline std::uint64_t nonzero_bits64(const std::uint8_t* row, index_t c) {
+  std::uint64_t m = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (int k = 0; k < 4; ++k) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c + 16 * k));
+    m |= static_cast<std::uint64_t>(~_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)) & 0xFFFF) << (16 * k);
+  }
+#else
+  for (int i = 0; i < 64; ++i) m |= static_cast<std::uint64_t>(row[c + i] != 0) << i;
+#endif
+  return m;
+}
+
+// The same for row[c + i] > cut.
+inline std::uint64_t above_bits64(const std::uint8_t* row, index_t c, std::uint8_t cut) {
+  if (cut == 255) return 0;
+  std::uint64_t m = 0;
+#if defined(__SSE2__)
+  const __m128i c1 = _mm_set1_epi8(static_cast<char>(cut + 1));
+  for (int k = 0; k < 4; ++k) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c + 16 * k));
+    m |= static_cast<std::uint64_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, c1), v)) & 0xFFFF) << (16 * k);
+  }
+#else
+  for (int i = 0; i < 64; ++i) m |= static_cast<std::uint64_t>(row[c + i] > cut) << i;
+#endif
+  return m;
+}
+
+// Calls emit(c0, c1) for each maximal run [c0, c1) of columns of [0, n) where on(c) holds, given
+// bits(c) = on(c + i) as bit i for 64 columns at a time: runs come from the bit transitions, so a
+// run costs a few instructions and no unpredictable branch of its own (short runs of a sparse mask).
+template <class Bits, class On, class Emit>
+inline void bit_runs(index_t n, Bits&& bits, On&& on, Emit&& emit) {
+  index_t open = -1;  // first column of the run still open at the block's start, or -1
+  auto block = [&](std::uint64_t m, index_t c) {
+    if (open >= 0) {
+      const std::uint64_t z = ~m;
+      if (z == 0) return;
+      const int b = __builtin_ctzll(z);
+      emit(open, c + b);
+      open = -1;
+      m &= ~std::uint64_t(0) << b;
+    }
+    while (m) {
+      const int b = __builtin_ctzll(m);
+      const std::uint64_t z = ~m & (~std::uint64_t(0) << b);
+      if (z == 0) {
+        open = c + b;
+        return;
+      }
+      const int e = __builtin_ctzll(z);
+      emit(c + b, c + e);
+      m &= ~std::uint64_t(0) << e;
+    }
+  };
+  index_t c = 0;
+  for (; c + 64 <= n; c += 64) block(bits(c), c);
+  if (c < n) {  // the last, partial block: columns past n read as off
+    std::uint64_t m = 0;
+    for (index_t i = 0; c + i < n; ++i) m |= static_cast<std::uint64_t>(on(c + i) ? 1 : 0) << i;
+    block(m, c);
+  }
+  if (open >= 0) emit(open, n);
+}
+
+// Scanners whose runs are "pixels where a byte predicate holds" provide bits64(r, c) and on(r, c)
+// (kBitRuns): build() then finds a row's runs with bit_runs.
+template <class S, class = void>
+struct HasBitRuns : std::false_type {};
+template <class S>
+struct HasBitRuns<S, std::void_t<decltype(S::kBitRuns)>> : std::bool_constant<S::kBitRuns> {};
+
 // ---- streaming writes ------------------------------------------------------------------------
 
 // Copies n int32 values to dst with non-temporal stores where possible: for outputs written once and
@@ -185,6 +260,9 @@ template <class T>
 struct AboveRuns {
   ImageView<const T> img;
   T cut;
+  static constexpr bool kBitRuns = std::is_same<T, std::uint8_t>::value;
+  std::uint64_t bits64(index_t r, index_t c) const { return above_bits64(img.row(r), c, cut); }
+  bool on(index_t r, index_t c) const { return img(r, c) > cut; }
   index_t next(index_t r, index_t c) const { return find_above(img.row(r), c, img.cols, cut); }
   index_t end(index_t r, index_t c) const {
     const T* p = img.row(r);
@@ -219,12 +297,20 @@ class RunLabels {
     for (index_t r = 0; r < rows; ++r) {
       const index_t first = static_cast<index_t>(runs.size());
       row_start[r] = first;
-      index_t c = scan.next(r, 0);
-      while (c < cols) {
-        const index_t e = scan.end(r, c);
-        runs.push_back(Run{static_cast<std::int32_t>(r), static_cast<std::int32_t>(c),
-                           static_cast<std::int32_t>(e), static_cast<std::int32_t>(runs.size())});
-        c = e < cols ? scan.next(r, e) : cols;
+      auto emit = [&](index_t c0, index_t c1) {
+        runs.push_back(Run{static_cast<std::int32_t>(r), static_cast<std::int32_t>(c0),
+                           static_cast<std::int32_t>(c1), static_cast<std::int32_t>(runs.size())});
+      };
+      if constexpr (HasBitRuns<Scanner>::value) {
+        bit_runs(
+            cols, [&](index_t c) { return scan.bits64(r, c); }, [&](index_t c) { return scan.on(r, c); }, emit);
+      } else {
+        index_t c = scan.next(r, 0);
+        while (c < cols) {
+          const index_t e = scan.end(r, c);
+          emit(c, e);
+          c = e < cols ? scan.next(r, e) : cols;
+        }
       }
       row_done(r, first, static_cast<index_t>(runs.size()));
       if (r == 0) continue;

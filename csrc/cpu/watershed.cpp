@@ -294,25 +294,47 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
     } else {
       const ImageView<const T> v = plane_view<T>(markers, 0);
       std::vector<T> val;  // value of each run
+      auto push = [&](index_t r, index_t c0, index_t c1, std::int32_t comp, T value) {
+        m.runs.push_back(MarkerRun{r, static_cast<std::int32_t>(c0), static_cast<std::int32_t>(c1), 0, comp});
+        val.push_back(value);
+      };
+      // A whole row: skip the background with the vectorised search.
       auto scan = [&](index_t r, index_t c, index_t end, std::int32_t comp) {
         const T* row = v.row(r);
         for (c = find_nonzero(row, c, end); c < end; c = find_nonzero(row, c, end)) {
           const T value = row[c];
           const index_t c0 = c;
           while (c < end && row[c] == value) ++c;
-          m.runs.push_back(MarkerRun{r, static_cast<std::int32_t>(c0), static_cast<std::int32_t>(c), 0, comp});
-          val.push_back(value);
+          push(r, c0, c, comp, value);
+        }
+      };
+      // A mask run (a dozen pixels): one pass.
+      auto scan_short = [&](index_t r, index_t c, index_t end, std::int32_t comp) {
+        const T* row = v.row(r);
+        while (c < end) {
+          const T value = row[c];
+          const index_t c0 = c;
+          while (++c < end && row[c] == value) {
+          }
+          if (value != T(0)) push(r, c0, c, comp, value);
         }
       };
       if (m.has_comps) {
-        // Only the mask's pixels can hold markers: read just those, row by row as the mask's runs are
-        // found (comp holds the run's index until the components are numbered).
-        m.comps.build(MaskRuns{mk, ms, markers.cols}, markers.rows, markers.cols, connectivity,
-                      [&](index_t r, index_t k0, index_t k1) {
-                        for (index_t k = k0; k < k1; ++k)
-                          scan(r, m.comps.runs[k].c0, m.comps.runs[k].c1, static_cast<std::int32_t>(k));
-                      });
-        for (MarkerRun& run : m.runs) run.comp = m.comps.runs[run.comp].id;
+        // Only the mask's pixels can hold markers: read just those, along the mask's runs. A sparse
+        // mask's runs are short and rows apart, so each one's markers are a cache miss of their own:
+        // the runs are all found first, then scanned with the markers of later runs fetched ahead.
+        m.comps.build(MaskRuns{mk, ms, markers.cols}, markers.rows, markers.cols, connectivity);
+        const std::vector<Run>& runs = m.comps.runs;
+        constexpr std::size_t kAhead = 16;
+        for (std::size_t k = 0; k < runs.size(); ++k) {
+          if (k + kAhead < runs.size()) {
+            const Run& a = runs[k + kAhead];
+            const T* row = v.row(a.row);
+            __builtin_prefetch(row + a.c0);
+            __builtin_prefetch(row + a.c1 - 1);
+          }
+          scan_short(runs[k].row, runs[k].c0, runs[k].c1, runs[k].id);
+        }
       } else {
         for (index_t r = 0; r < v.rows; ++r) scan(r, 0, v.cols, 0);
       }
@@ -380,7 +402,7 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
       }
     }
     if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
-      packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
+      packed.fill(v, [](T x) { return x; });
       packed.set_markers(px, ids, &pcomp);
       packed.flood_canonical(connectivity);
       packed_used = true;
@@ -425,7 +447,7 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       // the heap's layout), so every component is flooded, in one packed page.
       Packed<T> packed;
       if (packed.place(RunLabels(m.comps), v.rows, v.cols, true)) {
-        packed.fill([&](index_t r, index_t c0, index_t c1, T* dst) { std::copy(v.row(r) + c0, v.row(r) + c1, dst); });
+        packed.fill(v, [](T x) { return x; });
         std::vector<index_t> px;
         std::vector<std::int32_t> ids, pcomp;
         for (const MarkerRun& run : m.runs)
