@@ -21,7 +21,8 @@ namespace {
 // (integers up to 32 bits, float32) value and age share one 64-bit key: one comparison per sift step.
 struct SkItem {
   std::uint64_t key;  // value bits (and, when narrow, << 32 | age)
-  std::uint32_t age;  // wide keys only (pages hold fewer than 2^31 pixels, so ages never wrap)
+  std::uint32_t aux;  // wide keys: the age (pages hold fewer than 2^31 pixels, so ages never wrap);
+                      // narrow keys: the pixel's component (1..), carried from seed to flooded pixels
   std::int32_t index;
 };
 
@@ -49,12 +50,13 @@ inline std::uint64_t value_bits(T v) {
 template <bool Narrow>
 struct SkOrder {
   static std::uint64_t bits(const SkItem& it) { return Narrow ? it.key >> 32 : it.key; }
-  static SkItem make(std::uint64_t bits, std::uint32_t age, std::int32_t index) {
-    return Narrow ? SkItem{bits << 32 | age, 0, index} : SkItem{bits, age, index};
+  static SkItem make(std::uint64_t bits, std::uint32_t age, std::int32_t index, std::uint32_t comp) {
+    return Narrow ? SkItem{bits << 32 | age, comp, index} : SkItem{bits, age, index};
   }
+  static std::uint32_t age(const SkItem& it) { return Narrow ? static_cast<std::uint32_t>(it.key) : it.aux; }
   static bool less(const SkItem& a, const SkItem& b) {
     if constexpr (Narrow) return a.key < b.key;
-    else return a.key < b.key || (a.key == b.key && a.age < b.age);
+    else return a.key < b.key || (a.key == b.key && a.aux < b.aux);
   }
 };
 
@@ -151,8 +153,9 @@ class SmallBuckets {
   std::size_t last_ = kNone;
 };
 
-// comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one. Bordered: see
-// canonical() (pixels outside the mask hold kOutside in `out`).
+// comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one; marker_comp (or
+// null: all in component 1) the markers'. Narrow keys carry the component in their items, wide keys
+// look it up with comp_at. Bordered: see canonical() (pixels outside the mask hold kOutside in `out`).
 struct OneComponent {
   std::int32_t operator()(index_t) const { return 1; }
 };
@@ -160,7 +163,8 @@ struct OneComponent {
 template <class T, bool Bordered = false, class CompOf = OneComponent>
 void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
                    std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
-                   ImageView<std::int32_t> out, CompOf comp_at = CompOf(), std::int32_t n_comp = 1) {
+                   ImageView<std::int32_t> out, CompOf comp_at = CompOf(), std::int32_t n_comp = 1,
+                   const std::int32_t* marker_comp = nullptr) {
   constexpr bool Narrow = kNarrowKey<T>;
   using O = SkOrder<Narrow>;
   const Neighbours nb(connectivity);
@@ -174,7 +178,8 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   for (std::size_t k = 0; k < n_markers; ++k) {  // raster order, like np.flatnonzero
     const index_t p = marker_px[k];
     lab[p] = marker_id[k];
-    heap.push(O::make(value_bits(img(p / cols, p % cols)), 0, static_cast<std::int32_t>(p)));
+    heap.push(O::make(value_bits(img(p / cols, p % cols)), 0, static_cast<std::int32_t>(p),
+                      marker_comp ? static_cast<std::uint32_t>(marker_comp[k]) : 1u));
   }
   // Ties between equal keys exist only among the seeds (age 0): every other item has its own age.
   // So the binary heap, whose sift order decides those ties, is needed only while a seed is in it;
@@ -190,7 +195,7 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       ++age;
       lab[q] = le;  // labelled when pushed
       const std::uint64_t vb = value_bits(value);
-      push(O::make(vb < eb ? eb : vb, age, static_cast<std::int32_t>(q)));
+      push(O::make(vb < eb ? eb : vb, age, static_cast<std::int32_t>(q), e.aux));
     };
     if constexpr (Bordered) {
       for (int k = 0; k < nb.n; ++k) {
@@ -219,13 +224,15 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       __builtin_prefetch(lab + nx);
       __builtin_prefetch(lab + nx + cols);
     }
-    if ((Narrow ? (e.key & 0xFFFFFFFFu) : e.age) == 0) --seeds_left;
+    if (O::age(e) == 0) --seeds_left;
     expand(e, heap_push);
   }
   std::vector<SkItem> rest = heap.take();
   // Group the remaining items by component (a counting sort), each group in (value, age) order.
   std::vector<std::size_t> start(static_cast<std::size_t>(n_comp) + 1, 0);
-  auto comp_of = [&](const SkItem& it) -> std::size_t { return static_cast<std::size_t>(comp_at(it.index) - 1); };
+  auto comp_of = [&](const SkItem& it) -> std::size_t {
+    return static_cast<std::size_t>((Narrow ? static_cast<std::int32_t>(it.aux) : comp_at(it.index)) - 1);
+  };
   for (const SkItem& it : rest) ++start[comp_of(it) + 1];
   for (std::size_t k = 0; k < static_cast<std::size_t>(n_comp); ++k) start[k + 1] += start[k];
   std::vector<SkItem> grouped(rest.size());
@@ -448,8 +455,13 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       Packed<T> packed;
       if (packed.place(RunLabels(m.comps), v.rows, v.cols, true)) {
         packed.fill(v, [](T x) { return x; });
+        std::size_t n = 0;
+        for (const MarkerRun& run : m.runs) n += static_cast<std::size_t>(run.c1 - run.c0);
         std::vector<index_t> px;
         std::vector<std::int32_t> ids, pcomp;
+        px.reserve(n);
+        ids.reserve(n);
+        pcomp.reserve(n);
         for (const MarkerRun& run : m.runs)
           for (index_t c = run.c0; c < run.c1; ++c) {
             px.push_back(run.row * v.cols + c);
@@ -459,7 +471,8 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
         packed.set_markers(px, ids, &pcomp);
         skimage_flood<T, true>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), nullptr,
                                packed.cols, connectivity, packed.lab_view(),
-                               [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count);
+                               [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count,
+                               packed.comp.data());
         const RunLabels& comps = packed.comps();
         write_rows(out, comps, [&](std::size_t k, const Run& run, std::int32_t* row) {
           std::copy(packed.lab_row(comps.runs[k]) + run.c0, packed.lab_row(comps.runs[k]) + run.c1, row + run.c0);
