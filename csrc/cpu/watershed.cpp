@@ -273,16 +273,31 @@ const std::uint8_t* mask_data(const Planes& mask, index_t& stride) {
   return static_cast<const std::uint8_t*>(mask.data);
 }
 
-// Writes every pixel of `out` once, row by row (composed in a cached buffer and streamed out): 0,
-// except on the runs of `comps`, which set(k, run, row) fills (k: the run's index).
+// Writes every pixel of `out` once (composed in a cached buffer and streamed out): 0, except on the
+// runs of `comps`, which set(k, run, row) fills (k: the run's index). Rows are composed a band at a
+// time; a contiguous output takes each band as one stream, so that row boundaries (rarely aligned)
+// do not break its whole-line stores.
 template <class Set>
 void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set) {
-  std::vector<std::int32_t> row(static_cast<std::size_t>(out.cols), 0);
-  for (index_t r = 0; r < out.rows; ++r) {
-    const index_t k0 = comps.row_start[r], k1 = comps.row_start[r + 1];
-    for (index_t k = k0; k < k1; ++k) set(static_cast<std::size_t>(k), comps.runs[k], row.data());
-    stream_copy(out.row(r), row.data(), out.cols);
-    for (index_t k = k0; k < k1; ++k) std::fill(row.data() + comps.runs[k].c0, row.data() + comps.runs[k].c1, 0);
+  const index_t band = out.stride_r == out.cols ? std::max<index_t>(1, 32768 / std::max<index_t>(out.cols, 1)) : 1;
+  std::vector<std::int32_t> buf(static_cast<std::size_t>(band * out.cols), 0);
+  for (index_t r0 = 0; r0 < out.rows; r0 += band) {
+    const index_t r1 = std::min(out.rows, r0 + band);
+    for (index_t r = r0; r < r1; ++r) {
+      std::int32_t* row = buf.data() + (r - r0) * out.cols;
+      for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k)
+        set(static_cast<std::size_t>(k), comps.runs[k], row);
+    }
+    if (band > 1) {
+      stream_copy(out.row(r0), buf.data(), (r1 - r0) * out.cols);
+    } else {
+      stream_copy(out.row(r0), buf.data(), out.cols);
+    }
+    for (index_t r = r0; r < r1; ++r) {
+      std::int32_t* row = buf.data() + (r - r0) * out.cols;
+      for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k)
+        std::fill(row + comps.runs[k].c0, row + comps.runs[k].c1, 0);
+    }
   }
   stream_fence();
 }
