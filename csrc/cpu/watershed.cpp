@@ -396,6 +396,34 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
 
 namespace {
 
+// The pixels of the marker runs keep(run) accepts (raster indices, `cols` wide rows), with their
+// labels and comp(run).
+struct MarkerPixels {
+  std::vector<index_t> px;
+  std::vector<std::int32_t> ids, comps;
+};
+
+template <class Keep, class Comp>
+MarkerPixels marker_pixels(const Markers& m, index_t cols, Keep&& keep, Comp&& comp) {
+  std::size_t n = 0;
+  for (const MarkerRun& run : m.runs)
+    if (keep(run)) n += static_cast<std::size_t>(run.c1 - run.c0);
+  MarkerPixels mp;
+  mp.px.reserve(n);
+  mp.ids.reserve(n);
+  mp.comps.reserve(n);
+  for (const MarkerRun& run : m.runs) {
+    if (!keep(run)) continue;
+    const std::int32_t c = comp(run);
+    for (index_t col = run.c0; col < run.c1; ++col) {
+      mp.px.push_back(run.row * cols + col);
+      mp.ids.push_back(run.id);
+      mp.comps.push_back(c);
+    }
+  }
+  return mp;
+}
+
 // Canonical flood inside a mask: components holding one label take it whole; the others are moved
 // into a packed page (when it is much smaller than the page) and flooded there.
 template <class T>
@@ -413,19 +441,14 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
   Packed<T> packed;
   bool packed_used = false;
   if (several > 0) {
-    std::vector<index_t> px;
-    std::vector<std::int32_t> ids, pcomp;
-    for (const MarkerRun& run : m.runs) {
-      if (only[run.comp - 1] >= 0) continue;
-      for (index_t c = run.c0; c < run.c1; ++c) {
-        px.push_back(run.row * v.cols + c);
-        ids.push_back(run.id);
-        pcomp.push_back(new_id[run.comp - 1]);
-      }
-    }
+    const MarkerPixels mp = marker_pixels(
+        m, v.cols, [&](const MarkerRun& run) { return only[run.comp - 1] < 0; },
+        [&](const MarkerRun& run) { return new_id[run.comp - 1]; });
+    const std::vector<index_t>& px = mp.px;
+    const std::vector<std::int32_t>& ids = mp.ids;
     if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
       packed.fill(v, [](T x) { return x; });
-      packed.set_markers(px, ids, &pcomp);
+      packed.set_markers(px, ids, &mp.comps);
       packed.flood_canonical(connectivity);
       packed_used = true;
     } else {
@@ -470,20 +493,9 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       Packed<T> packed;
       if (packed.place(RunLabels(m.comps), v.rows, v.cols, true)) {
         packed.fill(v, [](T x) { return x; });
-        std::size_t n = 0;
-        for (const MarkerRun& run : m.runs) n += static_cast<std::size_t>(run.c1 - run.c0);
-        std::vector<index_t> px;
-        std::vector<std::int32_t> ids, pcomp;
-        px.reserve(n);
-        ids.reserve(n);
-        pcomp.reserve(n);
-        for (const MarkerRun& run : m.runs)
-          for (index_t c = run.c0; c < run.c1; ++c) {
-            px.push_back(run.row * v.cols + c);
-            ids.push_back(run.id);
-            pcomp.push_back(run.comp);
-          }
-        packed.set_markers(px, ids, &pcomp);
+        const MarkerPixels mp = marker_pixels(
+            m, v.cols, [](const MarkerRun&) { return true; }, [](const MarkerRun& run) { return run.comp; });
+        packed.set_markers(mp.px, mp.ids, &mp.comps);
         skimage_flood<T, true>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), nullptr,
                                packed.cols, connectivity, packed.lab_view(),
                                [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count,
@@ -496,10 +508,9 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       }
     }
     std::fill(out.data, out.data + out.rows * out.cols, 0);
-    std::vector<index_t> px;
-    std::vector<std::int32_t> ids;
-    m.pixels(v.cols, px, ids, [](const MarkerRun&) { return true; });
-    flood<T>(v, px.data(), ids.data(), px.size(), mk, ms, connectivity, method, out);
+    const MarkerPixels mp =
+        marker_pixels(m, v.cols, [](const MarkerRun&) { return true; }, [](const MarkerRun& run) { return run.comp; });
+    flood<T>(v, mp.px.data(), mp.ids.data(), mp.px.size(), mk, ms, connectivity, method, out);
   });
 }
 

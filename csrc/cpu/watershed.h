@@ -26,17 +26,6 @@ struct Markers {
   // With a mask: its connected components (at the flood's connectivity).
   RunLabels comps;
   bool has_comps = false;
-  // The marker pixels (raster indices, cols wide rows) and their labels, of the runs `keep` accepts.
-  template <class Keep>
-  void pixels(index_t cols, std::vector<index_t>& px, std::vector<std::int32_t>& id, Keep&& keep) const {
-    for (const MarkerRun& run : runs) {
-      if (!keep(run)) continue;
-      for (index_t c = run.c0; c < run.c1; ++c) {
-        px.push_back(run.row * cols + c);
-        id.push_back(run.id);
-      }
-    }
-  }
 };
 
 // Markers (non-zero values of `markers`) inside `mask` (optional; only its pixels are read then).
