@@ -279,14 +279,24 @@ const std::uint8_t* mask_data(const Planes& mask, index_t& stride) {
 // do not break its whole-line stores.
 template <class Set>
 void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set) {
+  write_rows(out, comps, set, [](std::size_t) {});
+}
+
+// The same, calling ahead(j) before the run j - kAhead is set (to fetch what run j will read).
+template <class Set, class Ahead>
+void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set, Ahead&& ahead) {
+  constexpr std::size_t kAhead = 16;
+  const std::size_t n_runs = comps.runs.size();
   const index_t band = out.stride_r == out.cols ? std::max<index_t>(1, 32768 / std::max<index_t>(out.cols, 1)) : 1;
   std::vector<std::int32_t> buf(static_cast<std::size_t>(band * out.cols), 0);
   for (index_t r0 = 0; r0 < out.rows; r0 += band) {
     const index_t r1 = std::min(out.rows, r0 + band);
     for (index_t r = r0; r < r1; ++r) {
       std::int32_t* row = buf.data() + (r - r0) * out.cols;
-      for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k)
+      for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k) {
+        if (static_cast<std::size_t>(k) + kAhead < n_runs) ahead(static_cast<std::size_t>(k) + kAhead);
         set(static_cast<std::size_t>(k), comps.runs[k], row);
+      }
     }
     if (band > 1) {
       stream_copy(out.row(r0), buf.data(), (r1 - r0) * out.cols);
@@ -461,17 +471,22 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
       return;
     }
   }
-  const std::vector<Run>* flooded = packed_used ? &packed.comps().runs : nullptr;
-  std::size_t f = 0;
-  write_rows(out, comps, [&](std::size_t, const Run& run, std::int32_t* row) {
-    const std::int32_t l = only[run.id - 1];
-    if (l >= 0) {
-      std::fill(row + run.c0, row + run.c1, l);
-    } else {
-      const std::int32_t* src = packed.lab_row((*flooded)[f++]);
-      std::copy(src + run.c0, src + run.c1, row + run.c0);
-    }
-  });
+  // each run's labels: a packed row (indexed by column) for the flooded components, else nullptr
+  std::vector<const std::int32_t*> src(comps.runs.size(), nullptr);
+  if (packed_used) {
+    std::size_t f = 0;
+    for (std::size_t k = 0; k < src.size(); ++k)
+      if (only[comps.runs[k].id - 1] < 0) src[k] = packed.lab_row(packed.comps().runs[f++]);
+  }
+  write_rows(
+      out, comps,
+      [&](std::size_t k, const Run& run, std::int32_t* row) {
+        if (src[k]) std::copy(src[k] + run.c0, src[k] + run.c1, row + run.c0);
+        else std::fill(row + run.c0, row + run.c1, only[run.id - 1]);
+      },
+      [&](std::size_t j) {
+        if (src[j]) __builtin_prefetch(src[j] + comps.runs[j].c0);
+      });
 }
 
 }  // namespace
@@ -501,9 +516,12 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
                                [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count,
                                packed.comp.data());
         const RunLabels& comps = packed.comps();
-        write_rows(out, comps, [&](std::size_t k, const Run& run, std::int32_t* row) {
-          std::copy(packed.lab_row(comps.runs[k]) + run.c0, packed.lab_row(comps.runs[k]) + run.c1, row + run.c0);
-        });
+        write_rows(
+            out, comps,
+            [&](std::size_t k, const Run& run, std::int32_t* row) {
+              std::copy(packed.lab_row(comps.runs[k]) + run.c0, packed.lab_row(comps.runs[k]) + run.c1, row + run.c0);
+            },
+            [&](std::size_t j) { __builtin_prefetch(packed.lab_row(comps.runs[j]) + comps.runs[j].c0); });
         return;
       }
     }
