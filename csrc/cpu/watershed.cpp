@@ -156,15 +156,21 @@ class SmallBuckets {
 // comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one; marker_comp (or
 // null: all in component 1) the markers'. Narrow keys carry the component in their items, wide keys
 // look it up with comp_at. Bordered: see canonical() (pixels outside the mask hold kOutside in `out`).
+// After the seeds, components are flooded in the order comp_order (n_comp ids; null: 1..n_comp), and
+// warm(c) is called before the component before c is flooded (to fetch c's pixels meanwhile).
 struct OneComponent {
   std::int32_t operator()(index_t) const { return 1; }
 };
+struct NoWarm {
+  void operator()(std::int32_t) const {}
+};
 
-template <class T, bool Bordered = false, class CompOf = OneComponent>
+template <class T, bool Bordered = false, class CompOf = OneComponent, class Warm = NoWarm>
 void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
                    std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
                    ImageView<std::int32_t> out, CompOf comp_at = CompOf(), std::int32_t n_comp = 1,
-                   const std::int32_t* marker_comp = nullptr) {
+                   const std::int32_t* marker_comp = nullptr, const std::int32_t* comp_order = nullptr,
+                   Warm warm = Warm()) {
   constexpr bool Narrow = kNarrowKey<T>;
   using O = SkOrder<Narrow>;
   const Neighbours nb(connectivity);
@@ -244,7 +250,9 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   SmallBuckets buckets;  // FIFO per value
   auto bucket_push = [&](const SkItem& it) { buckets.at(O::bits(it)).push_back(it); };
   std::vector<SkItem> items;
-  for (std::size_t g = 0; g < static_cast<std::size_t>(n_comp); ++g) {
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n_comp); ++i) {
+    const std::size_t g = comp_order ? static_cast<std::size_t>(comp_order[i] - 1) : i;
+    if (comp_order && i + 1 < static_cast<std::size_t>(n_comp)) warm(comp_order[i + 1]);
     std::sort(grouped.begin() + static_cast<std::ptrdiff_t>(start[g]), grouped.begin() + static_cast<std::ptrdiff_t>(start[g + 1]),
               [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
     for (std::size_t k = start[g]; k < start[g + 1]; ++k) bucket_push(grouped[k]);
@@ -514,7 +522,8 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
         skimage_flood<T, true>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), nullptr,
                                packed.cols, connectivity, packed.lab_view(),
                                [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count,
-                               packed.comp.data());
+                               packed.comp.data(), packed.placement().data(),
+                               [&packed](std::int32_t c) { packed.prefetch(c); });
         const RunLabels& comps = packed.comps();
         write_rows(
             out, comps,
