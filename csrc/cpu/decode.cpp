@@ -121,19 +121,7 @@ std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int conne
     Packed<V> packed;
     packed.place(subset(comps, new_id, several), e.rows, e.cols, false);
     packed.fill(v, [](T x) { return -static_cast<V>(x); });
-    std::vector<index_t> px;
-    std::vector<std::int32_t> ids, pcomp;
-    for (std::size_t k = 0; k < seeds.runs.size(); ++k) {
-      const Run& run = seeds.runs[k];
-      const std::int32_t c = new_id[seed_comp[k] - 1];
-      if (c == 0) continue;
-      for (index_t col = run.c0; col < run.c1; ++col) {
-        px.push_back(run.row * e.cols + col);
-        ids.push_back(run.id);
-        pcomp.push_back(c);
-      }
-    }
-    packed.set_markers(px, ids, &pcomp);
+    packed.set_markers(seeds.runs, [&](std::size_t k, const Run&) { return new_id[seed_comp[k] - 1]; });
     packed.flood_canonical(connectivity);
     // The components' runs in raster order; the flooded ones split where the label changes.
     const std::vector<Run>& flooded = packed.comps().runs;

@@ -340,17 +340,29 @@ class Packed {
     }
   }
 
-  // Markers (original raster indices, inside the components) in packed coordinates; `comps` gives
-  // each marker's component when the caller knows it (else it is looked up).
-  void set_markers(const std::vector<index_t>& pixel, const std::vector<std::int32_t>& ids,
-                   const std::vector<std::int32_t>* comps = nullptr) {
-    px.resize(pixel.size());
-    comp.resize(pixel.size());
-    id = ids;
-    for (std::size_t k = 0; k < pixel.size(); ++k) {
-      const index_t r = pixel[k] / src_cols_, c = pixel[k] % src_cols_;
-      comp[k] = comps ? (*comps)[k] : component_of(r, c);
-      px[k] = (r + oy_[comp[k] - 1]) * cols + c + ox_[comp[k] - 1];
+  // The markers in packed coordinates, from marker runs (row, c0, c1, id in the original page, each
+  // inside one component): comp(k, run) gives run k's component (1..count), 0 to leave it out.
+  template <class Runs, class Comp>
+  void set_markers(const Runs& runs, Comp&& comp_of) {
+    px.clear();
+    id.clear();
+    comp.clear();
+    std::size_t n = 0;
+    for (std::size_t k = 0; k < runs.size(); ++k)
+      if (comp_of(k, runs[k]) > 0) n += static_cast<std::size_t>(runs[k].c1 - runs[k].c0);
+    px.reserve(n);
+    id.reserve(n);
+    comp.reserve(n);
+    for (std::size_t k = 0; k < runs.size(); ++k) {
+      const auto& run = runs[k];
+      const std::int32_t c = comp_of(k, run);
+      if (c <= 0) continue;
+      const index_t base = (run.row + oy_[c - 1]) * cols + ox_[c - 1];
+      for (index_t col = run.c0; col < run.c1; ++col) {
+        px.push_back(base + col);
+        id.push_back(run.id);
+        comp.push_back(c);
+      }
     }
   }
 
@@ -419,10 +431,6 @@ class Packed {
 
  private:
   index_t offset(const Run& run) const { return (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1]; }
-  std::int32_t component_of(index_t r, index_t c) const {  // c lies in one of row r's runs
-    const auto first = comps_.runs.begin() + comps_.row_start[r], last = comps_.runs.begin() + comps_.row_start[r + 1];
-    return std::upper_bound(first, last, c, [](index_t col, const Run& run) { return col < run.c1; })->id;
-  }
   RunLabels comps_;
   index_t src_cols_ = 0;
   std::vector<index_t> oy_, ox_;

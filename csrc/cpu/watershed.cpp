@@ -459,17 +459,18 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
   Packed<T> packed;
   bool packed_used = false;
   if (several > 0) {
-    const MarkerPixels mp = marker_pixels(
-        m, v.cols, [&](const MarkerRun& run) { return only[run.comp - 1] < 0; },
-        [&](const MarkerRun& run) { return new_id[run.comp - 1]; });
-    const std::vector<index_t>& px = mp.px;
-    const std::vector<std::int32_t>& ids = mp.ids;
     if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
       packed.fill(v, [](T x) { return x; });
-      packed.set_markers(px, ids, &mp.comps);
+      // markers of the flooded components (new_id > 0), renumbered as the packed page's components
+      packed.set_markers(m.runs, [&](std::size_t, const MarkerRun& run) { return new_id[run.comp - 1]; });
       packed.flood_canonical(connectivity);
       packed_used = true;
     } else {
+      const MarkerPixels mp = marker_pixels(
+          m, v.cols, [&](const MarkerRun& run) { return only[run.comp - 1] < 0; },
+          [&](const MarkerRun& run) { return new_id[run.comp - 1]; });
+      const std::vector<index_t>& px = mp.px;
+      const std::vector<std::int32_t>& ids = mp.ids;
       // Dense: flood in place, the single-label components written first (labelled, never entered).
       write_rows(out, comps, [&](std::size_t, const Run& run, std::int32_t* row) {
         std::fill(row + run.c0, row + run.c1, std::max<std::int32_t>(only[run.id - 1], 0));
@@ -516,9 +517,7 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       Packed<T> packed;
       if (packed.place(RunLabels(m.comps), v.rows, v.cols, true)) {
         packed.fill(v, [](T x) { return x; });
-        const MarkerPixels mp = marker_pixels(
-            m, v.cols, [](const MarkerRun&) { return true; }, [](const MarkerRun& run) { return run.comp; });
-        packed.set_markers(mp.px, mp.ids, &mp.comps);
+        packed.set_markers(m.runs, [](std::size_t, const MarkerRun& run) { return run.comp; });
         skimage_flood<T, true>(packed.img_view(), packed.px.data(), packed.id.data(), packed.px.size(), nullptr,
                                packed.cols, connectivity, packed.lab_view(),
                                [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count,
