@@ -163,10 +163,16 @@ inline std::uint64_t above_bits64(const std::uint8_t* row, index_t c, std::uint8
   std::uint64_t m = 0;
 #if defined(__SSE2__)
   const __m128i c1 = _mm_set1_epi8(static_cast<char>(cut + 1));
-  for (int k = 0; k < 4; ++k) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c + 16 * k));
-    m |= static_cast<std::uint64_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, c1), v)) & 0xFFFF) << (16 * k);
-  }
+  const __m128i* q = reinterpret_cast<const __m128i*>(row + c);
+  const __m128i v0 = _mm_loadu_si128(q), v1 = _mm_loadu_si128(q + 1), v2 = _mm_loadu_si128(q + 2),
+                v3 = _mm_loadu_si128(q + 3);
+  // v > cut  <=>  max(v, cut + 1) == v; none of the 64 (most blocks of a sparse page): one test
+  const __m128i top = _mm_max_epu8(_mm_max_epu8(v0, v1), _mm_max_epu8(v2, v3));
+  if (!_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(top, c1), top))) return 0;
+  const auto bits = [&](__m128i v) {
+    return static_cast<std::uint64_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, c1), v)) & 0xFFFF);
+  };
+  m = bits(v0) | bits(v1) << 16 | bits(v2) << 32 | bits(v3) << 48;
 #else
   for (int i = 0; i < 64; ++i) m |= static_cast<std::uint64_t>(row[c + i] > cut) << i;
 #endif
