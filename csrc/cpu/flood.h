@@ -274,7 +274,6 @@ class Packed {
   // packed page would not be much smaller than the original.
   bool place(RunLabels comps, index_t src_rows, index_t src_cols, bool only_if_smaller) {
     comps_ = std::move(comps);
-    src_cols_ = src_cols;
     const std::vector<Geometry> geo = geometry(comps_);
     index_t widest = 0, area = 0;
     for (const Geometry& g : geo) {
@@ -432,7 +431,6 @@ class Packed {
  private:
   index_t offset(const Run& run) const { return (run.row + oy_[run.id - 1]) * cols + ox_[run.id - 1]; }
   RunLabels comps_;
-  index_t src_cols_ = 0;
   std::vector<index_t> oy_, ox_;
   std::vector<index_t> shelf_y0_, placed_x0_;  // shelves' first rows; windows' first columns, shelf by shelf
   std::vector<std::int32_t> shelf_start_, placed_comp_;

@@ -295,14 +295,8 @@ class RunLabels {
 
   // Finds the runs of `scan` and labels them 1..count in raster order of each component's first
   // pixel. connectivity: 1 (4-neighbourhood) or 2 (8-neighbourhood).
-  // row_done(r, k0, k1), if given, is called once row r's runs (runs[k0 .. k1)) are found, while the row
-  // is in cache (their ids are final only when build returns).
   template <class Scanner>
   void build(const Scanner& scan, index_t rows, index_t cols, int connectivity) {
-    build(scan, rows, cols, connectivity, [](index_t, index_t, index_t) {});
-  }
-  template <class Scanner, class RowDone>
-  void build(const Scanner& scan, index_t rows, index_t cols, int connectivity, RowDone&& row_done) {
     runs.clear();
     row_start.assign(static_cast<std::size_t>(rows) + 1, 0);
     const std::int32_t touch = connectivity == 2 ? 1 : 0;  // 8-conn runs touch diagonally
@@ -324,7 +318,6 @@ class RunLabels {
           c = e < cols ? scan.next(r, e) : cols;
         }
       }
-      row_done(r, first, static_cast<index_t>(runs.size()));
       if (r == 0) continue;
       // Unite with the runs of the row above (two-pointer sweep; both lists are sorted by column).
       index_t p = row_start[r - 1];
