@@ -34,3 +34,15 @@ def torch_or_skip():
 def assert_unchanged(before, after):
     """Inputs are never modified."""
     assert before.dtype == after.dtype and np.array_equal(before, after, equal_nan=True)
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["page-threads=1", "page-threads=2"])
+def page_threads(request):
+    """Runs a module's tests with one page's phases on one thread, then split over two threads even for
+    tiny inputs (the seams between the threads' rows, runs and components are where splitting can go
+    wrong)."""
+    from dwd_fast import _cpu
+
+    old = _cpu.page_threads(request.param, 0)
+    yield request.param
+    _cpu.page_threads(*old)

@@ -10,6 +10,8 @@ from tests.conftest import assert_unchanged, torch_or_skip
 from tests.reference.decode_numpy import decode_reference
 from tests.strategies import blob_maps
 
+pytestmark = pytest.mark.usefixtures("page_threads")
+
 FIELDS = ("boxes", "labels", "scores", "class_scores", "centers", "areas")
 
 

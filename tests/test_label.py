@@ -10,6 +10,8 @@ import dwd_fast
 from tests.conftest import assert_unchanged, torch_or_skip
 from tests.strategies import INT_DTYPES, blob_maps
 
+pytestmark = pytest.mark.usefixtures("page_threads")
+
 ORDERS = ["forward", "reversed", "shuffled"]
 
 

@@ -10,6 +10,8 @@ import dwd_fast
 from tests.conftest import assert_unchanged, torch_or_skip
 from tests.reference.watershed_oracle import canonical_watershed
 
+pytestmark = pytest.mark.usefixtures("page_threads")
+
 ORDERS = ["forward", "reversed", "shuffled"]
 
 

@@ -121,8 +121,8 @@ std::vector<Run> grow(const Planes& e, double t, const Objects& seeds, int conne
     Packed<V> packed;
     packed.place(subset(comps, new_id, several), e.rows, e.cols, false);
     packed.fill(v, [](T x) { return -static_cast<V>(x); });
-    packed.set_markers(seeds.runs, [&](std::size_t k, const Run&) { return new_id[seed_comp[k] - 1]; });
-    packed.flood_canonical(connectivity);
+    packed.flood_canonical(
+        seeds.runs, [&](std::size_t k, const Run&) { return new_id[seed_comp[k] - 1]; }, connectivity);
     // The components' runs in raster order; the flooded ones split where the label changes.
     const std::vector<Run>& flooded = packed.comps().runs;
     std::size_t f = 0;

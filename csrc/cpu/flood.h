@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/parallel.h"
 #include "cpu/runs.h"
 
 namespace dwd {
@@ -324,19 +325,24 @@ class Packed {
   // The runs of a sparse mask are short and rows apart: the source of later runs is fetched ahead.
   template <class S, class Convert>
   void fill(const ImageView<const S>& src, Convert&& convert) {
-    constexpr std::size_t kAhead = 16;
     const std::vector<Run>& runs = comps_.runs;
-    for (std::size_t k = 0; k < runs.size(); ++k) {
-      if (k + kAhead < runs.size()) {
-        const Run& a = runs[k + kAhead];
-        __builtin_prefetch(src.row(a.row) + a.c0);
-        __builtin_prefetch(src.row(a.row) + a.c1 - 1);
+    const std::int64_t n = static_cast<std::int64_t>(runs.size());
+    const int nt = static_cast<int>(std::min<std::int64_t>(phase_threads(n * 16), std::max<std::int64_t>(n, 1)));
+    on_threads(nt, [&](int t) {
+      constexpr std::int64_t kAhead = 16;
+      const std::int64_t k0 = part_begin(n, t, nt), k1 = part_begin(n, t + 1, nt);
+      for (std::int64_t k = k0; k < k1; ++k) {
+        if (k + kAhead < k1) {
+          const Run& a = runs[k + kAhead];
+          __builtin_prefetch(src.row(a.row) + a.c0);
+          __builtin_prefetch(src.row(a.row) + a.c1 - 1);
+        }
+        const Run& run = runs[k];
+        const index_t at = offset(run);
+        std::transform(src.row(run.row) + run.c0, src.row(run.row) + run.c1, img.data() + at + run.c0, convert);
+        std::fill(lab.data() + at + run.c0, lab.data() + at + run.c1, 0);
       }
-      const Run& run = runs[k];
-      const index_t at = offset(run);
-      std::transform(src.row(run.row) + run.c0, src.row(run.row) + run.c1, img.data() + at + run.c0, convert);
-      std::fill(lab.data() + at + run.c0, lab.data() + at + run.c1, 0);
-    }
+    });
   }
 
   // The markers in packed coordinates, from marker runs (row, c0, c1, id in the original page, each
@@ -365,31 +371,57 @@ class Packed {
     }
   }
 
-  // The canonical flood, one component at a time: all of a component's levels and layers are done
-  // while its window is in cache.
-  void flood_canonical(int connectivity) {
-    const std::size_t nm = px.size();
+  // The canonical flood, one component at a time (all of a component's levels and layers are done
+  // while its window is in cache), from marker runs as for set_markers: each component's markers are
+  // gathered straight from the runs (in raster order), in packed coordinates.
+  template <class Runs, class Comp>
+  void flood_canonical(const Runs& runs, Comp&& comp_of, int connectivity) {
+    std::vector<std::int32_t> run_comp(runs.size());
     std::vector<index_t> start(static_cast<std::size_t>(comps_.count) + 1, 0);
-    for (std::int32_t k : comp) ++start[k];
+    for (std::size_t k = 0; k < runs.size(); ++k) {
+      const std::int32_t c = comp_of(k, runs[k]);
+      run_comp[k] = c;
+      if (c > 0) start[c] += static_cast<index_t>(runs[k].c1 - runs[k].c0);
+    }
     for (std::int32_t l = 0; l < comps_.count; ++l) start[l + 1] += start[l];
-    std::vector<index_t> gpx(nm);
-    std::vector<std::int32_t> gid(nm);
-    std::vector<index_t> pos(start.begin(), start.end() - 1);
-    for (std::size_t k = 0; k < nm; ++k) {
-      const index_t at = pos[comp[k] - 1]++;
-      gpx[at] = px[k];
-      gid[at] = id[k];
+    std::vector<index_t> gpx(static_cast<std::size_t>(start[comps_.count]));
+    std::vector<std::int32_t> gid(gpx.size());
+    {
+      std::vector<index_t> pos(start.begin(), start.end() - 1);
+      for (std::size_t k = 0; k < runs.size(); ++k) {
+        const std::int32_t c = run_comp[k];
+        if (c <= 0) continue;
+        const auto& run = runs[k];
+        const index_t base = (run.row + oy_[c - 1]) * cols + ox_[c - 1];
+        index_t at = pos[c - 1];
+        for (index_t col = run.c0; col < run.c1; ++col, ++at) {
+          gpx[at] = base + col;
+          gid[at] = run.id;
+        }
+        pos[c - 1] = at;
+      }
     }
-    CanonicalWork<T> work;
+    // Components are independent: the threads take contiguous stretches of the placement order
+    // (each walks through memory), of near-equal window area, each with its own scratch space.
     const std::vector<std::int32_t>& order = placement();
-    for (std::size_t i = 0; i < order.size(); ++i) {
-      if (i + 1 < order.size()) prefetch(order[i + 1]);
-      const std::int32_t l = order[i] - 1;
-      if (start[l + 1] > start[l])
-        canonical<T, true>(img_view(), gpx.data() + start[l], gid.data() + start[l],
-                     static_cast<std::size_t>(start[l + 1] - start[l]), nullptr, cols, connectivity, lab_view(),
-                     work);
-    }
+    const int nt = phase_threads(rows * cols);
+    std::vector<std::int64_t> cut(static_cast<std::size_t>(nt) + 1);
+    weighted_parts(
+        static_cast<std::int64_t>(order.size()), nt,
+        [&](std::int64_t i) { const Window& w = win_[static_cast<std::size_t>(order[i] - 1)]; return w.h * w.w; },
+        [&](int t, std::int64_t i) { cut[static_cast<std::size_t>(t)] = i; });
+    on_threads(nt, [&](int t) {
+      CanonicalWork<T> work;
+      const std::size_t i0 = static_cast<std::size_t>(cut[t]), i1 = static_cast<std::size_t>(cut[t + 1]);
+      for (std::size_t i = i0; i < i1; ++i) {
+        if (i + 1 < i1) prefetch(order[i + 1]);
+        const std::int32_t l = order[i] - 1;
+        if (start[l + 1] > start[l])
+          canonical<T, true>(img_view(), gpx.data() + start[l], gid.data() + start[l],
+                             static_cast<std::size_t>(start[l + 1] - start[l]), nullptr, cols, connectivity,
+                             lab_view(), work);
+      }
+    });
   }
 
   // The components (1..count) in the order their windows lie in the packed page (shelf by shelf, left

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "cpu/flood.h"
+#include "cpu/parallel.h"
 #include "cpu/runs.h"
 
 namespace dwd {
@@ -296,28 +297,34 @@ void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set, 
   constexpr std::size_t kAhead = 16;
   const std::size_t n_runs = comps.runs.size();
   const index_t band = out.stride_r == out.cols ? std::max<index_t>(1, 32768 / std::max<index_t>(out.cols, 1)) : 1;
-  std::vector<std::int32_t> buf(static_cast<std::size_t>(band * out.cols), 0);
-  for (index_t r0 = 0; r0 < out.rows; r0 += band) {
-    const index_t r1 = std::min(out.rows, r0 + band);
-    for (index_t r = r0; r < r1; ++r) {
-      std::int32_t* row = buf.data() + (r - r0) * out.cols;
-      for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k) {
-        if (static_cast<std::size_t>(k) + kAhead < n_runs) ahead(static_cast<std::size_t>(k) + kAhead);
-        set(static_cast<std::size_t>(k), comps.runs[k], row);
+  const index_t n_bands = (out.rows + band - 1) / band;
+  // The threads take contiguous stretches of bands, each composing in its own buffer.
+  const int nt = static_cast<int>(std::min<index_t>(phase_threads(out.rows * out.cols), n_bands));
+  on_threads(nt, [&](int t) {
+    std::vector<std::int32_t> buf(static_cast<std::size_t>(band * out.cols), 0);
+    const index_t b0 = part_begin(n_bands, t, nt), b1 = part_begin(n_bands, t + 1, nt);
+    for (index_t r0 = b0 * band; r0 < std::min(out.rows, b1 * band); r0 += band) {
+      const index_t r1 = std::min(out.rows, r0 + band);
+      for (index_t r = r0; r < r1; ++r) {
+        std::int32_t* row = buf.data() + (r - r0) * out.cols;
+        for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k) {
+          if (static_cast<std::size_t>(k) + kAhead < n_runs) ahead(static_cast<std::size_t>(k) + kAhead);
+          set(static_cast<std::size_t>(k), comps.runs[k], row);
+        }
+      }
+      if (band > 1) {
+        stream_copy(out.row(r0), buf.data(), (r1 - r0) * out.cols);
+      } else {
+        stream_copy(out.row(r0), buf.data(), out.cols);
+      }
+      for (index_t r = r0; r < r1; ++r) {
+        std::int32_t* row = buf.data() + (r - r0) * out.cols;
+        for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k)
+          std::fill(row + comps.runs[k].c0, row + comps.runs[k].c1, 0);
       }
     }
-    if (band > 1) {
-      stream_copy(out.row(r0), buf.data(), (r1 - r0) * out.cols);
-    } else {
-      stream_copy(out.row(r0), buf.data(), out.cols);
-    }
-    for (index_t r = r0; r < r1; ++r) {
-      std::int32_t* row = buf.data() + (r - r0) * out.cols;
-      for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k)
-        std::fill(row + comps.runs[k].c0, row + comps.runs[k].c1, 0);
-    }
-  }
-  stream_fence();
+    stream_fence();
+  });
 }
 
 }  // namespace
@@ -334,49 +341,62 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
     } else {
       const ImageView<const T> v = plane_view<T>(markers, 0);
       std::vector<T> val;  // value of each run
-      auto push = [&](index_t r, index_t c0, index_t c1, std::int32_t comp, T value) {
-        m.runs.push_back(MarkerRun{r, static_cast<std::int32_t>(c0), static_cast<std::int32_t>(c1), 0, comp});
-        val.push_back(value);
-      };
-      // A whole row: skip the background with the vectorised search.
-      auto scan = [&](index_t r, index_t c, index_t end, std::int32_t comp) {
-        const T* row = v.row(r);
-        for (c = find_nonzero(row, c, end); c < end; c = find_nonzero(row, c, end)) {
-          const T value = row[c];
-          const index_t c0 = c;
-          while (c < end && row[c] == value) ++c;
-          push(r, c0, c, comp, value);
-        }
-      };
-      // A mask run (a dozen pixels): one pass.
-      auto scan_short = [&](index_t r, index_t c, index_t end, std::int32_t comp) {
-        const T* row = v.row(r);
-        while (c < end) {
-          const T value = row[c];
-          const index_t c0 = c;
-          while (++c < end && row[c] == value) {
-          }
-          if (value != T(0)) push(r, c0, c, comp, value);
-        }
+      auto push_to = [](std::vector<MarkerRun>& runs, std::vector<T>& vals, index_t r, index_t c0, index_t c1,
+                        std::int32_t comp, T value) {
+        runs.push_back(MarkerRun{r, static_cast<std::int32_t>(c0), static_cast<std::int32_t>(c1), 0, comp});
+        vals.push_back(value);
       };
       if (m.has_comps) {
         // Only the mask's pixels can hold markers: read just those, along the mask's runs. A sparse
         // mask's runs are short and rows apart, so each one's markers are a cache miss of their own:
-        // the runs are all found first, then scanned with the markers of later runs fetched ahead.
+        // the runs are all found first, then scanned with the markers of later runs fetched ahead,
+        // the threads taking contiguous stretches of runs (their results concatenated in order).
         m.comps.build(MaskRuns{mk, ms, markers.cols}, markers.rows, markers.cols, connectivity);
         const std::vector<Run>& runs = m.comps.runs;
-        constexpr std::size_t kAhead = 16;
-        for (std::size_t k = 0; k < runs.size(); ++k) {
-          if (k + kAhead < runs.size()) {
-            const Run& a = runs[k + kAhead];
-            const T* row = v.row(a.row);
-            __builtin_prefetch(row + a.c0);
-            __builtin_prefetch(row + a.c1 - 1);
+        const std::int64_t n_runs = static_cast<std::int64_t>(runs.size());
+        const int nt = static_cast<int>(std::min<std::int64_t>(phase_threads(n_runs * 16), std::max<std::int64_t>(n_runs, 1)));
+        std::vector<std::vector<MarkerRun>> part_runs(static_cast<std::size_t>(nt));
+        std::vector<std::vector<T>> part_val(static_cast<std::size_t>(nt));
+        on_threads(nt, [&](int t) {
+          constexpr std::int64_t kAhead = 16;
+          std::vector<MarkerRun>& out_runs = t == 0 ? m.runs : part_runs[t];
+          std::vector<T>& out_val = t == 0 ? val : part_val[t];
+          const std::int64_t k0 = part_begin(n_runs, t, nt), k1 = part_begin(n_runs, t + 1, nt);
+          for (std::int64_t k = k0; k < k1; ++k) {
+            if (k + kAhead < k1) {
+              const Run& a = runs[k + kAhead];
+              const T* row = v.row(a.row);
+              __builtin_prefetch(row + a.c0);
+              __builtin_prefetch(row + a.c1 - 1);
+            }
+            // a mask run (a dozen pixels): one pass
+            const Run& run = runs[k];
+            const T* row = v.row(run.row);
+            index_t c = run.c0;
+            while (c < run.c1) {
+              const T value = row[c];
+              const index_t c0 = c;
+              while (++c < run.c1 && row[c] == value) {
+              }
+              if (value != T(0)) push_to(out_runs, out_val, run.row, c0, c, run.id, value);
+            }
           }
-          scan_short(runs[k].row, runs[k].c0, runs[k].c1, runs[k].id);
+        });
+        for (int t = 1; t < nt; ++t) {
+          m.runs.insert(m.runs.end(), part_runs[t].begin(), part_runs[t].end());
+          val.insert(val.end(), part_val[t].begin(), part_val[t].end());
         }
       } else {
-        for (index_t r = 0; r < v.rows; ++r) scan(r, 0, v.cols, 0);
+        // A whole row: skip the background with the vectorised search.
+        for (index_t r = 0; r < v.rows; ++r) {
+          const T* row = v.row(r);
+          for (index_t c = find_nonzero(row, 0, v.cols); c < v.cols; c = find_nonzero(row, c, v.cols)) {
+            const T value = row[c];
+            const index_t c0 = c;
+            while (c < v.cols && row[c] == value) ++c;
+            push_to(m.runs, val, r, c0, c, 0, value);
+          }
+        }
       }
       // Dense labels: the rank of each value among the distinct values. Label images (values 1..M,
       // the usual markers) take a direct table; other values a sort.
@@ -462,8 +482,8 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
     if (packed.place(subset(comps, new_id, several), v.rows, v.cols, true)) {
       packed.fill(v, [](T x) { return x; });
       // markers of the flooded components (new_id > 0), renumbered as the packed page's components
-      packed.set_markers(m.runs, [&](std::size_t, const MarkerRun& run) { return new_id[run.comp - 1]; });
-      packed.flood_canonical(connectivity);
+      packed.flood_canonical(
+          m.runs, [&](std::size_t, const MarkerRun& run) { return new_id[run.comp - 1]; }, connectivity);
       packed_used = true;
     } else {
       const MarkerPixels mp = marker_pixels(

@@ -1,6 +1,7 @@
 // dwd_fast._cpu: the CPU and host-executed kernels. Each op registers itself in bind_<op>.cpp.
 #include <pybind11/stl.h>
 
+#include "cpu/parallel.h"
 #include "python/common.h"
 
 #if defined(_OPENMP)
@@ -19,6 +20,18 @@ PYBIND11_MODULE(_cpu, m) {
   dwd::bind_peaks(m);
   dwd::bind_encode(m);
   dwd::bind_loss(m);
+  m.def(
+      "page_threads",
+      [](int threads, std::int64_t min_work) {
+        if (threads < 0 || min_work < 0) throw py::value_error("threads and min_work must be >= 0");
+        const py::tuple old = py::make_tuple(dwd::cpu::g_page_threads.load(), dwd::cpu::g_parallel_min_work.load());
+        dwd::cpu::g_page_threads = threads;
+        dwd::cpu::g_parallel_min_work = min_work;
+        return old;
+      },
+      py::arg("threads"), py::arg("min_work"),
+      "Tests: threads inside one page's kernel (0: OpenMP's count) and the work below which a phase stays on "
+      "one thread; returns the previous (threads, min_work).");
   m.def("build_info", []() {
     py::dict d;
 #if defined(_OPENMP)
