@@ -1,4 +1,5 @@
 #include "cpu/decode.h"
+#include "cpu/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -346,95 +347,117 @@ Detections decode(const Planes& energy, const Planes& classes, const Planes& siz
   const auto class_reader = classes.present() ? make_reader(classes) : nullptr;
   const auto size_reader = sizes.present() ? make_reader(sizes) : nullptr;
   const index_t K = energy.planes, C = classes.planes;
-  ClassVote vote;
-  std::vector<double> dbuf, prob, cls_sum, hs, ws;
-  std::vector<std::int64_t> ibuf;
-
-  for (std::int32_t o = 0; o < n; ++o) {
-    const Geometry& g = sgeo[o];
-    const Geometry& rg = rgeo[o];
-    const double cy = static_cast<double>(g.sum_r) / static_cast<double>(g.area);
-    const double cx = static_cast<double>(g.sum_c) / static_cast<double>(g.area);
-    d.centers[2 * o] = cy;
-    d.centers[2 * o + 1] = cx;
-    d.areas[o] = rg.area;
-    double peak = -std::numeric_limits<double>::infinity(), energy_p = 0;
-    if (class_reader && p.class_logits) cls_sum.assign(static_cast<std::size_t>(C), 0.0);
-    hs.clear();
-    ws.clear();
-    for (index_t k = offset[o]; k < offset[o + 1]; ++k) {
-      const Run& run = stat.runs[order[k]];
-      const index_t len = run.c1 - run.c0;
-      dbuf.resize(static_cast<std::size_t>(len));
-      level_reader->read_f64(0, run.row, run.c0, run.c1, dbuf.data());
-      for (double x : dbuf) peak = std::max(peak, x);
-      if (logit_reader) {  // score: mean probability of the levels above the cut-off
-        dbuf.resize(static_cast<std::size_t>(K * len));
-        prob.resize(static_cast<std::size_t>(K));
-        for (index_t kk = 0; kk < K; ++kk) logit_reader->read_f64(kk, run.row, run.c0, run.c1, dbuf.data() + kk * len);
-        for (index_t c = 0; c < len; ++c) {
-          softmax(dbuf.data() + c, K, len, prob.data());
-          for (index_t kk = 0; kk < K; ++kk)
-            if (static_cast<double>(kk) > p.cutoff) energy_p += prob[kk];
+  // Objects are independent: the threads take contiguous stretches of them, of near-equal area. Each
+  // object's runs lie rows apart (a cache miss each): the maps under later runs are fetched ahead.
+  // The first bad value in object order is reported, as one thread would.
+  std::int64_t stat_px = 0;
+  for (const Geometry& g : sgeo) stat_px += g.area;
+  const int nt = phase_threads(stat_px * 8, n);
+  std::vector<std::int64_t> cut(static_cast<std::size_t>(nt) + 1);
+  weighted_parts(
+      n, nt, [&](std::int64_t o) { return sgeo[static_cast<std::size_t>(o)].area + 8; },
+      [&](int t, std::int64_t o) { cut[static_cast<std::size_t>(t)] = o; });
+  on_threads(nt, [&](int t) {
+    constexpr index_t kAhead = 8;
+    const index_t k_end = offset[static_cast<std::size_t>(cut[t + 1])];
+    ClassVote vote;
+    std::vector<double> dbuf, prob, cls_sum, hs, ws;
+    std::vector<std::int64_t> ibuf;
+    for (std::int32_t o = static_cast<std::int32_t>(cut[t]); o < static_cast<std::int32_t>(cut[t + 1]); ++o) {
+      const Geometry& g = sgeo[o];
+      const Geometry& rg = rgeo[o];
+      const double cy = static_cast<double>(g.sum_r) / static_cast<double>(g.area);
+      const double cx = static_cast<double>(g.sum_c) / static_cast<double>(g.area);
+      d.centers[2 * o] = cy;
+      d.centers[2 * o + 1] = cx;
+      d.areas[o] = rg.area;
+      double peak = -std::numeric_limits<double>::infinity(), energy_p = 0;
+      if (class_reader && p.class_logits) cls_sum.assign(static_cast<std::size_t>(C), 0.0);
+      hs.clear();
+      ws.clear();
+      for (index_t k = offset[o]; k < offset[o + 1]; ++k) {
+        if (k + kAhead < k_end) {
+          const Run& a = stat.runs[order[k + kAhead]];
+          level_reader->prefetch(0, a.row, a.c0);
+          if (class_reader) class_reader->prefetch(0, a.row, a.c0);
+          if (size_reader) {
+            size_reader->prefetch(0, a.row, a.c0);
+            size_reader->prefetch(1, a.row, a.c0);
+          }
+        }
+        const Run& run = stat.runs[order[k]];
+        const index_t len = run.c1 - run.c0;
+        dbuf.resize(static_cast<std::size_t>(len));
+        level_reader->read_f64(0, run.row, run.c0, run.c1, dbuf.data());
+        for (double x : dbuf) peak = std::max(peak, x);
+        if (logit_reader) {  // score: mean probability of the levels above the cut-off
+          dbuf.resize(static_cast<std::size_t>(K * len));
+          prob.resize(static_cast<std::size_t>(K));
+          for (index_t kk = 0; kk < K; ++kk) logit_reader->read_f64(kk, run.row, run.c0, run.c1, dbuf.data() + kk * len);
+          for (index_t c = 0; c < len; ++c) {
+            softmax(dbuf.data() + c, K, len, prob.data());
+            for (index_t kk = 0; kk < K; ++kk)
+              if (static_cast<double>(kk) > p.cutoff) energy_p += prob[kk];
+          }
+        }
+        if (class_reader && !p.class_logits) {
+          ibuf.resize(static_cast<std::size_t>(len));
+          class_reader->read_i64(0, run.row, run.c0, run.c1, ibuf.data());
+          for (std::int64_t id : ibuf) vote.add(id);
+        } else if (class_reader) {
+          dbuf.resize(static_cast<std::size_t>(C * len));
+          prob.resize(static_cast<std::size_t>(C));
+          for (index_t kk = 0; kk < C; ++kk) class_reader->read_f64(kk, run.row, run.c0, run.c1, dbuf.data() + kk * len);
+          for (index_t i = 0; i < C * len; ++i)
+            if (std::isnan(dbuf[i])) throw std::invalid_argument("classes contains NaN");
+          for (index_t c = 0; c < len; ++c) {
+            softmax(dbuf.data() + c, C, len, prob.data());
+            for (index_t kk = 0; kk < C; ++kk) cls_sum[kk] += prob[kk];
+          }
+        }
+        if (size_reader) {
+          const std::size_t at = hs.size();
+          hs.resize(at + len);
+          ws.resize(at + len);
+          size_reader->read_f64(0, run.row, run.c0, run.c1, hs.data() + at);
+          size_reader->read_f64(1, run.row, run.c0, run.c1, ws.data() + at);
         }
       }
+
+      if (logit_reader) d.scores[o] = static_cast<float>(energy_p / static_cast<double>(g.area));
+      else d.scores[o] = static_cast<float>(std::clamp(peak / static_cast<double>(p.levels - 1), 0.0, 1.0));
+
       if (class_reader && !p.class_logits) {
-        ibuf.resize(static_cast<std::size_t>(len));
-        class_reader->read_i64(0, run.row, run.c0, run.c1, ibuf.data());
-        for (std::int64_t id : ibuf) vote.add(id);
+        const auto win = vote.take();
+        d.labels[o] = win.first;
+        d.class_scores[o] = static_cast<float>(static_cast<double>(win.second) / static_cast<double>(g.area));
       } else if (class_reader) {
-        dbuf.resize(static_cast<std::size_t>(C * len));
-        prob.resize(static_cast<std::size_t>(C));
-        for (index_t kk = 0; kk < C; ++kk) class_reader->read_f64(kk, run.row, run.c0, run.c1, dbuf.data() + kk * len);
-        for (index_t i = 0; i < C * len; ++i)
-          if (std::isnan(dbuf[i])) throw std::invalid_argument("classes contains NaN");
-        for (index_t c = 0; c < len; ++c) {
-          softmax(dbuf.data() + c, C, len, prob.data());
-          for (index_t kk = 0; kk < C; ++kk) cls_sum[kk] += prob[kk];
-        }
+        const auto best = std::max_element(cls_sum.begin(), cls_sum.end());  // first maximum: smallest id
+        d.labels[o] = best - cls_sum.begin();
+        d.class_scores[o] = static_cast<float>(*best / static_cast<double>(g.area));
       }
+
+      float* b = d.boxes.data() + 4 * o;
       if (size_reader) {
-        const std::size_t at = hs.size();
-        hs.resize(at + len);
-        ws.resize(at + len);
-        size_reader->read_f64(0, run.row, run.c0, run.c1, hs.data() + at);
-        size_reader->read_f64(1, run.row, run.c0, run.c1, ws.data() + at);
+        for (double x : hs)
+          if (std::isnan(x)) throw std::invalid_argument("sizes contains NaN");
+        for (double x : ws)
+          if (std::isnan(x)) throw std::invalid_argument("sizes contains NaN");
+        const double h = std::max(0.0, reduce_sizes(hs, p.size_reduce));
+        const double w = std::max(0.0, reduce_sizes(ws, p.size_reduce));
+        // Pixel (r, c) covers [c, c + 1) x [r, r + 1): its centre is at (c + 0.5, r + 0.5).
+        b[0] = static_cast<float>(cx + 0.5 - w / 2);
+        b[1] = static_cast<float>(cy + 0.5 - h / 2);
+        b[2] = static_cast<float>(cx + 0.5 + w / 2);
+        b[3] = static_cast<float>(cy + 0.5 + h / 2);
+      } else {  // the object's own extent (its grown region's, when grown)
+        b[0] = static_cast<float>(rg.min_c);
+        b[1] = static_cast<float>(rg.min_r);
+        b[2] = static_cast<float>(rg.max_c + 1);
+        b[3] = static_cast<float>(rg.max_r + 1);
       }
     }
-
-    if (logit_reader) d.scores[o] = static_cast<float>(energy_p / static_cast<double>(g.area));
-    else d.scores[o] = static_cast<float>(std::clamp(peak / static_cast<double>(p.levels - 1), 0.0, 1.0));
-
-    if (class_reader && !p.class_logits) {
-      const auto win = vote.take();
-      d.labels[o] = win.first;
-      d.class_scores[o] = static_cast<float>(static_cast<double>(win.second) / static_cast<double>(g.area));
-    } else if (class_reader) {
-      const auto best = std::max_element(cls_sum.begin(), cls_sum.end());  // first maximum: smallest id
-      d.labels[o] = best - cls_sum.begin();
-      d.class_scores[o] = static_cast<float>(*best / static_cast<double>(g.area));
-    }
-
-    float* b = d.boxes.data() + 4 * o;
-    if (size_reader) {
-      for (double x : hs)
-        if (std::isnan(x)) throw std::invalid_argument("sizes contains NaN");
-      for (double x : ws)
-        if (std::isnan(x)) throw std::invalid_argument("sizes contains NaN");
-      const double h = std::max(0.0, reduce_sizes(hs, p.size_reduce));
-      const double w = std::max(0.0, reduce_sizes(ws, p.size_reduce));
-      // Pixel (r, c) covers [c, c + 1) x [r, r + 1): its centre is at (c + 0.5, r + 0.5).
-      b[0] = static_cast<float>(cx + 0.5 - w / 2);
-      b[1] = static_cast<float>(cy + 0.5 - h / 2);
-      b[2] = static_cast<float>(cx + 0.5 + w / 2);
-      b[3] = static_cast<float>(cy + 0.5 + h / 2);
-    } else {  // the object's own extent (its grown region's, when grown)
-      b[0] = static_cast<float>(rg.min_c);
-      b[1] = static_cast<float>(rg.min_r);
-      b[2] = static_cast<float>(rg.max_c + 1);
-      b[3] = static_cast<float>(rg.max_r + 1);
-    }
-  }
+  });
   return d;
 }
 

@@ -327,7 +327,7 @@ class Packed {
   void fill(const ImageView<const S>& src, Convert&& convert) {
     const std::vector<Run>& runs = comps_.runs;
     const std::int64_t n = static_cast<std::int64_t>(runs.size());
-    const int nt = static_cast<int>(std::min<std::int64_t>(phase_threads(n * 16), std::max<std::int64_t>(n, 1)));
+    const int nt = phase_threads(n * 16, n);
     on_threads(nt, [&](int t) {
       constexpr std::int64_t kAhead = 16;
       const std::int64_t k0 = part_begin(n, t, nt), k1 = part_begin(n, t + 1, nt);
@@ -404,11 +404,11 @@ class Packed {
     // Components are independent: the threads take contiguous stretches of the placement order
     // (each walks through memory), of near-equal window area, each with its own scratch space.
     const std::vector<std::int32_t>& order = placement();
-    const int nt = phase_threads(rows * cols);
+    const int nt = phase_threads(rows * cols, static_cast<std::int64_t>(order.size()));
     std::vector<std::int64_t> cut(static_cast<std::size_t>(nt) + 1);
     weighted_parts(
         static_cast<std::int64_t>(order.size()), nt,
-        [&](std::int64_t i) { const Window& w = win_[static_cast<std::size_t>(order[i] - 1)]; return w.h * w.w; },
+        [&](std::int64_t i) { return window_area(order[i]); },
         [&](int t, std::int64_t i) { cut[static_cast<std::size_t>(t)] = i; });
     on_threads(nt, [&](int t) {
       CanonicalWork<T> work;
@@ -439,6 +439,12 @@ class Packed {
       for (index_t p = p0; p < p1; p += 32) __builtin_prefetch(img.data() + p);
       __builtin_prefetch(img.data() + p1 - 1);
     }
+  }
+
+  // Pixels of component `comp`'s window.
+  std::int64_t window_area(std::int32_t comp) const {
+    const Window& w = win_[static_cast<std::size_t>(comp - 1)];
+    return w.h * w.w;
   }
 
   ImageView<const T> img_view() const { return ImageView<const T>{img.data(), rows, cols, cols, 1}; }

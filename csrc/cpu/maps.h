@@ -35,6 +35,8 @@ class SegmentReader {
   // Values of plane p, row r, columns [c0, c1).
   virtual void read_f64(index_t p, index_t r, index_t c0, index_t c1, double* out) const = 0;
   virtual void read_i64(index_t p, index_t r, index_t c0, index_t c1, std::int64_t* out) const = 0;
+  // Asks for the line holding plane p, row r, column c (to be read soon).
+  virtual void prefetch(index_t p, index_t r, index_t c) const = 0;
 };
 
 template <class T>
@@ -51,6 +53,7 @@ class TypedReader final : public SegmentReader {
     const index_t sc = m_.stride_c;
     for (index_t c = c0; c < c1; ++c) *out++ = static_cast<std::int64_t>(s[c * sc]);
   }
+  void prefetch(index_t p, index_t r, index_t c) const override { __builtin_prefetch(at(p, r) + c * m_.stride_c); }
 
  private:
   const T* at(index_t p, index_t r) const {

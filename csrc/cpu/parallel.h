@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -22,28 +23,31 @@ namespace cpu {
 inline std::atomic<std::int64_t> g_parallel_min_work{std::int64_t(1) << 16};
 inline std::atomic<int> g_page_threads{0};
 
-// How many threads a phase of `work` units takes: 1 inside a parallel region (a batch), for small
-// work, or without OpenMP.
-inline int phase_threads(std::int64_t work) {
+// How many threads (1 .. parts) a phase of `work` units split in at most `parts` pieces takes: 1
+// inside a parallel region (a batch), for small work, or without OpenMP.
+inline int phase_threads(std::int64_t work, std::int64_t parts) {
+  int n = 1;
 #if defined(_OPENMP)
-  if (work < g_parallel_min_work.load(std::memory_order_relaxed) || omp_in_parallel()) return 1;
-  const int n = g_page_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : std::max(1, omp_get_max_threads());
+  if (work >= g_parallel_min_work.load(std::memory_order_relaxed) && !omp_in_parallel()) {
+    const int set = g_page_threads.load(std::memory_order_relaxed);
+    n = set > 0 ? set : omp_get_max_threads();
+  }
 #else
   (void)work;
-  return 1;
 #endif
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(n, parts)));
 }
 
-// Runs body(t) for t in [0, n) on n threads (the caller's among them); the first exception is
-// rethrown on the caller's thread.
+// Runs body(t) for t in [0, n) on n threads (the caller's among them). If bodies throw, the exception
+// of the lowest t is rethrown on the caller's thread: when each body walks a stretch of work in order
+// and stops at its first error, that is the error one thread walking all of it would have met first.
 template <class F>
 void on_threads(int n, F&& body) {
   if (n <= 1) {
     body(0);
     return;
   }
-  std::exception_ptr err = nullptr;
+  std::vector<std::exception_ptr> err(static_cast<std::size_t>(n));
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static, 1) num_threads(n)
 #endif
@@ -51,13 +55,11 @@ void on_threads(int n, F&& body) {
     try {
       body(t);
     } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(dwd_on_threads_error)
-#endif
-      if (!err) err = std::current_exception();
+      err[static_cast<std::size_t>(t)] = std::current_exception();
     }
   }
-  if (err) std::rethrow_exception(err);
+  for (const std::exception_ptr& e : err)
+    if (e) std::rethrow_exception(e);
 }
 
 // The t-th of n contiguous, near-equal parts of [0, total).

@@ -320,7 +320,7 @@ class RunLabels {
         }
       }
     };
-    const int nt = static_cast<int>(std::min<index_t>(phase_threads(rows * cols / 8), rows));
+    const int nt = phase_threads(rows * cols / 8, rows);
     if (nt <= 1) {
       for (index_t r = 0; r < rows; ++r) {
         row_start[r] = static_cast<index_t>(runs.size());

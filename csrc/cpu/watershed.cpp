@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <stdexcept>
 
 #include "cpu/flood.h"
@@ -165,13 +166,16 @@ struct OneComponent {
 struct NoWarm {
   void operator()(std::int32_t) const {}
 };
+struct UnitWeight {
+  std::int64_t operator()(std::int32_t) const { return 1; }
+};
 
-template <class T, bool Bordered = false, class CompOf = OneComponent, class Warm = NoWarm>
+template <class T, bool Bordered = false, class CompOf = OneComponent, class Warm = NoWarm, class Weight = UnitWeight>
 void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
                    std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
                    ImageView<std::int32_t> out, CompOf comp_at = CompOf(), std::int32_t n_comp = 1,
                    const std::int32_t* marker_comp = nullptr, const std::int32_t* comp_order = nullptr,
-                   Warm warm = Warm()) {
+                   Warm warm = Warm(), Weight weight = Weight(), std::int64_t work = 0) {
   constexpr bool Narrow = kNarrowKey<T>;
   using O = SkOrder<Narrow>;
   const Neighbours nb(connectivity);
@@ -194,8 +198,8 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   // sequence (ages grow with every push, and a pushed value is never below the popped one). Nor do
   // components interact then: each one's items pop in the same relative order when it is flooded
   // alone, so each is finished while it is in cache.
-  std::uint32_t age = 1;
-  auto expand = [&](const SkItem& e, auto&& push) {
+  std::uint32_t heap_age = 1;
+  auto expand = [&](const SkItem& e, auto&& push, std::uint32_t& age) {
     const std::uint64_t eb = O::bits(e);
     const std::int32_t le = lab[e.index];
     auto visit = [&](index_t q, T value) {
@@ -232,7 +236,7 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       __builtin_prefetch(lab + nx + cols);
     }
     if (O::age(e) == 0) --seeds_left;
-    expand(e, heap_push);
+    expand(e, heap_push, heap_age);
   }
   std::vector<SkItem> rest = heap.take();
   // Group the remaining items by component (a counting sort), each group in (value, age) order.
@@ -248,18 +252,29 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     for (const SkItem& it : rest) grouped[pos[comp_of(it)]++] = it;
   }
   rest = std::vector<SkItem>();
-  SmallBuckets buckets;  // FIFO per value
-  auto bucket_push = [&](const SkItem& it) { buckets.at(O::bits(it)).push_back(it); };
-  std::vector<SkItem> items;
-  for (std::size_t i = 0; i < static_cast<std::size_t>(n_comp); ++i) {
-    const std::size_t g = comp_order ? static_cast<std::size_t>(comp_order[i] - 1) : i;
-    if (comp_order && i + 1 < static_cast<std::size_t>(n_comp)) warm(comp_order[i + 1]);
-    std::sort(grouped.begin() + static_cast<std::ptrdiff_t>(start[g]), grouped.begin() + static_cast<std::ptrdiff_t>(start[g + 1]),
-              [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
-    for (std::size_t k = start[g]; k < start[g + 1]; ++k) bucket_push(grouped[k]);
-    while (buckets.pop(items))
-      for (const SkItem& e : items) expand(e, bucket_push);
-  }
+  // The threads take contiguous stretches of comp_order (of near-equal weight(c)), each with its own
+  // buckets. Ages pushed from here on order nothing (the buckets are FIFO): each thread counts its own.
+  auto comp_at_rank = [&](std::int64_t i) { return comp_order ? comp_order[i] : static_cast<std::int32_t>(i + 1); };
+  const int nt = phase_threads(work, n_comp);
+  std::vector<std::int64_t> cut(static_cast<std::size_t>(nt) + 1);
+  weighted_parts(
+      n_comp, nt, [&](std::int64_t i) { return weight(comp_at_rank(i)); },
+      [&](int t, std::int64_t i) { cut[static_cast<std::size_t>(t)] = i; });
+  on_threads(nt, [&](int t) {
+    SmallBuckets buckets;  // FIFO per value
+    std::uint32_t age = heap_age;
+    auto bucket_push = [&](const SkItem& it) { buckets.at(O::bits(it)).push_back(it); };
+    std::vector<SkItem> items;
+    for (std::int64_t i = cut[t]; i < cut[t + 1]; ++i) {
+      const std::size_t g = static_cast<std::size_t>(comp_at_rank(i) - 1);
+      if (i + 1 < cut[t + 1]) warm(comp_at_rank(i + 1));
+      std::sort(grouped.begin() + static_cast<std::ptrdiff_t>(start[g]), grouped.begin() + static_cast<std::ptrdiff_t>(start[g + 1]),
+                [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
+      for (std::size_t k = start[g]; k < start[g + 1]; ++k) bucket_push(grouped[k]);
+      while (buckets.pop(items))
+        for (const SkItem& e : items) expand(e, bucket_push, age);
+    }
+  });
 }
 
 template <class T>
@@ -299,7 +314,7 @@ void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set, 
   const index_t band = out.stride_r == out.cols ? std::max<index_t>(1, 32768 / std::max<index_t>(out.cols, 1)) : 1;
   const index_t n_bands = (out.rows + band - 1) / band;
   // The threads take contiguous stretches of bands, each composing in its own buffer.
-  const int nt = static_cast<int>(std::min<index_t>(phase_threads(out.rows * out.cols), n_bands));
+  const int nt = phase_threads(out.rows * out.cols, n_bands);
   on_threads(nt, [&](int t) {
     std::vector<std::int32_t> buf(static_cast<std::size_t>(band * out.cols), 0);
     const index_t b0 = part_begin(n_bands, t, nt), b1 = part_begin(n_bands, t + 1, nt);
@@ -325,6 +340,40 @@ void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set, 
     }
     stream_fence();
   });
+}
+
+// The marker runs (maximal stretches of one non-zero value) inside the mask runs [first, last) of a
+// marker image (base, row stride), in order, into out_runs / out_val; returns their count. A sparse
+// mask's runs are short and rows apart, so each one's markers are a cache miss of their own: those of
+// later runs are fetched ahead.
+template <class T>
+std::size_t scan_marker_runs(const Run* first, const Run* last, const T* base, index_t stride, MarkerRun* out_runs,
+                             T* out_val) {
+  constexpr std::ptrdiff_t kAhead = 16;
+  MarkerRun* o = out_runs;
+  T* ov = out_val;
+  for (const Run* run = first; run < last; ++run) {
+    if (last - run > kAhead) {
+      const Run& a = run[kAhead];
+      const T* row = base + a.row * stride;
+      __builtin_prefetch(row + a.c0);
+      __builtin_prefetch(row + a.c1 - 1);
+    }
+    const T* row = base + run->row * stride;
+    const std::int32_t end = run->c1, comp = run->id;
+    std::int32_t c = run->c0;
+    while (c < end) {
+      const T value = row[c];
+      const std::int32_t c0 = c;
+      while (++c < end && row[c] == value) {
+      }
+      if (value != T(0)) {
+        *o++ = MarkerRun{run->row, c0, c, 0, comp};
+        *ov++ = value;
+      }
+    }
+  }
+  return static_cast<std::size_t>(o - out_runs);
 }
 
 }  // namespace
@@ -354,37 +403,26 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
         m.comps.build(MaskRuns{mk, ms, markers.cols}, markers.rows, markers.cols, connectivity);
         const std::vector<Run>& runs = m.comps.runs;
         const std::int64_t n_runs = static_cast<std::int64_t>(runs.size());
-        const int nt = static_cast<int>(std::min<std::int64_t>(phase_threads(n_runs * 16), std::max<std::int64_t>(n_runs, 1)));
-        std::vector<std::vector<MarkerRun>> part_runs(static_cast<std::size_t>(nt));
-        std::vector<std::vector<T>> part_val(static_cast<std::size_t>(nt));
+        const int nt = phase_threads(n_runs * 16, n_runs);
+        std::vector<std::unique_ptr<MarkerRun[]>> part_runs(static_cast<std::size_t>(nt));
+        std::vector<std::unique_ptr<T[]>> part_val(static_cast<std::size_t>(nt));
+        std::vector<std::size_t> part_n(static_cast<std::size_t>(nt), 0);
         on_threads(nt, [&](int t) {
-          constexpr std::int64_t kAhead = 16;
-          std::vector<MarkerRun>& out_runs = t == 0 ? m.runs : part_runs[t];
-          std::vector<T>& out_val = t == 0 ? val : part_val[t];
           const std::int64_t k0 = part_begin(n_runs, t, nt), k1 = part_begin(n_runs, t + 1, nt);
-          for (std::int64_t k = k0; k < k1; ++k) {
-            if (k + kAhead < k1) {
-              const Run& a = runs[k + kAhead];
-              const T* row = v.row(a.row);
-              __builtin_prefetch(row + a.c0);
-              __builtin_prefetch(row + a.c1 - 1);
-            }
-            // a mask run (a dozen pixels): one pass
-            const Run& run = runs[k];
-            const T* row = v.row(run.row);
-            index_t c = run.c0;
-            while (c < run.c1) {
-              const T value = row[c];
-              const index_t c0 = c;
-              while (++c < run.c1 && row[c] == value) {
-              }
-              if (value != T(0)) push_to(out_runs, out_val, run.row, c0, c, run.id, value);
-            }
-          }
+          std::size_t cap = 0;  // a stretch holds at most one marker run per pixel
+          for (std::int64_t k = k0; k < k1; ++k) cap += static_cast<std::size_t>(runs[k].c1 - runs[k].c0);
+          part_runs[t].reset(new MarkerRun[cap]);
+          part_val[t].reset(new T[cap]);
+          part_n[t] = scan_marker_runs(runs.data() + k0, runs.data() + k1, v.data, v.stride_r, part_runs[t].get(),
+                                       part_val[t].get());
         });
-        for (int t = 1; t < nt; ++t) {
-          m.runs.insert(m.runs.end(), part_runs[t].begin(), part_runs[t].end());
-          val.insert(val.end(), part_val[t].begin(), part_val[t].end());
+        std::size_t total = 0;
+        for (int t = 0; t < nt; ++t) total += part_n[t];
+        m.runs.reserve(total);
+        val.reserve(total);
+        for (int t = 0; t < nt; ++t) {
+          m.runs.insert(m.runs.end(), part_runs[t].get(), part_runs[t].get() + part_n[t]);
+          val.insert(val.end(), part_val[t].get(), part_val[t].get() + part_n[t]);
         }
       } else {
         // A whole row: skip the background with the vectorised search.
@@ -542,7 +580,9 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
                                packed.cols, connectivity, packed.lab_view(),
                                [&packed](index_t p) { return packed.component_at(p); }, packed.comps().count,
                                packed.comp.data(), packed.placement().data(),
-                               [&packed](std::int32_t c) { packed.prefetch(c); });
+                               [&packed](std::int32_t c) { packed.prefetch(c); },
+                               [&packed](std::int32_t c) { return packed.window_area(c); },
+                               packed.rows * packed.cols);
         const RunLabels& comps = packed.comps();
         write_rows(
             out, comps,
