@@ -30,6 +30,7 @@ from conftest import FLOOR, SLOW, floor_call, record
 from references import original_perform_dws_2018, original_perform_dws_2020, skimage_decode, skimage_decode_grow
 
 import dwd_fast
+from dwd_fast._threads import one_thread
 
 CUTOFF, MIN_SIZE = 7, 4
 
@@ -96,6 +97,8 @@ def test_decode(benchmark, page, implementation):
 
 GROW = {
     "dwd_fast": lambda e, c, s: dwd_fast.decode(e, c, s, cutoff=CUTOFF, min_size=MIN_SIZE, grow_to=1),
+    "dwd_fast (1 thread)": one_thread(lambda e, c, s: dwd_fast.decode(e, c, s, cutoff=CUTOFF, min_size=MIN_SIZE,
+                                                                      grow_to=1)),
     "skimage label+watershed+regionprops": lambda e, c, s: skimage_decode_grow(e, c, s, cutoff=CUTOFF,
                                                                                min_size=MIN_SIZE, grow_to=1),
 }
@@ -113,13 +116,13 @@ def test_decode_grow(benchmark, n, implementation):
         fn, args = floor_call(page)
         benchmark(fn, *args)
         return
-    if implementation == "dwd_fast":
+    if implementation.startswith("dwd_fast"):
         result = _as_dict(benchmark(GROW[implementation], page.energy, page.classes, page.sizes))
     else:
         pytest.importorskip("skimage")
         result = benchmark.pedantic(GROW[implementation], args=(page.energy, page.classes, page.sizes),
                                     rounds=3, iterations=1)
-    other = GROW["dwd_fast" if implementation != "dwd_fast" else "skimage label+watershed+regionprops"]
+    other = GROW["skimage label+watershed+regionprops" if implementation.startswith("dwd_fast") else "dwd_fast"]
     ref = _as_dict(other(page.energy, page.classes, page.sizes))
     same = result["boxes"].shape == ref["boxes"].shape
     share = float(np.mean(np.all(np.abs(result["boxes"] - ref["boxes"]) < 1e-3, axis=1))) if same else 0.0

@@ -2,8 +2,8 @@
 
 Each group ``watershed n={n}`` (n = 250, 2000) floods ``image = -E`` from ``markers = label(E >= 8)``
 inside ``mask = E >= 2`` (4-connected, scikit-image's default): dwd_fast's canonical method, its
-``method="skimage"`` (checked bit-identical before timing), ``skimage.segmentation.watershed`` and the
-numpy floor.
+``method="skimage"`` (checked bit-identical before timing), each with all of dwd_fast's threads and
+with one ("(1 thread)"), ``skimage.segmentation.watershed`` (one thread) and the numpy floor.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from conftest import FLOOR, floor_call, load_page, record
 
 import dwd_fast
+from dwd_fast._threads import one_thread
 
 SIZES = (250, 2000)
 
@@ -34,7 +35,10 @@ def _skimage(img, markers, mask):
 
 IMPLS = {
     "dwd_fast canonical": lambda i, m, k: dwd_fast.watershed(i, m, mask=k),
+    "dwd_fast canonical (1 thread)": one_thread(lambda i, m, k: dwd_fast.watershed(i, m, mask=k)),
     "dwd_fast method=skimage": lambda i, m, k: dwd_fast.watershed(i, m, mask=k, method="skimage"),
+    "dwd_fast method=skimage (1 thread)": one_thread(lambda i, m, k: dwd_fast.watershed(i, m, mask=k,
+                                                                                        method="skimage")),
     "skimage": _skimage,
 }
 

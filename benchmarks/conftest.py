@@ -154,7 +154,7 @@ def machine_facts():
             "cv2": cv2.getNumThreads() if cv2 is not None else None,
             "dwd_fast_openmp_max": cpu.get("omp_max_threads"),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "dwd_fast_per_page": 1,
+            "dwd_fast": dwd_fast.get_num_threads(),
         },
     }
 

@@ -10,6 +10,7 @@ Public API (everything else is private):
 - :mod:`dwd_fast.compat` — exact drop-ins for the original DWD functions
 - :mod:`dwd_fast.data` — the reference page of the benchmarks, engraved music pages, simulated network outputs
 - :func:`info` — what was built and what is usable
+- :func:`set_num_threads`, :func:`get_num_threads` — the CPU threads used (a batch's pages, a page's work)
 """
 
 from . import compat, data
@@ -20,9 +21,11 @@ from .encode import Targets, encode
 from .label import label
 from .peaks import peak_local_max
 from .region_stats import RegionStats, region_stats
+from ._threads import get_num_threads, set_num_threads
 from .watershed import watershed
 
 __version__ = "0.1.0"
 
 __all__ = ["label", "peak_local_max", "region_stats", "RegionStats", "watershed", "decode", "Detections",
-           "encode", "Targets", "class_size_table", "ClassSizeTable", "compat", "data", "info", "__version__"]
+           "encode", "Targets", "class_size_table", "ClassSizeTable", "compat", "data", "info",
+           "set_num_threads", "get_num_threads", "__version__"]

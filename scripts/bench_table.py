@@ -36,8 +36,8 @@ def machine_line(data):
         ("Python", "python"), ("numpy", "numpy"), ("scikit-image", "scikit-image"), ("SciPy", "scipy"),
         ("OpenCV", "opencv"), ("cc3d", "cc3d"), ("dwd_fast", "dwd_fast")) if facts.get(key))
     threads = facts.get("threads", {})
-    thread_text = (f"threads: OpenCV {threads.get('cv2', '?')}, dwd_fast one page per thread "
-                   f"(OpenMP max {threads.get('dwd_fast_openmp_max', '?')}, used across a batch only), "
+    thread_text = (f"threads: OpenCV {threads.get('cv2', '?')}, dwd_fast {threads.get('dwd_fast', '?')} "
+                   f"(a page's work split over them; rows marked 1 thread: one), "
                    f"OMP_NUM_THREADS={threads.get('OMP_NUM_THREADS') or 'unset'}")
     when = data.get("datetime", "")[:19].replace("T", " ")
     line = f"**Machine**: {cpu}, {cores} cores; {versions}; {thread_text}. Run {when} UTC."

@@ -18,20 +18,29 @@ namespace dwd {
 namespace cpu {
 
 // Work (in pixels or bytes touched) below which a phase stays on one thread (a fork costs a few
-// microseconds), and the thread count (0: OpenMP's, i.e. OMP_NUM_THREADS or the cores). Settable
-// for the tests (_cpu.page_threads), which run small inputs on several threads to check the seams.
+// microseconds), and the thread count (0: OpenMP's, i.e. OMP_NUM_THREADS or the cores): set by
+// dwd_fast.set_num_threads, and by the tests (_cpu.page_threads), which run small inputs on several
+// threads to check the seams.
 inline std::atomic<std::int64_t> g_parallel_min_work{std::int64_t(1) << 16};
 inline std::atomic<int> g_page_threads{0};
+
+// The threads the CPU kernels use: dwd_fast.set_num_threads's count, else OpenMP's (OMP_NUM_THREADS,
+// or the cores); 1 without OpenMP.
+inline int configured_threads() {
+#if defined(_OPENMP)
+  const int set = g_page_threads.load(std::memory_order_relaxed);
+  return set > 0 ? set : std::max(1, omp_get_max_threads());
+#else
+  return 1;
+#endif
+}
 
 // How many threads (1 .. parts) a phase of `work` units split in at most `parts` pieces takes: 1
 // inside a parallel region (a batch), for small work, or without OpenMP.
 inline int phase_threads(std::int64_t work, std::int64_t parts) {
   int n = 1;
 #if defined(_OPENMP)
-  if (work >= g_parallel_min_work.load(std::memory_order_relaxed) && !omp_in_parallel()) {
-    const int set = g_page_threads.load(std::memory_order_relaxed);
-    n = set > 0 ? set : omp_get_max_threads();
-  }
+  if (work >= g_parallel_min_work.load(std::memory_order_relaxed) && !omp_in_parallel()) n = configured_threads();
 #else
   (void)work;
 #endif

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/parallel.h"
 #include "cpu/maps.h"
 
 namespace dwd {
@@ -72,7 +73,7 @@ template <class F>
 void parallel_for(std::int64_t n, F body) {
   std::exception_ptr err = nullptr;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu::configured_threads()) if (n > 1)
 #endif
   for (std::int64_t b = 0; b < n; ++b) {
     try {

@@ -32,6 +32,14 @@ PYBIND11_MODULE(_cpu, m) {
       py::arg("threads"), py::arg("min_work"),
       "Tests: threads inside one page's kernel (0: OpenMP's count) and the work below which a phase stays on "
       "one thread; returns the previous (threads, min_work).");
+  m.def(
+      "set_num_threads",
+      [](int threads) {
+        if (threads < 0) throw py::value_error("threads must be >= 0 (0: OpenMP's count), got " + std::to_string(threads));
+        dwd::cpu::g_page_threads = threads;
+      },
+      py::arg("threads"));
+  m.def("get_num_threads", []() { return dwd::cpu::configured_threads(); });
   m.def("build_info", []() {
     py::dict d;
 #if defined(_OPENMP)

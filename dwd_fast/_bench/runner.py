@@ -123,6 +123,7 @@ def _label_partition(a, b):
 def cases():
     import dwd_fast
 
+    from .._threads import one_thread
     from . import references as R
     from .references_encode import original_stamp_targets
 
@@ -137,6 +138,9 @@ def cases():
     # decode
     out.append(Case("decode", "dwd_fast", True,
                     lambda p: lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, min_size=4))))
+    out.append(Case("decode", "dwd_fast (1 thread)", True,
+                    lambda p: one_thread(lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7,
+                                                                      min_size=4)))))
     if skimage:
         out.append(Case("decode", "skimage label+regionprops", False,
                         lambda p: lambda: R.skimage_decode(p.energy, p.classes, p.sizes, cutoff=7, min_size=4),
@@ -145,6 +149,9 @@ def cases():
     out.append(Case("decode grow_to=1", "dwd_fast", True,
                     lambda p: lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, min_size=4,
                                                            grow_to=1))))
+    out.append(Case("decode grow_to=1", "dwd_fast (1 thread)", True,
+                    lambda p: one_thread(lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7,
+                                                                      min_size=4, grow_to=1)))))
     if skimage:
         def grow_check(p, r, o):
             if r["boxes"].shape != o["boxes"].shape:
@@ -188,8 +195,13 @@ def cases():
 
     out.append(Case("watershed", "dwd_fast canonical", True,
                     lambda p: (lambda i, m, k: lambda: dwd_fast.watershed(i, m, mask=k))(*ws_inputs(p))))
+    out.append(Case("watershed", "dwd_fast canonical (1 thread)", True,
+                    lambda p: (lambda i, m, k: one_thread(lambda: dwd_fast.watershed(i, m, mask=k)))(*ws_inputs(p))))
     out.append(Case("watershed", "dwd_fast method=skimage", True,
                     lambda p: (lambda i, m, k: lambda: dwd_fast.watershed(i, m, mask=k, method="skimage"))(
+                        *ws_inputs(p))))
+    out.append(Case("watershed", "dwd_fast method=skimage (1 thread)", True,
+                    lambda p: (lambda i, m, k: one_thread(lambda: dwd_fast.watershed(i, m, mask=k, method="skimage")))(
                         *ws_inputs(p))))
     if skimage:
         from skimage.segmentation import watershed as sk_ws
@@ -270,7 +282,7 @@ def machine_facts():
         "scikit-image": _version("scikit-image"), "scipy": _version("scipy"),
         "opencv": cv2.__version__ if cv2 is not None else None, "cc3d": _version("connected-components-3d"),
         "verovio": _version("verovio"), "dwd_fast": dwd_fast.__version__,
-        "threads": {"dwd_fast_per_page": 1, "dwd_fast_openmp_max": cpu.get("omp_max_threads"),
+        "threads": {"dwd_fast": dwd_fast.get_num_threads(), "dwd_fast_openmp_max": cpu.get("omp_max_threads"),
                     "opencv": cv2.getNumThreads() if cv2 is not None else None,
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -284,7 +296,7 @@ def machine_line(f):
         ("OpenCV", "opencv"), ("cc3d", "cc3d"), ("Verovio", "verovio"), ("dwd_fast", "dwd_fast")) if f.get(k))
     t = f["threads"]
     return (f"Machine: {f['cpu_model']}, {f['cores']} cores ({f['system']} {f['machine']}); {versions}. Threads: "
-            f"dwd_fast one page per thread (OpenMP max {t['dwd_fast_openmp_max']}, used across a batch only), "
+            f"dwd_fast {t.get('dwd_fast', 1)} (a page's work split over them; rows marked 1 thread: one), "
             f"OpenCV {t['opencv']}, OMP_NUM_THREADS={t['OMP_NUM_THREADS'] or 'unset'}. "
             f"Run {f['date_utc']} UTC, load average {f['load_1min']:.1f} at the start.")
 
