@@ -98,7 +98,9 @@ class SkHeap {
     while (true) {
       const std::size_t l = 2 * i + 1;
       if (l >= n) break;
-      __builtin_prefetch(v + 4 * i + 3);
+      __builtin_prefetch(v + 8 * i + 7);  // the great-grandchildren: 128 bytes, on two or three lines
+      __builtin_prefetch(v + 8 * i + 11);
+      __builtin_prefetch(v + 8 * i + 14);
       std::size_t c = l;
       if (l + 1 < n) c += O::less(v[l + 1], v[l]) ? 1 : 0;
       if (!O::less(v[c], last)) break;
@@ -189,7 +191,8 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   for (std::size_t k = 0; k < n_markers; ++k) {  // raster order, like np.flatnonzero
     const index_t p = marker_px[k];
     lab[p] = marker_id[k];
-    heap.push(O::make(value_bits(img(p / cols, p % cols)), 0, static_cast<std::int32_t>(p),
+    const T value = Bordered ? img.data[p] : img(p / cols, p % cols);  // a packed page is contiguous
+    heap.push(O::make(value_bits(value), 0, static_cast<std::int32_t>(p),
                       marker_comp ? static_cast<std::uint32_t>(marker_comp[k]) : 1u));
   }
   // Ties between equal keys exist only among the seeds (age 0): every other item has its own age.
@@ -234,6 +237,11 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       __builtin_prefetch(lab + nx - cols);
       __builtin_prefetch(lab + nx);
       __builtin_prefetch(lab + nx + cols);
+      if constexpr (Bordered) {
+        __builtin_prefetch(img.data + nx - cols);
+        __builtin_prefetch(img.data + nx);
+        __builtin_prefetch(img.data + nx + cols);
+      }
     }
     if (O::age(e) == 0) --seeds_left;
     expand(e, heap_push, heap_age);
