@@ -305,51 +305,6 @@ const std::uint8_t* mask_data(const Planes& mask, index_t& stride) {
   return static_cast<const std::uint8_t*>(mask.data);
 }
 
-// Writes every pixel of `out` once (composed in a cached buffer and streamed out): 0, except on the
-// runs of `comps`, which set(k, run, row) fills (k: the run's index). Rows are composed a band at a
-// time; a contiguous output takes each band as one stream, so that row boundaries (rarely aligned)
-// do not break its whole-line stores.
-template <class Set>
-void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set) {
-  write_rows(out, comps, set, [](std::size_t) {});
-}
-
-// The same, calling ahead(j) before the run j - kAhead is set (to fetch what run j will read).
-template <class Set, class Ahead>
-void write_rows(ImageView<std::int32_t> out, const RunLabels& comps, Set&& set, Ahead&& ahead) {
-  constexpr std::size_t kAhead = 16;
-  const std::size_t n_runs = comps.runs.size();
-  const index_t band = out.stride_r == out.cols ? std::max<index_t>(1, 32768 / std::max<index_t>(out.cols, 1)) : 1;
-  const index_t n_bands = (out.rows + band - 1) / band;
-  // The threads take contiguous stretches of bands, each composing in its own buffer.
-  const int nt = phase_threads(out.rows * out.cols, n_bands);
-  on_threads(nt, [&](int t) {
-    std::vector<std::int32_t> buf(static_cast<std::size_t>(band * out.cols), 0);
-    const index_t b0 = part_begin(n_bands, t, nt), b1 = part_begin(n_bands, t + 1, nt);
-    for (index_t r0 = b0 * band; r0 < std::min(out.rows, b1 * band); r0 += band) {
-      const index_t r1 = std::min(out.rows, r0 + band);
-      for (index_t r = r0; r < r1; ++r) {
-        std::int32_t* row = buf.data() + (r - r0) * out.cols;
-        for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k) {
-          if (static_cast<std::size_t>(k) + kAhead < n_runs) ahead(static_cast<std::size_t>(k) + kAhead);
-          set(static_cast<std::size_t>(k), comps.runs[k], row);
-        }
-      }
-      if (band > 1) {
-        stream_copy(out.row(r0), buf.data(), (r1 - r0) * out.cols);
-      } else {
-        stream_copy(out.row(r0), buf.data(), out.cols);
-      }
-      for (index_t r = r0; r < r1; ++r) {
-        std::int32_t* row = buf.data() + (r - r0) * out.cols;
-        for (index_t k = comps.row_start[r]; k < comps.row_start[r + 1]; ++k)
-          std::fill(row + comps.runs[k].c0, row + comps.runs[k].c1, 0);
-      }
-    }
-    stream_fence();
-  });
-}
-
 // The marker runs (maximal stretches of one non-zero value) inside the mask runs [first, last) of a
 // marker image (base, row stride), in order, into out_runs / out_val; returns their count. A sparse
 // mask's runs are short and rows apart, so each one's markers are a cache miss of their own: those of
