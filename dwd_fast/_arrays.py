@@ -8,6 +8,8 @@ one of their arrays. Validation happens here, before any kernel runs, and raises
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 __all__ = ["HostArray", "to_host", "wrap", "resolve_backend"]
@@ -110,6 +112,19 @@ def check_dtype(a, name, *, integer=False, floating=False):
         raise TypeError(f"{name} must be an integer or bool array, got dtype {dt}")
     if floating and dt.kind != "f":
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dt}")
+
+
+def check_nonneg_int(value, name):
+    """``value`` as a Python int; TypeError unless an integer (bools refused), ValueError if negative."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
 
 
 def check_ndim(a, name, ndims, what):

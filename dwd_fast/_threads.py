@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import operator
-
+from ._arrays import check_nonneg_int
 from ._ext import cpu_ext
 
 
@@ -24,13 +23,7 @@ def set_num_threads(threads: int) -> None:
     1
     >>> dwd_fast.set_num_threads(0)  # back to OpenMP's count
     """
-    try:
-        n = operator.index(threads)
-    except TypeError:
-        raise TypeError(f"threads must be an int, got {type(threads).__name__}") from None
-    if n < 0:
-        raise ValueError(f"threads must be >= 0 (0: OpenMP's count), got {n}")
-    cpu_ext().set_num_threads(n)
+    cpu_ext().set_num_threads(check_nonneg_int(threads, "threads"))
 
 
 def get_num_threads() -> int:
@@ -43,7 +36,7 @@ class using_threads:
     whatever was set before after it."""
 
     def __init__(self, threads: int):
-        self.threads = operator.index(threads)
+        self.threads = check_nonneg_int(threads, "threads")
 
     def __enter__(self):
         ext = cpu_ext()

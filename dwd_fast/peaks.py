@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 
 import numpy as np
@@ -16,25 +15,13 @@ __all__ = ["peak_local_max"]
 _ORDERS = {"forward": 0, "reversed": 1, "shuffled": 2}
 
 
-def _nonneg_int(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
-    return v
-
-
 def _limit(value, name):
     """-1 (no limit) for None or +inf, else a non-negative int."""
     if value is None:
         return -1
     if isinstance(value, (float, np.floating)) and math.isinf(value) and value > 0:
         return -1
-    return _nonneg_int(value, name)
+    return _arrays.check_nonneg_int(value, name)
 
 
 def _border_widths(exclude_border, min_distance):
@@ -246,7 +233,7 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
 def _spacing(min_distance, exclude_border, num_peaks, stacklevel):
     """(min_distance, border rows, border cols, num_peaks), checked; warns (at the caller of the public
     function, ``stacklevel``) when min_distance < 1."""
-    min_distance = _nonneg_int(min_distance, "min_distance")
+    min_distance = _arrays.check_nonneg_int(min_distance, "min_distance")
     if min_distance < 1:
         warnings.warn("min_distance < 1: every pixel above the threshold is a peak "
                       "(image > max(threshold_abs, threshold_rel * image.max()))", RuntimeWarning,
