@@ -18,8 +18,8 @@ energy levels, 120 classes.
     masks, page by page (the original built one page per step), with the verified numpy re-statement
     ``tests/reference/dwd_targets.py`` (same structure and cost as the original; float64 one-hot maps).
 
-dwd_fast.torch runs with ``threads`` PyTorch threads (1, and all cores); the numpy reference is
-single-threaded. The two target sets differ by design (the modern encoder is not the original's quirky
+dwd_fast.torch runs with ``threads`` PyTorch and dwd_fast threads (1, and all cores); the numpy
+reference is single-threaded. The two target sets differ by design (the modern encoder is not the original's quirky
 one): ``support_agreement`` records the share of pixels on which both mark the energy as foreground.
 """
 
@@ -37,6 +37,7 @@ from conftest import record
 torch = pytest.importorskip("torch")
 
 import dwd_fast  # noqa: E402
+from dwd_fast._threads import using_threads  # noqa: E402
 from dwd_fast.torch import DWDLoss, TargetEncoder  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -119,6 +120,8 @@ def test_targets_and_loss(benchmark, page250, implementation, threads):
     label = implementation if implementation.startswith("original") else f"{implementation} ({threads} thr)"
     record(benchmark, label, page250, batch=B, shape=[H, W], boxes_per_page=N, levels=LEVELS, classes=CLASSES,
            torch_threads=threads, torch=torch.__version__)
+    dwd_threads = using_threads(threads)  # the encoder's threads are dwd_fast's
+    dwd_threads.__enter__()
     try:
         encoder, loss = TargetEncoder(LEVELS, CLASSES), DWDLoss()
         targets = _targets()
@@ -141,4 +144,5 @@ def test_targets_and_loss(benchmark, page250, implementation, threads):
             benchmark.extra_info["marker_pixels"] = int(t["energy"].count_nonzero())
             assert all(m.shape == (B, H, W) for m in masks)
     finally:
+        dwd_threads.__exit__(None, None, None)
         torch.set_num_threads(before)
