@@ -92,7 +92,7 @@ class SkHeap {
     if (n == 0) return top;
     // The hole at i waits for `last`. scikit-image's rule (left child if smaller than the item, then the
     // right if smaller than that) is: the smaller child, ties to the left, moves up if smaller than
-    // `last`. The child is chosen without a branch; the grandchildren are fetched ahead.
+    // `last`. The child is chosen without a branch; the great-grandchildren are fetched ahead.
     SkItem* v = v_.data();
     std::size_t i = 0;
     while (true) {
@@ -353,11 +353,6 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
     } else {
       const ImageView<const T> v = plane_view<T>(markers, 0);
       std::vector<T> val;  // value of each run
-      auto push_to = [](std::vector<MarkerRun>& runs, std::vector<T>& vals, index_t r, index_t c0, index_t c1,
-                        std::int32_t comp, T value) {
-        runs.push_back(MarkerRun{r, static_cast<std::int32_t>(c0), static_cast<std::int32_t>(c1), 0, comp});
-        vals.push_back(value);
-      };
       if (m.has_comps) {
         // Only the mask's pixels can hold markers: read just those, along the mask's runs. A sparse
         // mask's runs are short and rows apart, so each one's markers are a cache miss of their own:
@@ -395,7 +390,8 @@ Markers find_markers(const Planes& markers, const Planes& mask, int connectivity
             const T value = row[c];
             const index_t c0 = c;
             while (c < v.cols && row[c] == value) ++c;
-            push_to(m.runs, val, r, c0, c, 0, value);
+            m.runs.push_back(MarkerRun{r, static_cast<std::int32_t>(c0), static_cast<std::int32_t>(c), 0, 0});
+            val.push_back(value);
           }
         }
       }
