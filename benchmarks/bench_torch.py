@@ -19,8 +19,9 @@ energy levels, 120 classes.
     ``tests/reference/dwd_targets.py`` (same structure and cost as the original; float64 one-hot maps).
 
 dwd_fast.torch runs with ``threads`` PyTorch and dwd_fast threads (1, and all cores); the numpy
-reference is single-threaded. The two target sets differ by design (the modern encoder is not the original's quirky
-one): ``support_agreement`` records the share of pixels on which both mark the energy as foreground.
+reference is single-threaded. The two target sets differ by design (the modern encoder is not the
+original's quirky one): ``support_agreement`` records the share of pixels on which both mark the energy
+as foreground.
 """
 
 from __future__ import annotations
@@ -120,29 +121,27 @@ def test_targets_and_loss(benchmark, page250, implementation, threads):
     label = implementation if implementation.startswith("original") else f"{implementation} ({threads} thr)"
     record(benchmark, label, page250, batch=B, shape=[H, W], boxes_per_page=N, levels=LEVELS, classes=CLASSES,
            torch_threads=threads, torch=torch.__version__)
-    dwd_threads = using_threads(threads)  # the encoder's threads are dwd_fast's
-    dwd_threads.__enter__()
     try:
-        encoder, loss = TargetEncoder(LEVELS, CLASSES), DWDLoss()
-        targets = _targets()
-        if implementation.startswith("original"):
-            res = benchmark.pedantic(original_targets_and_masks, rounds=1, iterations=1)
-            ours = encoder(targets, (H, W))["energy"].numpy()
-            energy = np.stack([r[0][0] for r in res])
-            agree = float(np.count_nonzero((energy > 0) == (ours > 0))) / energy.size
-            benchmark.extra_info.update(support_agreement=round(agree, 4),
-                                        marker_pixels=int(np.count_nonzero(energy)))
-        elif "DWDLoss" in implementation:
-            outputs = _outputs()
-            res = benchmark.pedantic(torch_targets_and_loss, args=(encoder, loss, targets, outputs), rounds=3,
-                                     iterations=1, warmup_rounds=1)
-            benchmark.extra_info.update({k: round(float(v), 6) for k, v in res.items()})
-            assert all(torch.isfinite(v) for v in res.values())
-        else:
-            t, masks = benchmark.pedantic(torch_targets_and_masks, args=(encoder, loss, targets), rounds=5,
-                                          iterations=1, warmup_rounds=1)
-            benchmark.extra_info["marker_pixels"] = int(t["energy"].count_nonzero())
-            assert all(m.shape == (B, H, W) for m in masks)
+        with using_threads(threads):  # the encoder's threads are dwd_fast's
+            encoder, loss = TargetEncoder(LEVELS, CLASSES), DWDLoss()
+            targets = _targets()
+            if implementation.startswith("original"):
+                res = benchmark.pedantic(original_targets_and_masks, rounds=1, iterations=1)
+                ours = encoder(targets, (H, W))["energy"].numpy()
+                energy = np.stack([r[0][0] for r in res])
+                agree = float(np.count_nonzero((energy > 0) == (ours > 0))) / energy.size
+                benchmark.extra_info.update(support_agreement=round(agree, 4),
+                                            marker_pixels=int(np.count_nonzero(energy)))
+            elif "DWDLoss" in implementation:
+                outputs = _outputs()
+                res = benchmark.pedantic(torch_targets_and_loss, args=(encoder, loss, targets, outputs), rounds=3,
+                                         iterations=1, warmup_rounds=1)
+                benchmark.extra_info.update({k: round(float(v), 6) for k, v in res.items()})
+                assert all(torch.isfinite(v) for v in res.values())
+            else:
+                t, masks = benchmark.pedantic(torch_targets_and_masks, args=(encoder, loss, targets), rounds=5,
+                                              iterations=1, warmup_rounds=1)
+                benchmark.extra_info["marker_pixels"] = int(t["energy"].count_nonzero())
+                assert all(m.shape == (B, H, W) for m in masks)
     finally:
-        dwd_threads.__exit__(None, None, None)
         torch.set_num_threads(before)

@@ -17,13 +17,12 @@ def set_num_threads(threads: int) -> None:
     Examples
     --------
     >>> import dwd_fast
-    >>> before = dwd_fast.get_num_threads()
     >>> dwd_fast.set_num_threads(1)
     >>> dwd_fast.get_num_threads()
     1
     >>> dwd_fast.set_num_threads(0)  # back to OpenMP's count
     """
-    cpu_ext().set_num_threads(check_nonneg_int(threads, "threads"))
+    cpu_ext().page_threads(check_nonneg_int(threads, "threads"))
 
 
 def get_num_threads() -> int:
@@ -39,11 +38,7 @@ class using_threads:
         self.threads = check_nonneg_int(threads, "threads")
 
     def __enter__(self):
-        ext = cpu_ext()
-        threads, min_work = ext.page_threads(0, 0)  # read the settings ...
-        ext.page_threads(threads, min_work)  # ... and keep them
-        self._old = (threads, min_work)
-        ext.page_threads(self.threads, min_work)
+        self._old = cpu_ext().page_threads(self.threads)
         return self
 
     def __exit__(self, *exc):

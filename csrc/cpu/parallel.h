@@ -22,13 +22,13 @@ namespace cpu {
 // dwd_fast.set_num_threads, and by the tests (_cpu.page_threads), which run small inputs on several
 // threads to check the seams.
 inline std::atomic<std::int64_t> g_parallel_min_work{std::int64_t(1) << 16};
-inline std::atomic<int> g_page_threads{0};
+inline std::atomic<int> g_threads{0};
 
 // The threads the CPU kernels use: dwd_fast.set_num_threads's count, else OpenMP's (OMP_NUM_THREADS,
 // or the cores); 1 without OpenMP.
 inline int configured_threads() {
 #if defined(_OPENMP)
-  const int set = g_page_threads.load(std::memory_order_relaxed);
+  const int set = g_threads.load(std::memory_order_relaxed);
   return set > 0 ? set : std::max(1, omp_get_max_threads());
 #else
   return 1;

@@ -344,7 +344,7 @@ class RunLabels {
       if (offset[nt] >= static_cast<index_t>(std::numeric_limits<std::int32_t>::max()))
         throw std::invalid_argument("image has too many foreground runs for 32-bit labels");
       runs.resize(static_cast<std::size_t>(offset[nt]));
-      row_start[rows] = offset[nt];
+      row_start[rows] = offset[nt];  // the last stretch's last row ends here (read by unite_rows)
       for (int t = 1; t < nt; ++t)
         for (index_t r = part_begin(rows, t, nt); r < part_begin(rows, t + 1, nt); ++r) row_start[r] += offset[t];
       on_threads(nt, [&](int t) {

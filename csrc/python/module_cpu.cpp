@@ -23,22 +23,15 @@ PYBIND11_MODULE(_cpu, m) {
   m.def(
       "page_threads",
       [](int threads, std::int64_t min_work) {
-        if (threads < 0 || min_work < 0) throw py::value_error("threads and min_work must be >= 0");
-        const py::tuple old = py::make_tuple(dwd::cpu::g_page_threads.load(), dwd::cpu::g_parallel_min_work.load());
-        dwd::cpu::g_page_threads = threads;
-        dwd::cpu::g_parallel_min_work = min_work;
+        if (threads < 0) throw py::value_error("threads must be >= 0 (0: OpenMP's count), got " + std::to_string(threads));
+        const py::tuple old = py::make_tuple(dwd::cpu::g_threads.load(), dwd::cpu::g_parallel_min_work.load());
+        dwd::cpu::g_threads = threads;
+        if (min_work >= 0) dwd::cpu::g_parallel_min_work = min_work;
         return old;
       },
-      py::arg("threads"), py::arg("min_work"),
-      "Tests: threads inside one page's kernel (0: OpenMP's count) and the work below which a phase stays on "
-      "one thread; returns the previous (threads, min_work).");
-  m.def(
-      "set_num_threads",
-      [](int threads) {
-        if (threads < 0) throw py::value_error("threads must be >= 0 (0: OpenMP's count), got " + std::to_string(threads));
-        dwd::cpu::g_page_threads = threads;
-      },
-      py::arg("threads"));
+      py::arg("threads"), py::arg("min_work") = -1,
+      "The CPU kernels' thread count (0: OpenMP's) and, when min_work >= 0 (tests), the work below which a "
+      "phase of one page stays on one thread; returns the previous (threads, min_work).");
   m.def("get_num_threads", []() { return dwd::cpu::configured_threads(); });
   m.def("build_info", []() {
     py::dict d;
