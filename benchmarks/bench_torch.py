@@ -19,7 +19,11 @@ energy levels, 120 classes.
     ``tests/reference/dwd_targets.py`` (same structure and cost as the original; float64 one-hot maps).
 
 dwd_fast.torch runs with ``threads`` PyTorch and dwd_fast threads (1, and all cores); the numpy
-reference is single-threaded. The two target sets differ by design (the modern encoder is not the
+reference is single-threaded. This machine's speed drifts over a run (other tenants share its memory
+system), so the original's test also times ``TargetEncoder + DWDLoss`` on all cores three times right
+before and three times right after the original's round: ``paired_ratio`` in its ``extra_info`` is the
+original's time over the median of those six (``dwd_loss_around_ms``), a ratio of two timings taken in
+the same minute. The two target sets differ by design (the modern encoder is not the
 original's quirky one): ``support_agreement`` records the share of pixels on which both mark the energy
 as foreground.
 """
@@ -28,7 +32,9 @@ from __future__ import annotations
 
 import functools
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +112,25 @@ def torch_targets_and_loss(encoder, loss, targets, outputs):
         return loss(outputs, encoder(targets, (H, W)))
 
 
+def dwd_loss_times(targets, rounds=3):
+    """Seconds of ``rounds`` calls of TargetEncoder + DWDLoss on all cores (after one warm-up call)."""
+    threads = os.cpu_count() or 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with using_threads(threads):
+            encoder, loss, outputs = TargetEncoder(LEVELS, CLASSES), DWDLoss(), _outputs()
+            torch_targets_and_loss(encoder, loss, targets, outputs)
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                torch_targets_and_loss(encoder, loss, targets, outputs)
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return times
+
+
 IMPLEMENTATIONS = ["dwd_fast.torch TargetEncoder + DWDLoss", "dwd_fast.torch TargetEncoder + loss masks",
                    "original numpy targets + masks"]
 
@@ -126,7 +151,12 @@ def test_targets_and_loss(benchmark, page250, implementation, threads):
             encoder, loss = TargetEncoder(LEVELS, CLASSES), DWDLoss()
             targets = _targets()
             if implementation.startswith("original"):
+                around = dwd_loss_times(targets)
                 res = benchmark.pedantic(original_targets_and_masks, rounds=1, iterations=1)
+                around += dwd_loss_times(targets)
+                benchmark.extra_info.update(
+                    dwd_loss_around_ms=[round(t * 1e3, 1) for t in around],
+                    paired_ratio=round(benchmark.stats.stats.min / statistics.median(around), 1))
                 ours = encoder(targets, (H, W))["energy"].numpy()
                 energy = np.stack([r[0][0] for r in res])
                 agree = float(np.count_nonzero((energy > 0) == (ours > 0))) / energy.size
