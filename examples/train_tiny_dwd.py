@@ -110,8 +110,9 @@ def evaluate(model, seeds):
     result = {"precision": tp / max(n_pred, 1), "recall": tp / max(n_gt, 1), "class_accuracy": correct / max(tp, 1),
               "detections": n_pred, "objects": n_gt}
     try:
+        import torchvision  # noqa: F401  (MeanAveragePrecision needs it)
         from torchmetrics.detection import MeanAveragePrecision
-    except ImportError:
+    except (ImportError, RuntimeError):  # RuntimeError: a torchvision built for another PyTorch (its ops missing)
         pass
     else:
         metric = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval") if _has("faster_coco_eval") \
