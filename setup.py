@@ -116,6 +116,11 @@ class BuildExt(build_ext):
         return objects
 
 
+# headers and included kernel files: an edit to one rebuilds the extension (setuptools tracks sources only)
+HEADERS = _rel(glob.glob(os.path.join(ROOT, "csrc", "**", "*.h"), recursive=True)
+               + glob.glob(os.path.join(ROOT, "csrc", "**", "*.inc"), recursive=True)
+               + glob.glob(os.path.join(ROOT, "csrc", "**", "*.cuh"), recursive=True))
+
 ext_modules = [
     Pybind11Extension(
         "dwd_fast._cpu",
@@ -124,6 +129,7 @@ ext_modules = [
              + glob.glob(os.path.join(ROOT, "csrc/python/bind_*.cpp"))
              + [os.path.join(ROOT, "csrc/python/module_cpu.cpp")]),
         include_dirs=["csrc"],
+        depends=HEADERS,
         cxx_std=17,
         extra_compile_args=list(CXX_FLAGS),
     )
@@ -146,6 +152,7 @@ if NVCC:
             _rel(glob.glob(os.path.join(ROOT, "csrc/cuda/*.cu"))
                  + [os.path.join(ROOT, "csrc/python/module_cuda.cpp")]),
             include_dirs=["csrc", os.path.join(cuda_home, "include")],
+            depends=HEADERS,
             cxx_std=17,
             extra_compile_args=list(CXX_FLAGS),
             library_dirs=[lib_dir],
