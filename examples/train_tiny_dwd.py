@@ -109,14 +109,15 @@ def evaluate(model, seeds):
         tp, correct, n_pred, n_gt = tp + a, correct + b, n_pred + c, n_gt + e
     result = {"precision": tp / max(n_pred, 1), "recall": tp / max(n_gt, 1), "class_accuracy": correct / max(tp, 1),
               "detections": n_pred, "objects": n_gt}
-    try:
-        import torchvision  # noqa: F401  (MeanAveragePrecision needs it)
+    try:  # mAP when torchmetrics can compute it (it needs torchvision and pycocotools or faster-coco-eval)
+        import torchvision  # noqa: F401  (MeanAveragePrecision imports it when it first updates)
         from torchmetrics.detection import MeanAveragePrecision
+
+        metric = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval") if _has("faster_coco_eval") \
+            else MeanAveragePrecision(iou_type="bbox")
     except (ImportError, RuntimeError):  # RuntimeError: a torchvision built for another PyTorch (its ops missing)
         pass
     else:
-        metric = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval") if _has("faster_coco_eval") \
-            else MeanAveragePrecision(iou_type="bbox")
         metric.update(dets, targets)
         result["map_50"] = float(metric.compute()["map_50"])
     model.train()
