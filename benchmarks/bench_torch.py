@@ -30,6 +30,7 @@ as foreground.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import statistics
@@ -112,22 +113,28 @@ def torch_targets_and_loss(encoder, loss, targets, outputs):
         return loss(outputs, encoder(targets, (H, W)))
 
 
-def dwd_loss_times(targets, rounds=3):
-    """Seconds of ``rounds`` calls of TargetEncoder + DWDLoss on all cores (after one warm-up call)."""
-    threads = os.cpu_count() or 1
+@contextlib.contextmanager
+def torch_and_dwd_threads(threads):
+    """PyTorch's threads (the loss) and dwd_fast's (the encoder) set to ``threads`` inside the block."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with using_threads(threads):
-            encoder, loss, outputs = TargetEncoder(LEVELS, CLASSES), DWDLoss(), _outputs()
-            torch_targets_and_loss(encoder, loss, targets, outputs)
-            times = []
-            for _ in range(rounds):
-                t0 = time.perf_counter()
-                torch_targets_and_loss(encoder, loss, targets, outputs)
-                times.append(time.perf_counter() - t0)
+            yield
     finally:
         torch.set_num_threads(before)
+
+
+def dwd_loss_times(targets, rounds=3):
+    """Seconds of ``rounds`` calls of TargetEncoder + DWDLoss on all cores (after one warm-up call)."""
+    with torch_and_dwd_threads(os.cpu_count() or 1):
+        encoder, loss, outputs = TargetEncoder(LEVELS, CLASSES), DWDLoss(), _outputs()
+        torch_targets_and_loss(encoder, loss, targets, outputs)
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            torch_targets_and_loss(encoder, loss, targets, outputs)
+            times.append(time.perf_counter() - t0)
     return times
 
 
@@ -141,37 +148,32 @@ def test_targets_and_loss(benchmark, page250, implementation, threads):
     if implementation.startswith("original") and threads != 1:
         pytest.skip("the numpy reference is single-threaded")
     benchmark.group = GROUP
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     label = implementation if implementation.startswith("original") else f"{implementation} ({threads} thr)"
     record(benchmark, label, page250, batch=B, shape=[H, W], boxes_per_page=N, levels=LEVELS, classes=CLASSES,
            torch_threads=threads, torch=torch.__version__)
-    try:
-        with using_threads(threads):  # the encoder's threads are dwd_fast's
-            encoder, loss = TargetEncoder(LEVELS, CLASSES), DWDLoss()
-            targets = _targets()
-            if implementation.startswith("original"):
-                around = dwd_loss_times(targets)
-                res = benchmark.pedantic(original_targets_and_masks, rounds=1, iterations=1)
-                around += dwd_loss_times(targets)
-                benchmark.extra_info.update(
-                    dwd_loss_around_ms=[round(t * 1e3, 1) for t in around],
-                    paired_ratio=round(benchmark.stats.stats.min / statistics.median(around), 1))
-                ours = encoder(targets, (H, W))["energy"].numpy()
-                energy = np.stack([r[0][0] for r in res])
-                agree = float(np.count_nonzero((energy > 0) == (ours > 0))) / energy.size
-                benchmark.extra_info.update(support_agreement=round(agree, 4),
-                                            marker_pixels=int(np.count_nonzero(energy)))
-            elif "DWDLoss" in implementation:
-                outputs = _outputs()
-                res = benchmark.pedantic(torch_targets_and_loss, args=(encoder, loss, targets, outputs), rounds=3,
-                                         iterations=1, warmup_rounds=1)
-                benchmark.extra_info.update({k: round(float(v), 6) for k, v in res.items()})
-                assert all(torch.isfinite(v) for v in res.values())
-            else:
-                t, masks = benchmark.pedantic(torch_targets_and_masks, args=(encoder, loss, targets), rounds=5,
-                                              iterations=1, warmup_rounds=1)
-                benchmark.extra_info["marker_pixels"] = int(t["energy"].count_nonzero())
-                assert all(m.shape == (B, H, W) for m in masks)
-    finally:
-        torch.set_num_threads(before)
+    with torch_and_dwd_threads(threads):
+        encoder, loss = TargetEncoder(LEVELS, CLASSES), DWDLoss()
+        targets = _targets()
+        if implementation.startswith("original"):
+            around = dwd_loss_times(targets)
+            res = benchmark.pedantic(original_targets_and_masks, rounds=1, iterations=1)
+            around += dwd_loss_times(targets)
+            benchmark.extra_info.update(
+                dwd_loss_around_ms=[round(t * 1e3, 1) for t in around],
+                paired_ratio=round(benchmark.stats.stats.min / statistics.median(around), 1))
+            ours = encoder(targets, (H, W))["energy"].numpy()
+            energy = np.stack([r[0][0] for r in res])
+            agree = float(np.count_nonzero((energy > 0) == (ours > 0))) / energy.size
+            benchmark.extra_info.update(support_agreement=round(agree, 4),
+                                        marker_pixels=int(np.count_nonzero(energy)))
+        elif "DWDLoss" in implementation:
+            outputs = _outputs()
+            res = benchmark.pedantic(torch_targets_and_loss, args=(encoder, loss, targets, outputs), rounds=3,
+                                     iterations=1, warmup_rounds=1)
+            benchmark.extra_info.update({k: round(float(v), 6) for k, v in res.items()})
+            assert all(torch.isfinite(v) for v in res.values())
+        else:
+            t, masks = benchmark.pedantic(torch_targets_and_masks, args=(encoder, loss, targets), rounds=5,
+                                          iterations=1, warmup_rounds=1)
+            benchmark.extra_info["marker_pixels"] = int(t["energy"].count_nonzero())
+            assert all(m.shape == (B, H, W) for m in masks)
