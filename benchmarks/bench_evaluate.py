@@ -27,11 +27,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import pytest
 
+if __name__ == "__main__":  # run as a script: this checkout's dwd_fast (built in place)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 try:
     import dwd_fast
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import dwd_fast
+
+from dwd_fast._threads import using_threads  # noqa: E402
 
 PAGES, OBJECTS, CLASSES = 350, 1000, 100
 
@@ -107,7 +111,7 @@ class FCE:
 
 
 def ours(gts, dets):
-    with dwd_fast.using_threads(1):
+    with using_threads(1):
         return dwd_fast.evaluate(dets, gts).precision
 
 

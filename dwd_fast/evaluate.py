@@ -356,8 +356,9 @@ def _draw_pr(f, curves, title):
         plt = None
     if plt is not None:
         fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
-        for name, r, p in curves:
-            ax.plot(r, p, label=name, lw=1.2)
+        cmap = plt.get_cmap("tab20")
+        for i, (name, r, p) in enumerate(curves):
+            ax.plot(r, p, label=name, lw=1.2, color=cmap(i % 20), ls=("-", "--", ":")[(i // 20) % 3])
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall")
