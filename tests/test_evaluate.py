@@ -587,3 +587,24 @@ def test_cli_eval_on_coco_files(tmp_path, capsys):
     assert "nope.json" in capsys.readouterr().err
     assert cli.main(["eval", str(tmp_path / "gt.json"), str(tmp_path / "gt.json")]) == 2  # not detections
     assert "gt.json" in capsys.readouterr().err
+
+
+def test_threads_do_not_change_results_and_calls_run_concurrently():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dwd_fast._ext import cpu_ext
+
+    gts, dets, nc = _page_case(11, n_img=3, n_gt=120, nc=7)
+    old = cpu_ext().page_threads(1, 0)
+    try:
+        one = [dwd_fast.evaluate(dets, gts, protocol=p) for p in ("coco", "deepscores")]
+        cpu_ext().page_threads(3, 0)  # several threads even for this small input
+        many = [dwd_fast.evaluate(dets, gts, protocol=p) for p in ("coco", "deepscores")]
+    finally:
+        cpu_ext().page_threads(*old)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a.ap, b.ap)
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda p: dwd_fast.evaluate(dets, gts, protocol=p), ["coco", "deepscores"] * 4))
+    for i, r in enumerate(got):
+        np.testing.assert_array_equal(r.ap, one[i % 2].ap)
