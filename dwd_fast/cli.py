@@ -224,6 +224,49 @@ def info(args):
     return 0
 
 
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="dwd-fast", description="Fast Deep Watershed Detector post-processing")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="engraved page -> encode -> simulated outputs -> decode, overlay PNG and timings")
+    d.add_argument("--out", default=".", help="directory of the overlay PNG (default: current directory)")
+    d.add_argument("--font", default="Bravura", help="SMuFL font: Bravura, Gootville, Leipzig, Leland, Petaluma")
+    d.add_argument("--music", default="random",
+                   help="'random' (default), a bundled piece (chorale, toccata, reel), or a file Verovio reads")
+    d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--cutoff", type=float, default=6)
+    d.add_argument("--min-size", type=int, default=2)
+    d.add_argument("--repeat", type=int, default=30, help="timing repeats")
+    d.add_argument("--scale", type=float, default=0.5, help="scale of the overlay picture (default 0.5)")
+    d.add_argument("--reference", action="store_true", help="decode the synthetic reference page instead")
+    d.add_argument("--objects", type=int, default=250, help="objects on the reference page (with --reference)")
+    d.add_argument("--show", type=int, default=10, help="detections to print (with --reference)")
+    d.set_defaults(func=demo)
+    b = sub.add_parser("bench", help="every op against its references (scikit-image, OpenCV, cc3d, the original)")
+    b.add_argument("--quick", action="store_true", help="fewer pages and rounds (well under a minute)")
+    b.add_argument("--json", help="write the results to this JSON file")
+    b.add_argument("--plot", help="write a PNG of time against objects per page")
+    b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    b.add_argument("--only", help="comma-separated ops (prefixes or globs): decode, label, watershed, ...")
+    b.add_argument("--pages", help="comma-separated pages: reference object counts and engraved[:seed|piece[:font]] "
+                                   "(default 250,2000,engraved with --quick)")
+    b.set_defaults(func=bench)
+    i = sub.add_parser("info", help="what was built and what is usable")
+    i.set_defaults(func=info)
+    e = sub.add_parser("eval", help="score a detections file (COCO results or DeepScores proposals) against ground truth")
+    e.add_argument("detections", help="COCO results JSON or the DeepScoresV2 toolkit's proposals JSON")
+    e.add_argument("ground_truth", help="DeepScoresV2 JSON or COCO ground-truth JSON")
+    e.add_argument("--protocol", default="coco", choices=["coco", "deepscores"])
+    e.add_argument("--corrected", action="store_true",
+                   help="deepscores: match highest score first (default: as the toolkit, lowest first)")
+    e.add_argument("--max-dets", type=int, default=None, help="coco: detections per image and class (default: all)")
+    e.add_argument("--annotation-set", default="deepscores", help="DeepScoresV2: the annotation set")
+    e.add_argument("--plot", help="write precision-recall curves (IoU 0.5) to this PNG")
+    e.set_defaults(func=eval_cmd)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
 def _read_coco_gt(doc, path):
     """Pages (dicts) and the label space of a COCO ground-truth document (bbox x, y, w, h)."""
     try:
@@ -287,49 +330,6 @@ def eval_cmd(args):
         r.plot(args.plot)
         print(f"plot: {args.plot}")
     return 0
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="dwd-fast", description="Fast Deep Watershed Detector post-processing")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="engraved page -> encode -> simulated outputs -> decode, overlay PNG and timings")
-    d.add_argument("--out", default=".", help="directory of the overlay PNG (default: current directory)")
-    d.add_argument("--font", default="Bravura", help="SMuFL font: Bravura, Gootville, Leipzig, Leland, Petaluma")
-    d.add_argument("--music", default="random",
-                   help="'random' (default), a bundled piece (chorale, toccata, reel), or a file Verovio reads")
-    d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--cutoff", type=float, default=6)
-    d.add_argument("--min-size", type=int, default=2)
-    d.add_argument("--repeat", type=int, default=30, help="timing repeats")
-    d.add_argument("--scale", type=float, default=0.5, help="scale of the overlay picture (default 0.5)")
-    d.add_argument("--reference", action="store_true", help="decode the synthetic reference page instead")
-    d.add_argument("--objects", type=int, default=250, help="objects on the reference page (with --reference)")
-    d.add_argument("--show", type=int, default=10, help="detections to print (with --reference)")
-    d.set_defaults(func=demo)
-    b = sub.add_parser("bench", help="every op against its references (scikit-image, OpenCV, cc3d, the original)")
-    b.add_argument("--quick", action="store_true", help="fewer pages and rounds (well under a minute)")
-    b.add_argument("--json", help="write the results to this JSON file")
-    b.add_argument("--plot", help="write a PNG of time against objects per page")
-    b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    b.add_argument("--only", help="comma-separated ops (prefixes or globs): decode, label, watershed, ...")
-    b.add_argument("--pages", help="comma-separated pages: reference object counts and engraved[:seed|piece[:font]] "
-                                   "(default 250,2000,engraved with --quick)")
-    b.set_defaults(func=bench)
-    e = sub.add_parser("eval", help="score a detections file (COCO results or DeepScores proposals) against ground truth")
-    e.add_argument("detections", help="COCO results JSON or the DeepScoresV2 toolkit's proposals JSON")
-    e.add_argument("ground_truth", help="DeepScoresV2 JSON or COCO ground-truth JSON")
-    e.add_argument("--protocol", default="coco", choices=["coco", "deepscores"])
-    e.add_argument("--corrected", action="store_true",
-                   help="deepscores: match highest score first (default: as the toolkit, lowest first)")
-    e.add_argument("--max-dets", type=int, default=None, help="coco: detections per image and class (default: all)")
-    e.add_argument("--annotation-set", default="deepscores", help="DeepScoresV2: the annotation set")
-    e.add_argument("--plot", help="write precision-recall curves (IoU 0.5) to this PNG")
-    e.set_defaults(func=eval_cmd)
-    i = sub.add_parser("info", help="what was built and what is usable")
-    i.set_defaults(func=info)
-    args = p.parse_args(argv)
-    return args.func(args)
 
 
 if __name__ == "__main__":  # pragma: no cover
