@@ -401,7 +401,8 @@ def evaluate(detections, ground_truth, *, protocol="coco", max_dets=None, area_r
         Per page: :class:`dwd_fast.Detections`, or a dict with ``"boxes"`` (N, 4) xyxy, ``"labels"`` (N,)
         in 1..C and ``"scores"`` (N,) (torchvision's format; ``"oriented"`` (N, 4, 2) optional). Either a
         list aligned with the ground-truth pages, or a dict keyed by ``image_id`` (pages without an entry
-        have no detections). numpy arrays or torch tensors.
+        have no detections). numpy arrays or torch tensors. Scores may be any finite numbers (only
+        their order matters; negative ones are accepted).
     ground_truth : dataset or list
         A dataset with ``.pages`` (and ``.class_names``), e.g. :func:`dwd_fast.data.deepscores.read_deepscores`'s,
         or a list of pages / dicts with ``"boxes"`` (N, 4) xyxy, ``"labels"`` (N,) in 1..C and optionally
