@@ -9,6 +9,7 @@ Public API (everything else is private):
 - :func:`encode`, :class:`Targets` — the DWD training targets (energy, class and size maps)
 - :mod:`dwd_fast.compat` — exact drop-ins for the original DWD functions
 - :mod:`dwd_fast.data` — the reference page of the benchmarks, engraved music pages, simulated network outputs
+- :func:`evaluate`, :func:`write_detections`, :func:`read_detections` — COCO / DeepScores detection scores and files
 - :func:`info` — what was built and what is usable
 - :func:`set_num_threads`, :func:`get_num_threads` — the CPU threads used (a batch's pages, a page's work)
 """
@@ -18,6 +19,7 @@ from ._info import info
 from .class_sizes import ClassSizeTable, class_size_table
 from .decode import Detections, decode
 from .encode import Targets, encode
+from .evaluate import EvaluationResult, evaluate, read_detections, write_detections
 from .label import label
 from .peaks import peak_local_max
 from .region_stats import RegionStats, region_stats
@@ -28,4 +30,5 @@ __version__ = "0.1.0"
 
 __all__ = ["label", "peak_local_max", "region_stats", "RegionStats", "watershed", "decode", "Detections",
            "encode", "Targets", "class_size_table", "ClassSizeTable", "compat", "data", "info",
-           "set_num_threads", "get_num_threads", "__version__"]
+           "set_num_threads", "get_num_threads", "__version__",
+           "evaluate", "EvaluationResult", "write_detections", "read_detections"]

@@ -253,8 +253,83 @@ def main(argv=None):
     b.set_defaults(func=bench)
     i = sub.add_parser("info", help="what was built and what is usable")
     i.set_defaults(func=info)
+    e = sub.add_parser("eval", help="score a detections file (COCO results or DeepScores proposals) against ground truth")
+    e.add_argument("detections", help="COCO results JSON or the DeepScoresV2 toolkit's proposals JSON")
+    e.add_argument("ground_truth", help="DeepScoresV2 JSON or COCO ground-truth JSON")
+    e.add_argument("--protocol", default="coco", choices=["coco", "deepscores"])
+    e.add_argument("--corrected", action="store_true",
+                   help="deepscores: match highest score first (default: as the toolkit, lowest first)")
+    e.add_argument("--max-dets", type=int, default=None, help="coco: detections per image and class (default: all)")
+    e.add_argument("--annotation-set", default="deepscores", help="DeepScoresV2: the annotation set")
+    e.add_argument("--plot", help="write precision-recall curves (IoU 0.5) to this PNG")
+    e.set_defaults(func=eval_cmd)
     args = p.parse_args(argv)
     return args.func(args)
+
+
+def _read_coco_gt(doc, path):
+    """Pages (dicts) and the label space of a COCO ground-truth document (bbox x, y, w, h)."""
+    try:
+        cats = sorted(doc["categories"], key=lambda c: int(c["id"]))
+        cat_ids = [int(c["id"]) for c in cats]
+        lut = {c: i + 1 for i, c in enumerate(cat_ids)}
+        per = {int(im["id"]): ([], []) for im in doc["images"]}
+        for n, a in enumerate(doc["annotations"]):
+            if a.get("iscrowd", 0):
+                raise ValueError(f"annotation {n}: crowd annotations are not supported")
+            if int(a["image_id"]) not in per:
+                raise ValueError(f"annotation {n}: image_id {a['image_id']} is not in images")
+            if int(a["category_id"]) not in lut:
+                raise ValueError(f"annotation {n}: category_id {a['category_id']} is not in categories")
+            x, y, w, h = (float(v) for v in a["bbox"])
+            per[int(a["image_id"])][0].append([x, y, x + w, y + h])
+            per[int(a["image_id"])][1].append(lut[int(a["category_id"])])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a COCO ground-truth file ({type(e).__name__}: {e})") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    pages = [{"image_id": i, "boxes": np.asarray(b, np.float64).reshape(-1, 4), "labels": np.asarray(c, np.int64)}
+             for i, (b, c) in sorted(per.items())]
+    names = ["background"] + [str(c.get("name", c["id"])) for c in cats]
+    return {"pages": pages, "class_names": names}, np.array([-1] + cat_ids, np.int64)
+
+
+def _read_ground_truth(path, annotation_set):
+    """(ground truth for evaluate, label -> category id) of a DeepScoresV2 or COCO JSON file."""
+    with open(path) as f:
+        doc = json.load(f)
+    if isinstance(doc, dict) and "annotation_sets" in doc:
+        try:
+            from dwd_fast.data.deepscores import read_deepscores
+        except ImportError as e:
+            raise ValueError(f"{path}: a DeepScoresV2 file, but dwd_fast.data.deepscores is not available ({e})") from None
+        import inspect
+
+        kw = {"check_images": False} if "check_images" in inspect.signature(read_deepscores).parameters else {}
+        ds = read_deepscores(path, annotation_set, **kw)
+        return ds, np.asarray(ds.category_ids)
+    if isinstance(doc, dict) and {"images", "annotations", "categories"} <= set(doc):
+        return _read_coco_gt(doc, path)
+    raise ValueError(f"{path}: neither a DeepScoresV2 file (annotation_sets, ...) nor COCO ground truth "
+                     "(images, annotations, categories)")
+
+
+def eval_cmd(args):
+    import dwd_fast
+
+    try:
+        gt, cat_ids = _read_ground_truth(args.ground_truth, args.annotation_set)
+        dets = dwd_fast.read_detections(args.detections, category_ids=cat_ids)
+        r = dwd_fast.evaluate(dets, gt, protocol=args.protocol, max_dets=args.max_dets,
+                              faithful=not args.corrected)
+    except (OSError, ValueError, TypeError) as e:
+        print(f"dwd-fast eval: {e}", file=sys.stderr)
+        return 2
+    print(r.table())
+    if args.plot:
+        r.plot(args.plot)
+        print(f"plot: {args.plot}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,6 +57,44 @@ class Detections:
         """torchvision's detection format: ``{"boxes", "labels", "scores"}``."""
         return {"boxes": self.boxes, "labels": self.labels, "scores": self.scores}
 
+    def to_coco(self, image_id, category_ids=None):
+        """COCO results records: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``.
+
+        Parameters
+        ----------
+        image_id : int
+            The page's image id in the dataset.
+        category_ids : sequence or mapping, optional
+            Label -> the dataset's category id (a dataset's ``category_ids``, indexed by label, entry 0 the
+            background); default: the labels themselves.
+
+        Returns
+        -------
+        list of dict
+        """
+        from .evaluate import to_coco
+
+        return to_coco(self, image_id, category_ids)
+
+    def to_deepscores(self, image_id, category_ids=None):
+        """The DeepScoresV2 toolkit's proposal records: ``[{"bbox": [x0, y0, x1, y1], "cat_id", "img_id",
+        "score"}]`` (the ``proposals`` of its proposals file; see :func:`dwd_fast.write_detections`).
+
+        Parameters
+        ----------
+        image_id : int
+            The page's image id in the dataset.
+        category_ids : sequence or mapping, optional
+            Label -> the dataset's category id, as for :meth:`to_coco`.
+
+        Returns
+        -------
+        list of dict
+        """
+        from .evaluate import to_deepscores
+
+        return to_deepscores(self, image_id, category_ids, oriented=False)
+
 
 def _split_energy(e):
     """(batched, is_logits, 4-D view (B, K|1, H, W)) for an energy array."""

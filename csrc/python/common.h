@@ -97,5 +97,6 @@ void bind_watershed(py::module_& m);
 void bind_peaks(py::module_& m);
 void bind_encode(py::module_& m);
 void bind_loss(py::module_& m);
+void bind_evaluate(py::module_& m);
 
 }  // namespace dwd

@@ -20,6 +20,7 @@ PYBIND11_MODULE(_cpu, m) {
   dwd::bind_peaks(m);
   dwd::bind_encode(m);
   dwd::bind_loss(m);
+  dwd::bind_evaluate(m);
   m.def(
       "page_threads",
       [](int threads, std::int64_t min_work) {
