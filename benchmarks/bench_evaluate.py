@@ -74,7 +74,7 @@ def coco_docs(gts, dets, classes=CLASSES):
             anns.append({"id": aid, "image_id": i + 1, "category_id": c, "bbox": [x0, y0, x1 - x0, y1 - y0],
                          "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
             aid += 1
-    from dwd_fast.evaluate import to_coco
+    from dwd_fast.metrics import to_coco
 
     res = [r for i, d in enumerate(dets) for r in to_coco(d, i + 1)]
     return {"images": images, "annotations": anns, "categories": [{"id": c, "name": str(c)}

@@ -19,7 +19,7 @@ from ._info import info
 from .class_sizes import ClassSizeTable, class_size_table
 from .decode import Detections, decode
 from .encode import Targets, encode
-from .evaluate import EvaluationResult, evaluate, read_detections, write_detections
+from .metrics import EvaluationResult, evaluate, read_detections, write_detections
 from .label import label
 from .peaks import peak_local_max
 from .region_stats import RegionStats, region_stats

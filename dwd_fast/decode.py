@@ -72,7 +72,7 @@ class Detections:
         -------
         list of dict
         """
-        from .evaluate import to_coco
+        from .metrics import to_coco
 
         return to_coco(self, image_id, category_ids)
 
@@ -91,7 +91,7 @@ class Detections:
         -------
         list of dict
         """
-        from .evaluate import to_deepscores
+        from .metrics import to_deepscores
 
         return to_deepscores(self, image_id, category_ids, oriented=False)
 

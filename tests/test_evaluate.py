@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dwd_fast
-from dwd_fast.evaluate import COCO_AREA_RANGES, read_detections, to_coco, to_deepscores, write_detections
+from dwd_fast.metrics import COCO_AREA_RANGES, read_detections, to_coco, to_deepscores, write_detections
 
 # "no cap" for the references' maxDets: more than any page holds (faster-coco-eval allocates by maxDets)
 
