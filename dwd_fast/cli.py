@@ -1,4 +1,4 @@
-"""The ``dwd-fast`` command: ``demo``, ``bench``, ``info``."""
+"""The ``dwd-fast`` command: ``demo``, ``bench``, ``info``, ``make-dataset``."""
 
 from __future__ import annotations
 
@@ -224,6 +224,25 @@ def info(args):
     return 0
 
 
+def make_dataset_cmd(args):
+    """``dwd-fast make-dataset``: engraved pages -> a DeepScoresV2-format dataset."""
+    from .data.deepscores import make_dataset
+
+    fonts = [f.strip() for f in args.fonts.split(",") if f.strip()] if args.fonts else None
+    t = time.perf_counter()
+    try:
+        r = make_dataset(args.out, args.pages, fonts=fonts, seed=args.seed, test_share=args.test_share, jobs=args.jobs,
+                         measures=args.measures, segmentation=not args.no_segmentation, progress=not args.quiet)
+    except (ValueError, ImportError) as e:
+        print(f"dwd-fast make-dataset: {e}", file=sys.stderr)
+        return 2
+    dt = time.perf_counter() - t
+    rate = f", {r['written'] / dt:.2f} pages/s" if r["written"] else ""
+    print(f"{args.out}: {args.pages} pages ({r['written']} engraved, {r['kept']} kept{rate}), "
+          f"{r['annotations']} annotations\n  {r['train']}\n  {r['test']}")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="dwd-fast", description="Fast Deep Watershed Detector post-processing")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -251,6 +270,17 @@ def main(argv=None):
     b.add_argument("--pages", help="comma-separated pages: reference object counts and engraved[:seed|piece[:font]] "
                                    "(default 250,2000,engraved with --quick)")
     b.set_defaults(func=bench)
+    m = sub.add_parser("make-dataset", help="engrave pages into a DeepScoresV2-format dataset (images + JSON)")
+    m.add_argument("out", help="output folder (images/, segmentation/, deepscores_train.json, deepscores_test.json)")
+    m.add_argument("--pages", type=int, required=True, help="number of pages")
+    m.add_argument("--fonts", help="comma-separated SMuFL fonts (default: all five)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--test-share", type=float, default=0.2, help="share of pages in the test split (default 0.2)")
+    m.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    m.add_argument("--measures", type=int, default=40, help="measures of random music per page (default 40)")
+    m.add_argument("--no-segmentation", action="store_true", help="do not write segmentation/*_seg.png")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=make_dataset_cmd)
     i = sub.add_parser("info", help="what was built and what is usable")
     i.set_defaults(func=info)
     args = p.parse_args(argv)
