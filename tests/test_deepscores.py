@@ -94,6 +94,26 @@ def test_v2_reader_quirks(tmp_path):
     assert a.load_image().shape == (40, 60) and a.load_image().dtype == np.uint8
 
 
+def test_v2_reader_lenient_forms(tmp_path):
+    """Integer img_id and cat_id entries, a single cat_id, no annotation_sets: the same pages."""
+    d = _v2_dict()
+    for a in d["annotations"].values():
+        a["img_id"] = int(a["img_id"])
+        a["cat_id"] = [None if c is None else int(c) for c in a["cat_id"]]
+    d["annotations"]["103"]["cat_id"] = 135
+    del d["annotation_sets"]
+    ref = read_deepscores(_write_v2(tmp_path), check_images=False)
+    (tmp_path / "x").mkdir()
+    got = read_deepscores(_write_v2(tmp_path / "x", d, images=False), check_images=False)
+    assert got.class_names == ref.class_names
+    for p, q in zip(ref, got):
+        for f in ("boxes", "oriented", "labels", "category_ids", "area", "ann_ids"):
+            np.testing.assert_array_equal(getattr(p, f), getattr(q, f))
+        assert p.comments == q.comments and list(p.comments) == list(q.comments)
+    c = ref[0].comments
+    assert isinstance(c, dsm.CommentList) and c[-3] == c[0] and c[0:2] == [c[0], {}] and c.raw[1] == ""
+
+
 def test_v2_reader_muscima_set_skips_and_counts(tmp_path):
     ds = read_deepscores(_write_v2(tmp_path), "muscima++")
     assert ds.class_names == ("background", "noteheadFullSmall", "stem")

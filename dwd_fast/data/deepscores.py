@@ -30,14 +30,15 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
-from typing import List, NamedTuple, Optional, Tuple
+from collections.abc import Sequence
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from ._deepscores_categories import CATEGORIES, MUSCIMA_COUNTERPART
 
 __all__ = ["read_deepscores", "read_deepscores_v1", "write_deepscores", "DeepScoresPage", "DeepScoresDataset",
-           "DeepScoresFormatError", "deepscores_categories", "from_engraved", "min_area_rect",
+           "DeepScoresFormatError", "CommentList", "deepscores_categories", "from_engraved", "min_area_rect",
            "parse_comments", "format_comments"]
 
 ANNOTATION_SETS = ("deepscores", "muscima++")
@@ -72,8 +73,9 @@ class DeepScoresPage(NamedTuple):
     area : (N,) float64
         ``area`` (the object's pixel count in V2; the box area in v1).
     ann_ids : (N,) int64
-    comments : list of dict
-        The parsed ``comments`` of each annotation (:func:`parse_comments`).
+    comments : sequence of dict
+        The parsed ``comments`` of each annotation (:func:`parse_comments`; a :class:`CommentList` when
+        read from a file, parsed on access; its ``raw`` holds the strings).
     image : (H, W) uint8 or None
         The page itself when it is held in memory (pages made by :func:`from_engraved`), else None.
     segmentation : (H, W) uint8 or None
@@ -232,6 +234,15 @@ def parse_comments(text):
     """
     if not text:
         return {}
+    try:
+        out = dict(part.split(":", 1) for part in str(text).split(";") if part)
+        for key in ("onset", "duration", "rel_position"):
+            v = out.get(key)
+            if v is not None:
+                out[key] = _typed(key, v)
+        return out
+    except ValueError:  # a part without ':' (or with spaces): the careful way
+        pass
     out = {}
     for part in str(text).split(";"):
         if not part:
@@ -240,6 +251,39 @@ def parse_comments(text):
         key = key.strip()
         out[key] = _typed(key, value.strip()) if sep else ""
     return out
+
+
+class CommentList(Sequence):
+    """The comments of a page's annotations: a read-only sequence of dicts (:func:`parse_comments`),
+    parsed when read (a page of the real set holds hundreds). ``raw`` holds the strings as the file
+    gives them. Compares equal to a list of the same dicts."""
+
+    __slots__ = ("raw", "_parsed")
+
+    def __init__(self, raw):
+        self.raw = list(raw)
+        self._parsed = {}
+
+    def __len__(self):
+        return len(self.raw)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self.raw)))]
+        if i < 0:
+            i += len(self.raw)
+        d = self._parsed.get(i)
+        if d is None:
+            d = self._parsed[i] = parse_comments(self.raw[i])
+        return d
+
+    def __eq__(self, other):
+        if isinstance(other, (list, tuple, CommentList)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __repr__(self):
+        return repr(list(self))
 
 
 def format_comments(d):
@@ -356,9 +400,13 @@ def read_deepscores(path, annotation_set="deepscores", *, check_images=True, box
     pages = []
     skipped = 0
     seen_ids = set()
-    empty = {}
+    set_pos = list(sets).index(annotation_set) if isinstance(sets, list) else None
+    # the set's category ids as they appear in cat_id: only string keys may take the fast path
+    lut_str = {k: v for k, v in lut.items() if isinstance(k, str)}
+    lut = {**lut_str, **{k: v for k, v in lut.items() if not isinstance(k, str)}}
+    inv = np.asarray(cat_ids, np.int64)
     for n_img, im in enumerate(images):
-        page, sk = _read_v2_page(path, root, n_img, im, anns, lut, box_tolerance, empty)
+        page, sk = _read_v2_page(path, root, n_img, im, anns, lut, box_tolerance, set_pos, inv)
         if page.image_id in seen_ids:
             _fail(path, f"image {page.image_id}: the id appears twice in 'images'")
         seen_ids.add(page.image_id)
@@ -382,7 +430,41 @@ def _check_image(json_path, page):
                          f"JSON says {page.width} x {page.height}")
 
 
-def _read_v2_page(path, root, n_img, im, anns, lut, tol, comment_cache):
+def _labels_fast(recs, lut, set_pos, siid):
+    """Labels of a page's records when every cat_id is a list with the set's entry at ``set_pos`` and every
+    img_id is the page's id string (the real files); None otherwise."""
+    if set_pos is None:
+        return None
+    try:
+        if not all(r["img_id"] == siid for r in recs):
+            return None
+        return np.fromiter((lut.get(r["cat_id"][set_pos], 0) for r in recs), np.int64, len(recs))
+    except (TypeError, IndexError, KeyError):
+        return None
+
+
+def _labels_slow(path, recs, ann_ids, lut, iid):
+    labels = np.zeros(len(recs), np.int64)
+    siid = str(iid)
+    for j, r in enumerate(recs):
+        if "cat_id" not in r:
+            _fail(path, f"annotation {str(ann_ids[j])!r}: no 'cat_id'")
+        if "img_id" not in r:
+            _fail(path, f"annotation {str(ann_ids[j])!r}: no 'img_id'")
+        cats = r["cat_id"]
+        lab = 0
+        for c in (cats if isinstance(cats, list) else [cats]):
+            if c is not None and not isinstance(c, (list, dict)):
+                lab = lut.get(c, 0) or lut.get(str(c), 0)
+                if lab:
+                    break
+        labels[j] = lab
+        if str(r["img_id"]) != siid:
+            _fail(path, f"annotation {str(ann_ids[j])!r}: img_id {r['img_id']!r} but image {iid} lists it")
+    return labels
+
+
+def _read_v2_page(path, root, n_img, im, anns, lut, tol, set_pos=None, inv=None):
     if not isinstance(im, dict):
         _fail(path, f"images[{n_img}]: must be an object, got {type(im).__name__}")
     try:
@@ -405,26 +487,12 @@ def _read_v2_page(path, root, n_img, im, anns, lut, tol, comment_cache):
             _fail(path, f"image {iid}: annotation {str(k)!r} is listed in its ann_ids but not in 'annotations'")
         recs.append(r)
     n = len(recs)
-    labels = np.empty(n, np.int64)
-    keep = np.ones(n, bool)
     siid = str(iid)
     try:
-        for j, r in enumerate(recs):
-            cats = r["cat_id"]
-            lab = 0
-            if isinstance(cats, list):
-                for c in cats:
-                    if c is not None:
-                        lab = lut.get(c, 0) or lut.get(str(c), 0)
-                        if lab:
-                            break
-            elif cats is not None:
-                lab = lut.get(cats, 0) or lut.get(str(cats), 0)
-            labels[j] = lab
-            if not lab:
-                keep[j] = False
-            if str(r["img_id"]) != siid:
-                _fail(path, f"annotation {str(ann_ids[j])!r}: img_id {r['img_id']!r} but image {iid} lists it")
+        labels = _labels_fast(recs, lut, set_pos, siid)
+        if labels is None:
+            labels = _labels_slow(path, recs, ann_ids, lut, iid)
+        keep = labels > 0
         a = np.array([r["a_bbox"] for r in recs], np.float64).reshape(n, -1) if n else np.zeros((0, 4))
         o = np.array([r["o_bbox"] for r in recs], np.float64).reshape(n, -1) if n else np.zeros((0, 8))
         area = np.array([r["area"] for r in recs], np.float64) if n else np.zeros(0)
@@ -464,24 +532,14 @@ def _read_v2_page(path, root, n_img, im, anns, lut, tol, comment_cache):
         recs = [recs[j] for j in idx]
         a, o, area, labels = a[idx], o[idx], area[idx], labels[idx]
         ann_ids = [ann_ids[j] for j in idx]
-    comments = []
-    for r in recs:
-        c = r.get("comments", "")
-        d = comment_cache.get(c)
-        if d is None:
-            d = parse_comments(c)
-            if len(comment_cache) < 4096:
-                comment_cache[c] = d
-            comments.append(d)
-        else:
-            comments.append(dict(d))
+    comments = CommentList([r.get("comments", "") or "" for r in recs])
     try:
         aid = np.array([int(x) for x in ann_ids], np.int64)
     except ValueError:
         _fail(path, f"image {iid}: annotation ids must be integers, got {ann_ids[:5]!r}")
     page = DeepScoresPage(iid, str(fname), os.path.join(root, str(fname)), width, height,
                           a.astype(np.float32), o.astype(np.float32).reshape(-1, 4, 2), labels,
-                          _category_ids_of(labels, lut), area, aid, comments)
+                          inv[labels] if inv is not None else _category_ids_of(labels, lut), area, aid, comments)
     return page, skipped
 
 
@@ -935,6 +993,8 @@ def _ann_records(page, annotation_set="deepscores"):
     oriented = np.asarray(page.oriented, np.float64).reshape(n, 8)
     area = np.asarray(page.area, np.float64).reshape(n)
     comments = page.comments if page.comments is not None else [{}] * n
+    if isinstance(comments, CommentList):
+        comments = comments.raw
     out = []
     for j in range(n):
         c = int(page.category_ids[j])
