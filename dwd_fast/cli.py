@@ -174,6 +174,14 @@ def demo(args):
     path = os.path.join(args.out, "dwd_fast_demo.png")
     overlay(page.image, page.boxes, det.boxes, tp, path=path, scale=args.scale)
     print(f"overlay: {path} (page; ground truth green; detections magenta, orange where they match nothing)")
+    if getattr(args, "dataset", None):
+        from .data.deepscores import from_engraved, write_deepscores
+
+        _progress("writing the page as a one-page DeepScoresV2 dataset ...")
+        ds_page = from_engraved(page, image_id=1, filename="dwd_fast_demo_page.png")
+        js = write_deepscores([ds_page], args.dataset, "test", info={"description": f"dwd-fast demo page: {what}, "
+                                                                                     f"{args.font}"})
+        print(f"DeepScores dataset: {js} ({ds_page.n} annotations in DeepScoresV2's classes; images/, segmentation/)")
     return 0
 
 
@@ -260,6 +268,7 @@ def main(argv=None):
     d.add_argument("--reference", action="store_true", help="decode the synthetic reference page instead")
     d.add_argument("--objects", type=int, default=250, help="objects on the reference page (with --reference)")
     d.add_argument("--show", type=int, default=10, help="detections to print (with --reference)")
+    d.add_argument("--dataset", metavar="DIR", help="also write the page as a one-page DeepScoresV2 dataset in DIR")
     d.set_defaults(func=demo)
     b = sub.add_parser("bench", help="every op against its references (scikit-image, OpenCV, cc3d, the original)")
     b.add_argument("--quick", action="store_true", help="fewer pages and rounds (well under a minute)")

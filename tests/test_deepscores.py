@@ -604,3 +604,15 @@ def test_make_dataset_deterministic_and_resumable(tmp_path):
         dsm.make_dataset(a, 0)
     with pytest.raises(ValueError, match="font"):
         dsm.make_dataset(a, 1, fonts=["Arial"])
+
+
+def test_demo_writes_a_one_page_dataset(tmp_path, capsys):
+    pytest.importorskip("verovio")
+    from dwd_fast import cli
+
+    assert cli.main(["demo", "--out", str(tmp_path), "--music", "chorale", "--repeat", "1",
+                     "--dataset", str(tmp_path / "ds")]) == 0
+    assert "DeepScores dataset:" in capsys.readouterr().out
+    ds = read_deepscores(tmp_path / "ds" / "deepscores_test.json")
+    assert len(ds) == 1 and ds[0].n > 100 and ds[0].load_image().shape == (2668, 1894)
+    assert (tmp_path / "ds" / "segmentation" / "dwd_fast_demo_page_seg.png").exists()
