@@ -900,6 +900,7 @@ def from_engraved(page, *, image_id=0, filename="", ink_threshold=128, segmentat
     ctx = _glyph_context(root)
     names = page.names
     ds = {n: (i, c) for i, n, c in deepscores_categories("deepscores")}
+    color_of = {i: c for i, c in ds.values()}
     keep, cats, comments = [], [], []
     for i, o in enumerate(objs):
         el = o.parts[0][0] if o.parts else None
@@ -930,7 +931,7 @@ def from_engraved(page, *, image_id=0, filename="", ink_threshold=128, segmentat
             ye, xe = min(H, y0 + h), min(W, x0 + w)
             if ye > ys and xe > xs:
                 sub = ink[ys - y0:ye - y0, xs - x0:xe - x0]
-                seg[ys:ye, xs:xe][sub] = ds[[k for k, v in ds.items() if v[0] == cats[j]][0]][1]
+                seg[ys:ye, xs:xe][sub] = color_of[cats[j]]
     cats = np.asarray(cats, np.int64)
     return DeepScoresPage(int(image_id), filename, "", W, H, page.boxes[keep].astype(np.float32).reshape(-1, 4),
                           oriented.astype(np.float32), cats.copy(), cats, area, np.arange(n, dtype=np.int64),
