@@ -24,6 +24,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def synth_json_subprocess(path, pages, per_page, seed=0):
+    """synth_json in a child process (so that this one stays small); returns the annotation count."""
+    code = (f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r}); import bench_deepscores as b; "
+            f"print(b.synth_json({path!r}, {pages}, {per_page}, {seed}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 def synth_json(path, pages, per_page, seed=0):
     """Write a synthetic DeepScoresV2 JSON; returns the annotation count."""
     sys.path.insert(0, ROOT)
@@ -63,7 +71,7 @@ def synth_json(path, pages, per_page, seed=0):
 
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
 what, path = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
@@ -76,7 +84,8 @@ else:
     ds = read_deepscores(path, check_images=False)
     n = sum(p.n for p in ds) + ds.skipped
 dt = time.perf_counter() - t
-print(json.dumps({{"s": dt, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "n": n}}))
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(json.dumps({{"s": dt, "maxrss_mb": int(hwm) / 1024, "n": n}}))
 """
 
 
@@ -91,12 +100,13 @@ def bench_read(pages, per_page, repeat):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "deepscores_train.json")
         t = time.perf_counter()
-        n = synth_json(path, pages, per_page)
+        n = synth_json_subprocess(path, pages, per_page)
         mb = os.path.getsize(path) / 2 ** 20
         print(f"synthetic JSON: {pages} pages, {n} annotations, {mb:.0f} MB (written in {time.perf_counter() - t:.1f} s)")
-        base = json.loads(subprocess.run([sys.executable, "-c", "import json, resource, numpy, PIL.Image; "
-                                          "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024))"],
-                                         capture_output=True, text=True, check=True).stdout)
+        # peak resident memory is VmHWM (ru_maxrss would carry this process's over the fork + exec)
+        base = json.loads(subprocess.run([sys.executable, "-c", "import json, numpy, PIL.Image; print(json.dumps(int("
+                                          "[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
+                                          "/1024))"], capture_output=True, text=True, check=True).stdout)
         res = {"json": [], "read": []}
         for _ in range(repeat):
             for what in ("json", "read"):  # interleaved

@@ -1,9 +1,14 @@
 """Generate dwd_fast/data/_deepscores_categories.py from a DeepScoresV2 JSON (its category table).
 
 Usage: python scripts/deepscores_categories.py deepscores_v2_sample.json > dwd_fast/data/_deepscores_categories.py
+The category table of DeepScoresV2 (ids, names, annotation sets, colours) is data of the dataset: the same
+in every split's JSON and in the obb_anns toolkit's sample file (sample/deepscores_v2_sample.json).
 """
-import json, sys, collections
-d = json.load(open(sys.argv[1]))
+import json
+import sys
+
+with open(sys.argv[1]) as f:
+    d = json.load(f)
 cats = d["categories"]
 rows = sorted(((int(k), v["name"], v["annotation_set"], int(v["color"])) for k, v in cats.items()))
 # deepscores -> muscima++ counterparts: the file lists each muscima++ category after its deepscores one,

@@ -101,6 +101,7 @@ def test_v2_reader_lenient_forms(tmp_path):
         a["img_id"] = int(a["img_id"])
         a["cat_id"] = [None if c is None else int(c) for c in a["cat_id"]]
     d["annotations"]["103"]["cat_id"] = 135
+    d["images"][0]["ann_ids"] = [int(k) for k in d["images"][0]["ann_ids"]]
     del d["annotation_sets"]
     ref = read_deepscores(_write_v2(tmp_path), check_images=False)
     (tmp_path / "x").mkdir()
@@ -238,6 +239,8 @@ def test_v2_missing_image(tmp_path):
     (lambda d: d["annotations"]["101"].update(a_bbox=[1, 2, 3]), "annotation '101': a_bbox"),
     (lambda d: d["annotations"]["100"].update(o_bbox=[1, 2, 3, 4, 5, 6, 7, "x"]), "annotation '100': o_bbox"),
     (lambda d: d["annotations"]["101"].pop("cat_id"), "annotation '101': no 'cat_id'"),
+    (lambda d: d["annotations"].update({"101": [1, 2]}), "annotation '101': must be an object"),
+    (lambda d: d["images"][0].update(ann_ids="100"), "image 7: ann_ids must be a list"),
     (lambda d: d["annotations"]["104"].update(img_id="7"), "annotation '104': img_id '7' but image 9"),
     (lambda d: d["images"][1].pop("width"), r"images\[1\]: no 'width'"),
     (lambda d: d["images"][1].update(id=7, ann_ids=[]), "image 7: the id appears twice"),

@@ -480,12 +480,20 @@ def _read_v2_page(path, root, n_img, im, anns, lut, tol, set_pos=None, inv=None)
         _fail(path, f"images[{n_img}]: {e}")
     if width <= 0 or height <= 0:
         _fail(path, f"image {iid}: size {width} x {height} is not positive")
-    recs = []
-    for k in ann_ids:
-        r = anns.get(str(k))
-        if r is None:
-            _fail(path, f"image {iid}: annotation {str(k)!r} is listed in its ann_ids but not in 'annotations'")
-        recs.append(r)
+    if not isinstance(ann_ids, list):
+        _fail(path, f"image {iid}: ann_ids must be a list, got {type(ann_ids).__name__}")
+    try:
+        recs = [anns[k] for k in ann_ids]  # the real files: string ids
+    except (KeyError, TypeError):
+        recs = []
+        for k in ann_ids:
+            r = anns.get(str(k))
+            if r is None:
+                _fail(path, f"image {iid}: annotation {str(k)!r} is listed in its ann_ids but not in 'annotations'")
+            recs.append(r)
+    if not all(type(r) is dict for r in recs):
+        j = next(j for j, r in enumerate(recs) if not isinstance(r, dict))
+        _fail(path, f"annotation {str(ann_ids[j])!r}: must be an object, got {type(recs[j]).__name__}")
     n = len(recs)
     siid = str(iid)
     try:
