@@ -56,8 +56,8 @@ def synth_json(path, pages, per_page, seed=0):
             a = [round(float(x0[j]), 6), round(float(y0[j]), 6), round(float(x0[j] + w[j]), 6),
                  round(float(y0[j] + h[j]), 6)]
             o = [a[2], a[3], a[2], a[1], a[0], a[1], a[0], a[3]]
-            com = (f"instance:#{int(rng.integers(0, 1 << 24)):06x};onset:{j % 16 / 4};duration:1;rel_position:{j % 9 - 4};"
-                   if j % 2 else "")
+            com = (f"instance:#{int(rng.integers(0, 1 << 24)):06x};onset:{j % 16 / 4};duration:1;"
+                   f"rel_position:{j % 9 - 4};" if j % 2 else "")
             anns[str(k)] = {"a_bbox": a, "o_bbox": o, "cat_id": [str(c), None if m is None else str(m)],
                             "area": int(w[j] * h[j] * 0.4), "img_id": str(p + 1), "comments": com}
             ids.append(str(k))
@@ -102,11 +102,13 @@ def bench_read(pages, per_page, repeat):
         t = time.perf_counter()
         n = synth_json_subprocess(path, pages, per_page)
         mb = os.path.getsize(path) / 2 ** 20
-        print(f"synthetic JSON: {pages} pages, {n} annotations, {mb:.0f} MB (written in {time.perf_counter() - t:.1f} s)")
+        dt = time.perf_counter() - t
+        print(f"synthetic JSON: {pages} pages, {n} annotations, {mb:.0f} MB (written in {dt:.1f} s)")
         # peak resident memory is VmHWM (ru_maxrss would carry this process's over the fork + exec)
-        base = json.loads(subprocess.run([sys.executable, "-c", "import json, numpy, PIL.Image; print(json.dumps(int("
-                                          "[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
-                                          "/1024))"], capture_output=True, text=True, check=True).stdout)
+        probe = ("import json, numpy, PIL.Image; print(json.dumps(int([l for l in open('/proc/self/status') "
+                 "if l.startswith('VmHWM')][0].split()[1]) / 1024))")
+        base = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                         check=True).stdout)
         res = {"json": [], "read": []}
         for _ in range(repeat):
             for what in ("json", "read"):  # interleaved
@@ -120,7 +122,8 @@ def bench_read(pages, per_page, repeat):
               f"seconds (median) | p95 | peak RSS MB (median; interpreter+numpy+Pillow alone: {base:.0f}) |")
         print("|---|---|---|---|---|---|---|")
         for label, med, p95, rss in rows:
-            print(f"| {label} (1 thread, {repeat} runs) | {pages} | {n} | {mb:.0f} | {med:.2f} | {p95:.2f} | {rss:.0f} |")
+            print(f"| {label} (1 thread, {repeat} runs) | {pages} | {n} | {mb:.0f} | {med:.2f} | {p95:.2f} "
+                  f"| {rss:.0f} |")
         return rows
 
 
@@ -135,11 +138,11 @@ def bench_make(pages, jobs, measures):
         t2 = time.perf_counter()
         make_dataset(d, pages, jobs=jobs, measures=measures, progress=False)  # resumed: all kept
         dt2 = time.perf_counter() - t2
-    print(f"\n| {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | make-dataset pages | --jobs | measures | "
-          f"annotations | seconds | pages/s | resumed run (all kept), s |")
+    print(f"\n| {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | make-dataset pages | --jobs | measures "
+          "| annotations | seconds | pages/s | resumed run (all kept), s |")
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| engraved, all fonts + pieces | {pages} | {jobs} | {measures} | {r['annotations']} | {dt:.1f} | "
-          f"{pages / dt:.2f} | {dt2:.2f} |")
+    print(f"| engraved, all fonts + pieces | {pages} | {jobs} | {measures} | {r['annotations']} | {dt:.1f} "
+          f"| {pages / dt:.2f} | {dt2:.2f} |")
     return pages / dt
 
 

@@ -761,6 +761,12 @@ def min_area_rect(mask, origin=(0, 0)):
     rows = np.flatnonzero(mask.any(1))
     if rows.size == 0:
         return None
+    cols = np.flatnonzero(mask.any(0))
+    if rows[-1] - rows[0] + 1 == rows.size and cols[-1] - cols[0] + 1 == cols.size \
+            and mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all():
+        # a full rectangle of pixels (a stem, a ledger line): it is its own minimum-area rectangle
+        x0, y0, x1, y1 = float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) + np.asarray(origin, np.float64)
     sub = mask[rows]
     first = sub.argmax(1)
     last = sub.shape[1] - 1 - sub[:, ::-1].argmax(1)
