@@ -115,6 +115,21 @@ def test_v2_reader_lenient_forms(tmp_path):
     assert isinstance(c, dsm.CommentList) and c[-3] == c[0] and c[0:2] == [c[0], {}] and c.raw[1] == ""
 
 
+@pytest.mark.parametrize("annotation_set", ["deepscores", "muscima++"])
+def test_v2_cat_id_follows_annotation_sets_order(tmp_path, annotation_set):
+    d = _v2_dict()
+    d["annotation_sets"] = ["muscima++", "deepscores"]
+    for a in d["annotations"].values():
+        a["cat_id"] = a["cat_id"][::-1]
+    ref = read_deepscores(_write_v2(tmp_path), annotation_set, check_images=False)
+    (tmp_path / "x").mkdir()
+    got = read_deepscores(_write_v2(tmp_path / "x", d, images=False), annotation_set, check_images=False)
+    assert got.skipped == ref.skipped
+    for p, q in zip(ref, got):
+        np.testing.assert_array_equal(p.category_ids, q.category_ids)
+        np.testing.assert_array_equal(p.ann_ids, q.ann_ids)
+
+
 def test_v2_reader_muscima_set_skips_and_counts(tmp_path):
     ds = read_deepscores(_write_v2(tmp_path), "muscima++")
     assert ds.class_names == ("background", "noteheadFullSmall", "stem")
@@ -241,6 +256,7 @@ def test_v2_missing_image(tmp_path):
     (lambda d: d["annotations"]["101"].pop("cat_id"), "annotation '101': no 'cat_id'"),
     (lambda d: d["annotations"].update({"101": [1, 2]}), "annotation '101': must be an object"),
     (lambda d: d["images"][0].update(ann_ids="100"), "image 7: ann_ids must be a list"),
+    (lambda d: d.update(annotation_sets="deepscores"), "'annotation_sets' must be a list"),
     (lambda d: d["annotations"]["104"].update(img_id="7"), "annotation '104': img_id '7' but image 9"),
     (lambda d: d["images"][1].pop("width"), r"images\[1\]: no 'width'"),
     (lambda d: d["images"][1].update(id=7, ann_ids=[]), "image 7: the id appears twice"),

@@ -385,8 +385,15 @@ def read_deepscores(path, annotation_set="deepscores", *, check_images=True, box
             _fail(path, f"no {key!r} (a DeepScoresV2 file has 'info', 'annotation_sets', 'categories', "
                         "'images' and 'annotations')")
     sets = data.get("annotation_sets")
+    set_pos = None  # where cat_id lists the chosen set's category (the fast path)
     if sets is None:
-        sets = sorted({v.get("annotation_set") for v in data["categories"].values() if isinstance(v, dict)})
+        if not isinstance(data["categories"], dict):
+            _fail(path, "'categories' must be an object keyed by category id")
+        sets = sorted({str(v.get("annotation_set")) for v in data["categories"].values() if isinstance(v, dict)})
+    elif not isinstance(sets, list) or not all(isinstance(x, str) for x in sets):
+        _fail(path, f"'annotation_sets' must be a list of names, got {sets!r}")
+    else:
+        set_pos = sets.index(annotation_set) if annotation_set in sets else None
     if annotation_set not in sets:
         _fail(path, f"unknown annotation set {annotation_set!r}: the file has {list(sets)}")
     names, cat_ids, colors, lut = _label_space(path, data["categories"], annotation_set)
@@ -400,10 +407,6 @@ def read_deepscores(path, annotation_set="deepscores", *, check_images=True, box
     pages = []
     skipped = 0
     seen_ids = set()
-    set_pos = list(sets).index(annotation_set) if isinstance(sets, list) else None
-    # the set's category ids as they appear in cat_id: only string keys may take the fast path
-    lut_str = {k: v for k, v in lut.items() if isinstance(k, str)}
-    lut = {**lut_str, **{k: v for k, v in lut.items() if not isinstance(k, str)}}
     inv = np.asarray(cat_ids, np.int64)
     for n_img, im in enumerate(images):
         page, sk = _read_v2_page(path, root, n_img, im, anns, lut, box_tolerance, set_pos, inv)
