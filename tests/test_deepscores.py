@@ -635,3 +635,14 @@ def test_demo_writes_a_one_page_dataset(tmp_path, capsys):
     ds = read_deepscores(tmp_path / "ds" / "deepscores_test.json")
     assert len(ds) == 1 and ds[0].n > 100 and ds[0].load_image().shape == (2668, 1894)
     assert (tmp_path / "ds" / "segmentation" / "dwd_fast_demo_page_seg.png").exists()
+
+
+def test_progress_bar_without_tqdm(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import fails
+    bar = dsm._Bar(4, "make-dataset")
+    bar.update(3)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "make-dataset [" in err and "3/4" in err and err.endswith("\n")
