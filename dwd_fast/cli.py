@@ -1,4 +1,4 @@
-"""The ``dwd-fast`` command: ``demo``, ``bench``, ``info``."""
+"""The ``dwd-fast`` command: ``demo``, ``bench``, ``info``, ``make-dataset``."""
 
 from __future__ import annotations
 
@@ -174,6 +174,14 @@ def demo(args):
     path = os.path.join(args.out, "dwd_fast_demo.png")
     overlay(page.image, page.boxes, det.boxes, tp, path=path, scale=args.scale)
     print(f"overlay: {path} (page; ground truth green; detections magenta, orange where they match nothing)")
+    if getattr(args, "dataset", None):
+        from .data.deepscores import from_engraved, write_deepscores
+
+        _progress("writing the page as a one-page DeepScoresV2 dataset ...")
+        ds_page = from_engraved(page, image_id=1, filename="dwd_fast_demo_page.png")
+        js = write_deepscores([ds_page], args.dataset, "test", info={"description": f"dwd-fast demo page: {what}, "
+                                                                                     f"{args.font}"})
+        print(f"DeepScores dataset: {js} ({ds_page.n} annotations in DeepScoresV2's classes; images/, segmentation/)")
     return 0
 
 
@@ -224,6 +232,25 @@ def info(args):
     return 0
 
 
+def make_dataset_cmd(args):
+    """``dwd-fast make-dataset``: engraved pages -> a DeepScoresV2-format dataset."""
+    from .data.deepscores import make_dataset
+
+    fonts = [f.strip() for f in args.fonts.split(",") if f.strip()] if args.fonts else None
+    t = time.perf_counter()
+    try:
+        r = make_dataset(args.out, args.pages, fonts=fonts, seed=args.seed, test_share=args.test_share, jobs=args.jobs,
+                         measures=args.measures, segmentation=not args.no_segmentation, progress=not args.quiet)
+    except (ValueError, ImportError) as e:
+        print(f"dwd-fast make-dataset: {e}", file=sys.stderr)
+        return 2
+    dt = time.perf_counter() - t
+    rate = f", {r['written'] / dt:.2f} pages/s" if r["written"] else ""
+    print(f"{args.out}: {args.pages} pages ({r['written']} engraved, {r['kept']} kept{rate}), "
+          f"{r['annotations']} annotations\n  {r['train']}\n  {r['test']}")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="dwd-fast", description="Fast Deep Watershed Detector post-processing")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -241,6 +268,7 @@ def main(argv=None):
     d.add_argument("--reference", action="store_true", help="decode the synthetic reference page instead")
     d.add_argument("--objects", type=int, default=250, help="objects on the reference page (with --reference)")
     d.add_argument("--show", type=int, default=10, help="detections to print (with --reference)")
+    d.add_argument("--dataset", metavar="DIR", help="also write the page as a one-page DeepScoresV2 dataset in DIR")
     d.set_defaults(func=demo)
     b = sub.add_parser("bench", help="every op against its references (scikit-image, OpenCV, cc3d, the original)")
     b.add_argument("--quick", action="store_true", help="fewer pages and rounds (well under a minute)")
@@ -251,6 +279,17 @@ def main(argv=None):
     b.add_argument("--pages", help="comma-separated pages: reference object counts and engraved[:seed|piece[:font]] "
                                    "(default 250,2000,engraved with --quick)")
     b.set_defaults(func=bench)
+    m = sub.add_parser("make-dataset", help="engrave pages into a DeepScoresV2-format dataset (images + JSON)")
+    m.add_argument("out", help="output folder (images/, segmentation/, deepscores_train.json, deepscores_test.json)")
+    m.add_argument("--pages", type=int, required=True, help="number of pages")
+    m.add_argument("--fonts", help="comma-separated SMuFL fonts (default: all five)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--test-share", type=float, default=0.2, help="share of pages in the test split (default 0.2)")
+    m.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    m.add_argument("--measures", type=int, default=40, help="measures of random music per page (default 40)")
+    m.add_argument("--no-segmentation", action="store_true", help="do not write segmentation/*_seg.png")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=make_dataset_cmd)
     i = sub.add_parser("info", help="what was built and what is usable")
     i.set_defaults(func=info)
     e = sub.add_parser("eval", help="score a detections file (COCO results or DeepScores proposals) against ground truth")

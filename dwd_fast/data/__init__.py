@@ -4,6 +4,7 @@
 - :func:`engraved_page`: real engraved music (Verovio) with one box per symbol (``dwd-fast[pages]``).
 - :func:`simulate_outputs`: network-like outputs (energy and class logits, noisy sizes) from targets.
 - :class:`RareSymbolBank`, :func:`paste_rare_symbols`: rare symbols pasted into the page margins (class balancing).
+- :func:`read_deepscores`, :func:`write_deepscores`, :func:`make_dataset`: DeepScores V2 / v1 in and out.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import numpy as np
 from .engraved import FONTS, PIECES, EngravedPage, engraved_classes, engraved_page, random_music
 from .rare import PastedPage, RareSymbolBank, paste_rare_symbols
 from .simulate import SimulatedOutputs, box_targets, simulate_outputs
+from .deepscores import (DeepScoresDataset, DeepScoresFormatError, DeepScoresPage, deepscores_categories,
+                         make_dataset, read_deepscores, read_deepscores_v1, write_deepscores)
 
 __all__ = ["reference_page", "Page", "PAGE_SHAPE", "engraved_page", "EngravedPage", "engraved_classes",
            "random_music", "FONTS", "PIECES", "simulate_outputs", "SimulatedOutputs", "box_targets",
            "RareSymbolBank", "paste_rare_symbols", "PastedPage"]
+__all__ += ["read_deepscores", "read_deepscores_v1", "write_deepscores", "make_dataset", "DeepScoresDataset",
+            "DeepScoresPage", "DeepScoresFormatError", "deepscores_categories"]
 
 PAGE_SHAPE = (2668, 1894)  # DeepScores page, rows x cols
 
