@@ -154,8 +154,9 @@ def demo(args):
             setattr(d, f, getattr(d, f).cpu().numpy())
     det = d if args.device == "cuda" else run()
     p, r, tp, _ = precision_recall(det.boxes, det.labels, det.scores, page.boxes, page.labels, iou=0.5)
+    ev = dwd_fast.evaluate([det], [{"boxes": page.boxes, "labels": page.labels}], protocol="coco")
     print(f"decode (cutoff {args.cutoff}, min_size {args.min_size}): {len(det)} detections, precision {p:.3f}, "
-          f"recall {r:.3f} at IoU 0.5 (class-aware)")
+          f"recall {r:.3f} at IoU 0.5 (class-aware); COCO mAP@0.5 {ev.map50:.3f}, mAP {ev.map:.3f}")
     ours = _median_ms(run, args.repeat)
     line = f"dwd_fast.decode ({args.device}): {ours:.2f} ms (median of {args.repeat})"
     sk = _skimage_pipeline()

@@ -38,6 +38,10 @@ def test_demo_writes_overlay_and_reports(tmp_path, capsys):
     assert m, out
     p, r = float(m.group(1)), float(m.group(2))
     assert 0.5 < p <= 1 and 0.5 < r <= 1
+    m = re.search(r"COCO mAP@0.5 ([\d.]+), mAP ([\d.]+)", out)  # scored by dwd_fast.evaluate
+    assert m, out
+    map50, map_ = float(m.group(1)), float(m.group(2))
+    assert 0.3 < map50 <= 1 and 0 < map_ <= map50
     m = re.search(r"dwd_fast.decode \(cpu\): ([\d.]+) ms .*scikit-image label \+ regionprops: ([\d.]+) ms .*same boxes", out)
     assert m, out
     assert "engraving" in captured.err  # progress for the steps that take more than a second
