@@ -17,6 +17,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DWD_HAVE_F16C_PATH 1
+#endif
 
 namespace dwd {
 namespace cpu {
@@ -67,15 +71,16 @@ inline void stream_out_and_zero(void* dst_, void* src_, std::size_t n) {
   std::memset(s, 0, n);
 }
 
+template <class C, class S>
 struct Painter {
   const EncodeObj* objs;
   index_t rows, cols;
   Marker marker;
   Overlap overlap;
   const std::uint8_t* table;
-  const std::int32_t* labels;
-  const float* sizes;
-  encode::Outputs out;
+  const C* labels;
+  const S* sizes;
+  encode::OutputsT<C, S> out;
   // nearest only: the object holding each pixel, valid where the energy is non-zero (never read
   // elsewhere, so never initialised)
   std::unique_ptr<std::int32_t[]> owner;
@@ -109,16 +114,16 @@ struct Painter {
       const std::int64_t s = axis_q(kQ * (rc.c0 + k) + kQ / 2 - o.cx, ux);
       s_col[k] = s < kBins ? s * s : kIn;
     }
-    const std::int32_t label = labels[i];
-    const float h = sizes[2 * i], w = sizes[2 * i + 1];
+    const C label = labels[i];
+    const S h = sizes[2 * i], w = sizes[2 * i + 1];
     for (index_t r = ra; r < rb; ++r) {
       const std::int64_t t = axis_q(kQ * r + kQ / 2 - o.cy, vy);
       if (t >= kBins) continue;
       const std::int64_t t2 = t * t;
       std::uint8_t* e = &out.energy(r - r_off, rc.c0);
-      std::int32_t* cl = &out.classes(r - r_off, rc.c0);
-      float* hh = &out.height(r - r_off, rc.c0);
-      float* ww = &out.width(r - r_off, rc.c0);
+      C* cl = &out.classes(r - r_off, rc.c0);
+      S* hh = &out.height(r - r_off, rc.c0);
+      S* ww = &out.width(r - r_off, rc.c0);
       for (index_t k = 0; k < nc; ++k) {
         const std::int64_t r2 = s_col[k] + t2;
         if (r2 >= kIn) continue;
@@ -189,10 +194,11 @@ struct Bands {
 
 }  // namespace
 
+template <class C, class S>
 void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, Marker marker, Overlap overlap,
-                 const std::uint8_t* table, const std::int32_t* labels, const float* sizes, encode::Outputs out,
+                 const std::uint8_t* table, const C* labels, const S* sizes, encode::OutputsT<C, S> out,
                  bool zeroed) {
-  Painter p{objs, rows, cols, marker, overlap, table, labels, sizes, out, nullptr, {}, 0};
+  Painter<C, S> p{objs, rows, cols, marker, overlap, table, labels, sizes, out, nullptr, {}, 0};
   if (overlap == Overlap::nearest) p.owner.reset(new std::int32_t[static_cast<std::size_t>(rows * cols)]);
   const Bands bands(objs, n, rows, cols);
   const index_t nb = (rows + kBand - 1) / kBand;
@@ -224,9 +230,9 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
   }
   const std::size_t band_px = static_cast<std::size_t>(kBand * cols);
   std::vector<std::uint8_t> e_buf(band_px, 0);
-  std::vector<std::int32_t> c_buf(band_px, 0);
-  std::vector<float> h_buf(band_px, 0.0f), w_buf(band_px, 0.0f);
-  p.out = encode::Outputs{make_view(e_buf.data(), kBand, cols), make_view(c_buf.data(), kBand, cols),
+  std::vector<C> c_buf(band_px, 0);
+  std::vector<S> h_buf(band_px, 0), w_buf(band_px, 0);
+  p.out = encode::OutputsT<C, S>{make_view(e_buf.data(), kBand, cols), make_view(c_buf.data(), kBand, cols),
                           make_view(h_buf.data(), kBand, cols), make_view(w_buf.data(), kBand, cols)};
   for (index_t b = 0; b < nb; ++b) {
     const index_t lo = b * kBand, hi = std::min(rows, lo + kBand);
@@ -240,14 +246,52 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
     for (index_t r = lo; r < hi; ++r) {
       const std::size_t at = static_cast<std::size_t>(r - lo) * w;
       stream_out_and_zero(out.energy.row(r), e_buf.data() + at, w);
-      stream_out_and_zero(out.classes.row(r), c_buf.data() + at, w * sizeof(std::int32_t));
-      stream_out_and_zero(out.height.row(r), h_buf.data() + at, w * sizeof(float));
-      stream_out_and_zero(out.width.row(r), w_buf.data() + at, w * sizeof(float));
+      stream_out_and_zero(out.classes.row(r), c_buf.data() + at, w * sizeof(C));
+      stream_out_and_zero(out.height.row(r), h_buf.data() + at, w * sizeof(S));
+      stream_out_and_zero(out.width.row(r), w_buf.data() + at, w * sizeof(S));
     }
   }
 #if defined(__SSE2__)
   _mm_sfence();
 #endif
+}
+
+template void encode_page<std::int32_t, float>(const EncodeObj*, index_t, index_t, index_t, Marker, Overlap,
+                                               const std::uint8_t*, const std::int32_t*, const float*,
+                                               encode::Outputs, bool);
+template void encode_page<std::uint8_t, std::uint16_t>(const EncodeObj*, index_t, index_t, index_t, Marker, Overlap,
+                                                       const std::uint8_t*, const std::uint8_t*,
+                                                       const std::uint16_t*, encode::CompactOutputs, bool);
+
+#if defined(DWD_HAVE_F16C_PATH)
+namespace {
+__attribute__((target("avx,f16c"))) void floats_to_half_f16c(const float* src, std::uint16_t* dst, index_t n) {
+  index_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + k),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + k), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  if (k < n) {  // the tail through a zero-padded block
+    alignas(32) float in[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    alignas(16) std::uint16_t o[8];
+    std::memcpy(in, src + k, static_cast<std::size_t>(n - k) * sizeof(float));
+    _mm_store_si128(reinterpret_cast<__m128i*>(o),
+                    _mm256_cvtps_ph(_mm256_load_ps(in), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    std::memcpy(dst + k, o, static_cast<std::size_t>(n - k) * sizeof(std::uint16_t));
+  }
+}
+}  // namespace
+#endif
+
+bool floats_to_half(const float* src, std::uint16_t* dst, index_t n, bool f16c) {
+#if defined(DWD_HAVE_F16C_PATH)
+  static const bool has_f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  if (f16c && has_f16c) {
+    floats_to_half_f16c(src, dst, n);
+    return true;
+  }
+#endif
+  for (index_t k = 0; k < n; ++k) dst[k] = encode::half_bits_portable(src[k]);
+  return false;
 }
 
 }  // namespace cpu
