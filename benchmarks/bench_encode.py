@@ -39,6 +39,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+if __name__ == "__main__":  # run as a script: this checkout's dwd_fast, not an installed one
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import FLOOR, floor_call, record
 from references_encode import original_stamp_targets
 

@@ -9,10 +9,14 @@
 // Oriented markers evaluate the shared per-pixel functions of dwd/encode.h.
 #include "cpu/encode.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#include "cpu/parallel.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -83,7 +87,7 @@ struct Painter {
   encode::OutputsT<C, S> out;
   // nearest only: the object holding each pixel, valid where the energy is non-zero (never read
   // elsewhere, so never initialised)
-  std::unique_ptr<std::int32_t[]> owner;
+  std::int32_t* owner;  // shared by the threads: each writes the rows of its own bands
   std::vector<std::int64_t> s_col;
   index_t r_off = 0;  // `out` holds rows r_off, r_off + 1, ... of the page (a band)
 
@@ -171,16 +175,23 @@ struct Painter {
 
 // Objects by row band: list[start[b] .. start[b + 1]) are the objects whose rectangle meets band b,
 // in object order.
+// band_area[b]: the pixels of those rectangles inside band b (the band's painting work).
 struct Bands {
   std::vector<encode::Rect> rect;
   std::vector<std::int32_t> start, list;
+  std::vector<std::int64_t> band_area;
   Bands(const EncodeObj* objs, index_t n, index_t rows, index_t cols) : rect(static_cast<std::size_t>(n)) {
     const index_t nb = (rows + kBand - 1) / kBand;
     start.assign(static_cast<std::size_t>(nb) + 1, 0);
+    band_area.assign(static_cast<std::size_t>(nb), 0);
     for (index_t i = 0; i < n; ++i) {
       rect[i] = encode::rect_of(objs[i], rows, cols);
       if (rect[i].area() == 0) continue;
-      for (index_t b = rect[i].r0 / kBand; b <= (rect[i].r1 - 1) / kBand; ++b) ++start[b + 1];
+      for (index_t b = rect[i].r0 / kBand; b <= (rect[i].r1 - 1) / kBand; ++b) {
+        ++start[b + 1];
+        const index_t h = std::min(rect[i].r1, (b + 1) * kBand) - std::max(rect[i].r0, b * kBand);
+        band_area[static_cast<std::size_t>(b)] += h * (rect[i].c1 - rect[i].c0);
+      }
     }
     for (index_t b = 0; b < nb; ++b) start[b + 1] += start[b];
     list.resize(static_cast<std::size_t>(start[nb]));
@@ -194,66 +205,94 @@ struct Bands {
 
 }  // namespace
 
+// Copies the rows [lo, hi) of a band buffer (kBand rows of `cols`) to the same rows of `dst` and zeroes
+// them in the buffer: one stretch when dst's rows are contiguous (the non-temporal stores then leave a
+// partly written cache line only at the band's two ends, not at every row's), else row by row.
+template <class T>
+void stream_band(const ImageView<T>& dst, T* buf, index_t lo, index_t hi, index_t cols) {
+  if (dst.stride_c == 1 && dst.stride_r == cols) {
+    stream_out_and_zero(dst.row(lo), buf, static_cast<std::size_t>((hi - lo) * cols) * sizeof(T));
+    return;
+  }
+  for (index_t r = lo; r < hi; ++r)
+    stream_out_and_zero(dst.row(r), buf + (r - lo) * cols, static_cast<std::size_t>(cols) * sizeof(T));
+}
+
 template <class C, class S>
 void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, Marker marker, Overlap overlap,
                  const std::uint8_t* table, const C* labels, const S* sizes, encode::OutputsT<C, S> out,
                  bool zeroed) {
-  Painter<C, S> p{objs, rows, cols, marker, overlap, table, labels, sizes, out, nullptr, {}, 0};
-  if (overlap == Overlap::nearest) p.owner.reset(new std::int32_t[static_cast<std::size_t>(rows * cols)]);
+  std::unique_ptr<std::int32_t[]> owner;
+  if (overlap == Overlap::nearest) owner.reset(new std::int32_t[static_cast<std::size_t>(rows * cols)]);
   const Bands bands(objs, n, rows, cols);
   const index_t nb = (rows + kBand - 1) / kBand;
-  if (zeroed) {
-    // Paint straight into the maps, band by band (objects' rows near each other in time), fetching
-    // the next object's rows while one is painted: only the markers' lines are touched, so freshly
-    // allocated maps keep their untouched pages unallocated.
-    for (index_t b = 0; b < nb; ++b) {
-      const index_t lo = b * kBand, hi = std::min(rows, lo + kBand);
-      for (std::int32_t k = bands.start[b]; k < bands.start[b + 1]; ++k) {
-        if (k + 1 < bands.start[b + 1]) {
-          const encode::Rect& nx = bands.rect[bands.list[k + 1]];
-          for (index_t r = std::max(nx.r0, lo); r < std::min(nx.r1, hi); ++r) {
-            __builtin_prefetch(&out.energy(r, nx.c0), 1);
-            __builtin_prefetch(&out.classes(r, nx.c0), 1);
-            __builtin_prefetch(&out.classes(r, nx.c1 - 1), 1);
-            __builtin_prefetch(&out.height(r, nx.c0), 1);
-            __builtin_prefetch(&out.height(r, nx.c1 - 1), 1);
-            __builtin_prefetch(&out.width(r, nx.c0), 1);
-            __builtin_prefetch(&out.width(r, nx.c1 - 1), 1);
+  // Bands are independent (each pixel row belongs to one), so contiguous runs of bands go to the threads,
+  // cut at equal work: the markers' pixels (one costs about as much as writing 32 bytes), plus writing
+  // the whole band when `out` is not zeroed.
+  constexpr index_t kPxBytes = 1 + sizeof(C) + 2 * sizeof(S);
+  const index_t band_bytes = zeroed ? 0 : kBand * cols * kPxBytes;
+  auto weight = [&](index_t b) { return bands.band_area[static_cast<std::size_t>(b)] * 32 + band_bytes; };
+  std::int64_t work = 0;
+  for (index_t b = 0; b < nb; ++b) work += weight(b);
+  const int parts = phase_threads(work, nb);
+  std::vector<index_t> cut(static_cast<std::size_t>(parts) + 1, 0);
+  if (parts > 1)
+    weighted_parts(nb, parts, weight, [&](int t, std::int64_t b) { cut[static_cast<std::size_t>(t)] = b; });
+  else
+    cut[1] = nb;
+
+  on_threads(parts, [&](int t) {
+    Painter<C, S> p{objs, rows, cols, marker, overlap, table, labels, sizes, out, owner.get(), {}, 0};
+    const index_t b0 = cut[static_cast<std::size_t>(t)], b1 = cut[static_cast<std::size_t>(t) + 1];
+    if (zeroed) {
+      // Paint straight into the maps, band by band (objects' rows near each other in time), fetching
+      // the next object's rows while one is painted: only the markers' lines are touched, so freshly
+      // allocated maps keep their untouched pages unallocated.
+      for (index_t b = b0; b < b1; ++b) {
+        const index_t lo = b * kBand, hi = std::min(rows, lo + kBand);
+        for (std::int32_t k = bands.start[b]; k < bands.start[b + 1]; ++k) {
+          if (k + 1 < bands.start[b + 1]) {
+            const encode::Rect& nx = bands.rect[bands.list[k + 1]];
+            for (index_t r = std::max(nx.r0, lo); r < std::min(nx.r1, hi); ++r) {
+              __builtin_prefetch(&out.energy(r, nx.c0), 1);
+              __builtin_prefetch(&out.classes(r, nx.c0), 1);
+              __builtin_prefetch(&out.classes(r, nx.c1 - 1), 1);
+              __builtin_prefetch(&out.height(r, nx.c0), 1);
+              __builtin_prefetch(&out.height(r, nx.c1 - 1), 1);
+              __builtin_prefetch(&out.width(r, nx.c0), 1);
+              __builtin_prefetch(&out.width(r, nx.c1 - 1), 1);
+            }
           }
+          const index_t i = bands.list[k];
+          const encode::Rect& rc = bands.rect[i];
+          p.paint(i, rc, std::max(rc.r0, lo), std::min(rc.r1, hi));
         }
+      }
+      return;
+    }
+    const std::size_t band_px = static_cast<std::size_t>(kBand * cols);
+    std::vector<std::uint8_t> e_buf(band_px, 0);
+    std::vector<C> c_buf(band_px, 0);
+    std::vector<S> h_buf(band_px, 0), w_buf(band_px, 0);
+    p.out = encode::OutputsT<C, S>{make_view(e_buf.data(), kBand, cols), make_view(c_buf.data(), kBand, cols),
+                                   make_view(h_buf.data(), kBand, cols), make_view(w_buf.data(), kBand, cols)};
+    for (index_t b = b0; b < b1; ++b) {
+      const index_t lo = b * kBand, hi = std::min(rows, lo + kBand);
+      p.r_off = lo;
+      for (std::int32_t k = bands.start[b]; k < bands.start[b + 1]; ++k) {
         const index_t i = bands.list[k];
         const encode::Rect& rc = bands.rect[i];
         p.paint(i, rc, std::max(rc.r0, lo), std::min(rc.r1, hi));
       }
+      stream_band(out.energy, e_buf.data(), lo, hi, cols);
+      stream_band(out.classes, c_buf.data(), lo, hi, cols);
+      stream_band(out.height, h_buf.data(), lo, hi, cols);
+      stream_band(out.width, w_buf.data(), lo, hi, cols);
     }
-    return;
-  }
-  const std::size_t band_px = static_cast<std::size_t>(kBand * cols);
-  std::vector<std::uint8_t> e_buf(band_px, 0);
-  std::vector<C> c_buf(band_px, 0);
-  std::vector<S> h_buf(band_px, 0), w_buf(band_px, 0);
-  p.out = encode::OutputsT<C, S>{make_view(e_buf.data(), kBand, cols), make_view(c_buf.data(), kBand, cols),
-                          make_view(h_buf.data(), kBand, cols), make_view(w_buf.data(), kBand, cols)};
-  for (index_t b = 0; b < nb; ++b) {
-    const index_t lo = b * kBand, hi = std::min(rows, lo + kBand);
-    p.r_off = lo;
-    for (std::int32_t k = bands.start[b]; k < bands.start[b + 1]; ++k) {
-      const index_t i = bands.list[k];
-      const encode::Rect& rc = bands.rect[i];
-      p.paint(i, rc, std::max(rc.r0, lo), std::min(rc.r1, hi));
-    }
-    const std::size_t w = static_cast<std::size_t>(cols);
-    for (index_t r = lo; r < hi; ++r) {
-      const std::size_t at = static_cast<std::size_t>(r - lo) * w;
-      stream_out_and_zero(out.energy.row(r), e_buf.data() + at, w);
-      stream_out_and_zero(out.classes.row(r), c_buf.data() + at, w * sizeof(C));
-      stream_out_and_zero(out.height.row(r), h_buf.data() + at, w * sizeof(S));
-      stream_out_and_zero(out.width.row(r), w_buf.data() + at, w * sizeof(S));
-    }
-  }
 #if defined(__SSE2__)
-  _mm_sfence();
+    _mm_sfence();  // this thread's non-temporal stores, visible before the call returns
 #endif
+  });
 }
 
 template void encode_page<std::int32_t, float>(const EncodeObj*, index_t, index_t, index_t, Marker, Overlap,

@@ -219,7 +219,7 @@ PYBIND11_MODULE(_cuda, m) {
   // tests: the device's float -> half bits (encode's compact size maps), src float32 / dst uint16 device pointers
   m.def("half_bits", [](std::uintptr_t src, std::uintptr_t dst, std::int64_t n, int device, std::uintptr_t stream) {
     py::gil_scoped_release nogil;
-    cuda_ops::half_bits(device, stream, ptr_as<const float>(src), ptr_as<std::uint16_t>(dst), n);
+    dwd::cuda_ops::half_bits(device, stream, dwd::ptr_as<const float>(src), dwd::ptr_as<std::uint16_t>(dst), n);
   }, py::arg("src"), py::arg("dst"), py::arg("n"), py::arg("device"), py::arg("stream"));
   m.def("peak_local_max", &dwd::peaks_cuda, py::arg("image"), py::arg("min_distance"), py::arg("border_r"),
         py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("alloc"),
