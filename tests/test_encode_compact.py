@@ -172,3 +172,28 @@ def test_compact_reference_page_equals_wide_converted():
     _assert_bits(dwd_fast.encode(p.boxes, labels, shape, layout="compact"), *want)
     buf = (np.full(shape, 9, np.uint8), np.full(shape, 9, np.uint8), np.full((2,) + shape, 9, np.float16))
     _assert_bits(dwd_fast.encode(p.boxes, labels, shape, layout="compact", out=buf), *want)
+
+
+@given(scene=scenes(max_side=90), opts=options, threads=st.sampled_from([2, 3, 5]), seed=st.integers(0, 1000))
+def test_bands_split_over_threads_equal_one_thread(scene, opts, threads, seed):
+    """The painter's bands split over several threads (even for tiny pages: min_work 0) give the one-thread maps,
+    in both layouts, into fresh maps and into dirty ``out`` buffers (the seams between the threads' bands)."""
+    from dwd_fast import _cpu
+
+    boxes, labels, shape = _with_big_labels(scene, seed)
+    boxes = np.concatenate([boxes] * 3) if len(boxes) else boxes  # markers across many bands
+    labels = np.concatenate([labels] * 3) if len(labels) else labels
+    old = _cpu.page_threads(1, -1)
+    try:
+        want = {lay: dwd_fast.encode(boxes, labels, shape, layout=lay, **opts) for lay in ("wide", "compact")}
+        _cpu.page_threads(threads, 0)
+        for lay, w in want.items():
+            c, s = (np.uint8, np.float16) if lay == "compact" else (np.int32, np.float32)
+            buf = (np.full(shape, 5, np.uint8), np.full(shape, 5, c), np.full((2,) + shape, 5, s))
+            for t in (dwd_fast.encode(boxes, labels, shape, layout=lay, **opts),
+                      dwd_fast.encode(boxes, labels, shape, layout=lay, out=buf, **opts)):
+                np.testing.assert_array_equal(t.energy, w.energy)
+                np.testing.assert_array_equal(t.classes, w.classes)
+                np.testing.assert_array_equal(t.sizes.view(np.uint8), w.sizes.view(np.uint8))
+    finally:
+        _cpu.page_threads(*old)
