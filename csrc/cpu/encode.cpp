@@ -128,9 +128,13 @@ struct Painter {
       C* cl = &out.classes(r - r_off, rc.c0);
       S* hh = &out.height(r - r_off, rc.c0);
       S* ww = &out.width(r - r_off, rc.c0);
-      for (index_t k = 0; k < nc; ++k) {
+      // s_col is non-increasing then non-decreasing along the row (it grows with |dx|), so the columns
+      // inside the oval (s_col[k] + t2 < 2^24) are one interval [ka, kb): found from both ends
+      index_t ka = 0, kb = nc;
+      while (ka < kb && s_col[ka] + t2 >= kIn) ++ka;
+      while (kb > ka && s_col[kb - 1] + t2 >= kIn) --kb;
+      for (index_t k = ka; k < kb; ++k) {
         const std::int64_t r2 = s_col[k] + t2;
-        if (r2 >= kIn) continue;
         // r2 < 2^24: the double square root truncates to the exact integer square root
         const std::uint8_t lvl = table[static_cast<std::int64_t>(std::sqrt(static_cast<double>(r2)))];
         if (lvl <= e[k]) continue;
