@@ -209,17 +209,40 @@ struct Bands {
 
 }  // namespace
 
+// Writes n zero bytes to dst with non-temporal stores where aligned (a band no marker touches).
+inline void stream_zero(void* dst_, std::size_t n) {
+  auto* d = static_cast<unsigned char*>(dst_);
+#if defined(__SSE2__)
+  while (n > 0 && (reinterpret_cast<std::uintptr_t>(d) & 15) != 0) {
+    *d++ = 0;
+    --n;
+  }
+  const __m128i zero = _mm_setzero_si128();
+  for (; n >= 16; n -= 16, d += 16) _mm_stream_si128(reinterpret_cast<__m128i*>(d), zero);
+#endif
+  std::memset(d, 0, n);
+}
+
 // Copies the rows [lo, hi) of a band buffer (kBand rows of `cols`) to the same rows of `dst` and zeroes
 // them in the buffer: one stretch when dst's rows are contiguous (the non-temporal stores then leave a
 // partly written cache line only at the band's two ends, not at every row's), else row by row.
+// empty: no marker was painted in the band (the buffer is all zero): zeroes are streamed without reading it.
 template <class T>
-void stream_band(const ImageView<T>& dst, T* buf, index_t lo, index_t hi, index_t cols) {
+void stream_band(const ImageView<T>& dst, T* buf, index_t lo, index_t hi, index_t cols, bool empty) {
   if (dst.stride_c == 1 && dst.stride_r == cols) {
-    stream_out_and_zero(dst.row(lo), buf, static_cast<std::size_t>((hi - lo) * cols) * sizeof(T));
+    const std::size_t n = static_cast<std::size_t>((hi - lo) * cols) * sizeof(T);
+    if (empty)
+      stream_zero(dst.row(lo), n);
+    else
+      stream_out_and_zero(dst.row(lo), buf, n);
     return;
   }
-  for (index_t r = lo; r < hi; ++r)
-    stream_out_and_zero(dst.row(r), buf + (r - lo) * cols, static_cast<std::size_t>(cols) * sizeof(T));
+  for (index_t r = lo; r < hi; ++r) {
+    if (empty)
+      stream_zero(dst.row(r), static_cast<std::size_t>(cols) * sizeof(T));
+    else
+      stream_out_and_zero(dst.row(r), buf + (r - lo) * cols, static_cast<std::size_t>(cols) * sizeof(T));
+  }
 }
 
 template <class C, class S>
@@ -288,10 +311,11 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
         const encode::Rect& rc = bands.rect[i];
         p.paint(i, rc, std::max(rc.r0, lo), std::min(rc.r1, hi));
       }
-      stream_band(out.energy, e_buf.data(), lo, hi, cols);
-      stream_band(out.classes, c_buf.data(), lo, hi, cols);
-      stream_band(out.height, h_buf.data(), lo, hi, cols);
-      stream_band(out.width, w_buf.data(), lo, hi, cols);
+      const bool empty = bands.start[b] == bands.start[b + 1];
+      stream_band(out.energy, e_buf.data(), lo, hi, cols, empty);
+      stream_band(out.classes, c_buf.data(), lo, hi, cols, empty);
+      stream_band(out.height, h_buf.data(), lo, hi, cols, empty);
+      stream_band(out.width, w_buf.data(), lo, hi, cols, empty);
     }
 #if defined(__SSE2__)
     _mm_sfence();  // this thread's non-temporal stores, visible before the call returns
