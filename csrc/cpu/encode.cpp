@@ -16,7 +16,6 @@
 #include <memory>
 #include <vector>
 
-#include "cpu/parallel.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -179,23 +178,16 @@ struct Painter {
 
 // Objects by row band: list[start[b] .. start[b + 1]) are the objects whose rectangle meets band b,
 // in object order.
-// band_area[b]: the pixels of those rectangles inside band b (the band's painting work).
 struct Bands {
   std::vector<encode::Rect> rect;
   std::vector<std::int32_t> start, list;
-  std::vector<std::int64_t> band_area;
   Bands(const EncodeObj* objs, index_t n, index_t rows, index_t cols) : rect(static_cast<std::size_t>(n)) {
     const index_t nb = (rows + kBand - 1) / kBand;
     start.assign(static_cast<std::size_t>(nb) + 1, 0);
-    band_area.assign(static_cast<std::size_t>(nb), 0);
     for (index_t i = 0; i < n; ++i) {
       rect[i] = encode::rect_of(objs[i], rows, cols);
       if (rect[i].area() == 0) continue;
-      for (index_t b = rect[i].r0 / kBand; b <= (rect[i].r1 - 1) / kBand; ++b) {
-        ++start[b + 1];
-        const index_t h = std::min(rect[i].r1, (b + 1) * kBand) - std::max(rect[i].r0, b * kBand);
-        band_area[static_cast<std::size_t>(b)] += h * (rect[i].c1 - rect[i].c0);
-      }
+      for (index_t b = rect[i].r0 / kBand; b <= (rect[i].r1 - 1) / kBand; ++b) ++start[b + 1];
     }
     for (index_t b = 0; b < nb; ++b) start[b + 1] += start[b];
     list.resize(static_cast<std::size_t>(start[nb]));
@@ -253,24 +245,12 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
   if (overlap == Overlap::nearest) owner.reset(new std::int32_t[static_cast<std::size_t>(rows * cols)]);
   const Bands bands(objs, n, rows, cols);
   const index_t nb = (rows + kBand - 1) / kBand;
-  // Bands are independent (each pixel row belongs to one), so contiguous runs of bands go to the threads,
-  // cut at equal work: the markers' pixels (one costs about as much as writing 32 bytes), plus writing
-  // the whole band when `out` is not zeroed.
-  constexpr index_t kPxBytes = 1 + sizeof(C) + 2 * sizeof(S);
-  const index_t band_bytes = zeroed ? 0 : kBand * cols * kPxBytes;
-  auto weight = [&](index_t b) { return bands.band_area[static_cast<std::size_t>(b)] * 32 + band_bytes; };
-  std::int64_t work = 0;
-  for (index_t b = 0; b < nb; ++b) work += weight(b);
-  const int parts = phase_threads(work, nb);
-  std::vector<index_t> cut(static_cast<std::size_t>(parts) + 1, 0);
-  if (parts > 1)
-    weighted_parts(nb, parts, weight, [&](int t, std::int64_t b) { cut[static_cast<std::size_t>(t)] = b; });
-  else
-    cut[1] = nb;
-
-  on_threads(parts, [&](int t) {
+  // One thread per page: splitting a page's bands over the threads (they are independent) was measured
+  // slower than one thread on a loaded 2-core machine with OpenMP's fork-join (docs/encode.md); a batch
+  // is split over its pages by the binding.
+  [&] {
     Painter<C, S> p{objs, rows, cols, marker, overlap, table, labels, sizes, out, owner.get(), {}, 0};
-    const index_t b0 = cut[static_cast<std::size_t>(t)], b1 = cut[static_cast<std::size_t>(t) + 1];
+    const index_t b0 = 0, b1 = nb;
     if (zeroed) {
       // Paint straight into the maps, band by band (objects' rows near each other in time), fetching
       // the next object's rows while one is painted: only the markers' lines are touched, so freshly
@@ -318,9 +298,9 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
       stream_band(out.width, w_buf.data(), lo, hi, cols, empty);
     }
 #if defined(__SSE2__)
-    _mm_sfence();  // this thread's non-temporal stores, visible before the call returns
+    _mm_sfence();  // the non-temporal stores, visible before the call returns
 #endif
-  });
+  }();
 }
 
 template void encode_page<std::int32_t, float>(const EncodeObj*, index_t, index_t, index_t, Marker, Overlap,
