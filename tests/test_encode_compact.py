@@ -11,8 +11,6 @@ import dwd_fast
 from dwd_fast._ext import cpu_ext
 from tests.test_encode import ORDERS, options, scenes
 
-pytest.importorskip("hypothesis")
-
 
 def _converted(t):
     """The wide targets converted with numpy: the definition of the compact layout."""
