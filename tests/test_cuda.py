@@ -118,6 +118,52 @@ def test_encode_batched(lib):
 
 
 @lib_params
+def test_encode_compact_equals_wide_converted(lib):
+    """layout="compact" on the device (uint8 classes, __float2half_rn sizes) == the cpu's wide maps converted by
+    numpy, bit for bit, on a batch whose box sizes sit on float16's rounding boundaries."""
+    _, dev, host, _ = lib
+    rng = np.random.default_rng(3)
+    boxes, labels = [], []
+    for n in (60, 0, 200):
+        xy = rng.uniform(0, 400, (n, 2))
+        wh = rng.uniform(1, 60, (n, 2))
+        wh[: n // 3] = np.round(wh[: n // 3]) + rng.choice([0, 2.0 ** -11, 3 * 2.0 ** -11, 0.5], (n // 3, 2))
+        boxes.append(np.concatenate([xy, xy + wh], axis=1))
+        labels.append(rng.integers(0, 256, n))
+    for overlap in ("max", "nearest"):
+        wide = dwd_fast.encode(boxes, labels, (500, 480), overlap=overlap)
+        got = dwd_fast.encode([dev(b) for b in boxes], [dev(x) for x in labels], (500, 480), overlap=overlap,
+                              layout="compact")
+        _eq(got.energy, wide.energy, host)
+        _eq(got.classes, wide.classes.astype(np.uint8), host)
+        sizes = host(got.sizes)
+        assert sizes.dtype == np.float16
+        np.testing.assert_array_equal(sizes.view(np.uint16), wide.sizes.astype(np.float16).view(np.uint16))
+
+
+@lib_params
+def test_half_bits_on_device_equal_host_and_numpy(lib):
+    """encode::half_bits on the device (__float2half_rn) == the host's portable code == numpy, every float16
+    boundary case (halves, midpoints and one ulp either side, subnormals, overflow) and random floats."""
+    from dwd_fast._arrays import Device
+    from dwd_fast._ext import cpu_ext, cuda_ext
+    from tests.test_encode_compact import _float_cases
+
+    _, dev, host, _ = lib
+    x = _float_cases(np.random.default_rng(1))
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).view(np.uint16)
+    src = dev(x)
+    dst = dev(np.zeros(len(x), np.int16))
+    d = Device.of(src)
+    ptr = (lambda a: int(a.data_ptr())) if lib[0] == "torch" else (lambda a: int(a.data.ptr))
+    cuda_ext().half_bits(ptr(src), ptr(dst), len(x), d.index if d.index is not None else -1, d.stream())
+    got = host(dst).view(np.uint16)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(cpu_ext().float_to_half(x, False)[0], got)
+
+
+@lib_params
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, np.float32, np.float64])
 def test_peak_local_max(lib, page250, dtype):
     _, dev, host, _ = lib

@@ -99,13 +99,14 @@ class HostBackedCuda:
         return _ext.cpu_ext().watershed_exec_host(image, markers, mask, connectivity, out, 2, 7)
 
     def encode(self, objs_host, objs, offsets, B, H, W, labels, sizes, table, marker, overlap, energy, classes,
-               size_maps, device, stream):
+               size_maps, device, stream, compact=False):
         self.calls.append(("encode", device, stream))
         M = len(objs_host)
+        c_dtype, s_dtype = (np.uint8, np.float16) if compact else (np.int32, np.float32)
         arrays = (_np_from(objs, (M, 8), np.int64), _np_from(offsets, (B + 1,), np.int64),
                   _np_from(labels, (M,), np.int32), _np_from(sizes, (M, 2), np.float32),
                   _np_from(table, (4096,), np.uint8), marker, overlap, _np_from(energy, (B, H, W), np.uint8),
-                  _np_from(classes, (B, H, W), np.int32), _np_from(size_maps, (B, 2, H, W), np.float32))
+                  _np_from(classes, (B, H, W), c_dtype), _np_from(size_maps, (B, 2, H, W), s_dtype))
         _ext.cpu_ext().encode_host(*arrays, 2, 7)
         return _ext.cpu_ext().encode_host_counts()
 
@@ -256,6 +257,10 @@ def test_encode_cuda_path_batched(fake_gpu):
     for f in ("energy", "classes", "sizes"):
         _same(getattr(gpu, f), getattr(cpu, f))
     assert [c[0] for c in fake_gpu.calls] == ["encode"]  # one call (one launch sequence) for the batch
+    compact = dwd_fast.encode([FakeCuda(b) for b in boxes], [FakeCuda(x) for x in labels], (48, 64),
+                              overlap="nearest", layout="compact")
+    _same(compact.classes, cpu.classes.astype(np.uint8))
+    _same(np.asarray(compact.sizes).view(np.uint16), cpu.sizes.astype(np.float16).view(np.uint16))
 
 
 def test_peak_local_max_cuda_dtype_error(fake_gpu):

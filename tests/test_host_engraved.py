@@ -77,3 +77,23 @@ def test_encode(engraved):
                                seed=6)
         for name in ("energy", "classes", "sizes"):
             np.testing.assert_array_equal(getattr(host, name), getattr(cpu, name), err_msg=name)
+
+
+def test_encode_compact(engraved):
+    """The compact layout (uint8 classes, float16 sizes) of the engraved page: the wide maps converted, bit for bit,
+    from the cpu painter (fresh and into dirty buffers) and from the host-executed algorithm in every order."""
+    page, _ = engraved
+    shape = page.image.shape
+    wide = dwd_fast.encode(page.boxes, page.labels, shape, levels=16)
+    want = (wide.energy, wide.classes.astype(np.uint8), wide.sizes.astype(np.float16).view(np.uint16))
+    assert wide.classes.max() <= 255
+    buf = (np.full(shape, 3, np.uint8), np.full(shape, 3, np.uint8), np.full((2,) + shape, 3, np.float16))
+    runs = [dwd_fast.encode(page.boxes, page.labels, shape, levels=16, layout="compact"),
+            dwd_fast.encode(page.boxes, page.labels, shape, levels=16, layout="compact", out=buf)]
+    runs += [dwd_fast.encode(page.boxes, page.labels, shape, levels=16, layout="compact", backend="host",
+                             order=order, seed=6) for order in ORDERS]
+    for t in runs:
+        assert t.classes.dtype == np.uint8 and t.sizes.dtype == np.float16
+        for name, got, w in zip(("energy", "classes", "sizes"), (t.energy, t.classes, t.sizes.view(np.uint16)),
+                                want):
+            np.testing.assert_array_equal(got, w, err_msg=name)

@@ -41,6 +41,13 @@ bool encode(int device, std::uintptr_t stream, const encode::EncodeObj* objs, co
             std::int64_t M, std::int64_t B, std::int64_t rows, std::int64_t cols, encode::Marker marker,
             encode::Overlap overlap, const std::uint8_t* table, const std::int32_t* labels, const float* sizes,
             encode::dp::BatchOutputs out, Counts* counts);
+// The same into the compact layout (uint8 classes, labels < 256; sizes as halves by __float2half_rn).
+bool encode(int device, std::uintptr_t stream, const encode::EncodeObj* objs, const std::int64_t* page_offset,
+            std::int64_t M, std::int64_t B, std::int64_t rows, std::int64_t cols, encode::Marker marker,
+            encode::Overlap overlap, const std::uint8_t* table, const std::int32_t* labels, const float* sizes,
+            encode::dp::CompactBatchOutputs out, Counts* counts);
+// dst[k] = encode::half_bits(src[k]) on the device (device pointers; tests compare it with the host's).
+void half_bits(int device, std::uintptr_t stream, const float* src, std::uint16_t* dst, std::int64_t n);
 
 // The canonical watershed (dwd/watershed.h watershed_maps) of `image` from the non-zero `markers` inside
 // `mask` (absent: everywhere) into `out` (contiguous rows x cols, dtype out_dt = the markers' dtype).

@@ -32,6 +32,11 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#endif
 
 #include "core.h"
 #include "exec.h"
@@ -141,13 +146,53 @@ DWD_HD std::int64_t index_of_key(Overlap ov, std::uint64_t key) {
   return static_cast<std::int64_t>(ov == Overlap::last ? low : kIndexMask - low);
 }
 
-// Output maps of one page (caller memory reachable by the executor).
-struct Outputs {
+// ---- float -> IEEE binary16, round to nearest even ------------------------------------------
+// The bits of the half nearest to f (ties to even; beyond the largest half, 65504, values from 65520 on
+// become inf; half subnormals are kept; NaN stays a quiet NaN with the top 10 bits of its payload, as
+// x86's F16C gives). On the device it is CUDA's __float2half_rn; on the host this integer re-statement,
+// which gives the same bits for every non-NaN float (tests/test_encode_compact.py checks the host
+// function, F16C and the device on every float class: normals, ties, subnormals, overflow).
+DWD_HD std::uint16_t half_bits_portable(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const std::uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u)  // inf, NaN
+    return static_cast<std::uint16_t>(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0u));
+  if (ax >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520: inf
+  if (ax >= 0x38800000u) {  // a normal half: drop 13 mantissa bits, round half to even (a carry bumps the exponent)
+    const std::uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);
+    return static_cast<std::uint16_t>(sign | ((r - 0x38000000u) >> 13));
+  }
+  const std::uint32_t e = ax >> 23;  // a subnormal half (or zero): round(|f| / 2^-24), half to even
+  if (e < 102) return static_cast<std::uint16_t>(sign);  // |f| < 2^-25
+  const std::uint32_t m = (ax & 0x7fffffu) | 0x800000u, shift = 126 - e;  // |f| = m 2^(e - 150), shift in [14, 24]
+  const std::uint32_t q = m >> shift, rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+  return static_cast<std::uint16_t>(sign | (q + ((rem > half || (rem == half && (q & 1u))) ? 1u : 0u)));
+}
+
+DWD_HD std::uint16_t half_bits(float f) {
+#if DWD_ON_DEVICE
+  return __half_as_ushort(__float2half_rn(f));
+#else
+  return half_bits_portable(f);
+#endif
+}
+
+// Output maps of one page (caller memory reachable by the executor): classes C (int32, or uint8 in the
+// compact layout), sizes S (float, or the bits of IEEE halves, uint16, in the compact layout).
+template <class C, class S>
+struct OutputsT {
   ImageView<std::uint8_t> energy;
-  ImageView<std::int32_t> classes;
-  ImageView<float> height;  // sizes channel 0
-  ImageView<float> width;   // sizes channel 1
+  ImageView<C> classes;
+  ImageView<S> height;  // sizes channel 0
+  ImageView<S> width;   // sizes channel 1
 };
+using Outputs = OutputsT<std::int32_t, float>;
+using CompactOutputs = OutputsT<std::uint8_t, std::uint16_t>;
+
+// A size (float32, per object) as stored in a size map of element type S.
+DWD_HD float size_as(float v, const float*) { return v; }
+DWD_HD std::uint16_t size_as(float v, const std::uint16_t*) { return half_bits(v); }
 
 // ---- the data-parallel algorithm -----------------------------------------------------------
 
@@ -172,12 +217,16 @@ DWD_HD index_t object_of(const std::int32_t* offset, index_t n, index_t g) {
 
 // ---- batched: every page of a batch in one launch sequence ----------------------------------------
 
-// Contiguous batch outputs: energy, classes (B, H, W), sizes (B, 2, H, W).
-struct BatchOutputs {
+// Contiguous batch outputs: energy, classes (B, H, W), sizes (B, 2, H, W); classes C and sizes S as in
+// OutputsT (int32 and float, or uint8 and half bits in the compact layout).
+template <class C, class S>
+struct BatchOutputsT {
   std::uint8_t* energy;
-  std::int32_t* classes;
-  float* sizes;
+  C* classes;
+  S* sizes;
 };
+using BatchOutputs = BatchOutputsT<std::int32_t, float>;
+using CompactBatchOutputs = BatchOutputsT<std::uint8_t, std::uint16_t>;
 
 // Page of object g: the last b with page_offset[b] <= g (page_offset holds B + 1 entries).
 DWD_HD index_t page_of(const std::int64_t* page_offset, index_t B, index_t g) {
@@ -222,6 +271,7 @@ struct BatchProposeStep {
   }
 };
 
+template <class C, class S>
 struct BatchWriteStep {
   BatchGeom bg;
   Marker marker;
@@ -230,16 +280,16 @@ struct BatchWriteStep {
   const std::uint64_t* key;
   const std::int32_t* labels;
   const float* sizes;
-  BatchOutputs out;
+  BatchOutputsT<C, S> out;
   DWD_HD void operator()(index_t g) const {
     const BatchSite p = bg.site(g);
     const index_t hw = bg.rows * bg.cols, px = p.r * bg.cols + p.c;
     const std::uint64_t k = key[p.page * hw + px];
     if (k == 0 || index_of_key(overlap, k) != p.local) return;
     out.energy[p.page * hw + px] = static_cast<std::uint8_t>(level_at(bg.objs[p.obj], marker, table, p.r, p.c));
-    out.classes[p.page * hw + px] = labels[p.obj];
-    out.sizes[(2 * p.page) * hw + px] = sizes[2 * p.obj];
-    out.sizes[(2 * p.page + 1) * hw + px] = sizes[2 * p.obj + 1];
+    out.classes[p.page * hw + px] = static_cast<C>(labels[p.obj]);
+    out.sizes[(2 * p.page) * hw + px] = size_as(sizes[2 * p.obj], out.sizes);
+    out.sizes[(2 * p.page + 1) * hw + px] = size_as(sizes[2 * p.obj + 1], out.sizes);
   }
 };
 
@@ -249,11 +299,13 @@ struct BatchWriteStep {
 // page_offset[b + 1] - 1) into `out` (zero-initialized by the caller), in one launch sequence for
 // the whole batch: areas, one scan, one proposal step and one write step over every (object, pixel)
 // pair of every page; each page gets what painting it alone would give. All pointers must be reachable by
-// the executor. Returns false when the pairs of the batch reach 2^31 (nothing written).
-template <class Exec>
+// the executor. Returns false when the pairs of the batch reach 2^31 (nothing written). Compact outputs
+// (uint8 classes, half sizes) get static_cast<uint8_t>(label) (the caller checks labels < 256) and
+// half_bits(size).
+template <class Exec, class C, class S>
 bool encode_batch(Exec& ex, const EncodeObj* objs, const std::int64_t* page_offset, index_t M, index_t B,
                   index_t rows, index_t cols, Marker marker, Overlap overlap, const std::uint8_t* table,
-                  const std::int32_t* labels, const float* sizes, dp::BatchOutputs out) {
+                  const std::int32_t* labels, const float* sizes, dp::BatchOutputsT<C, S> out) {
   if (M == 0 || B == 0 || rows * cols == 0) return true;
   std::int32_t* area = ex.template alloc<std::int32_t>(M);
   std::int32_t* offset = ex.template alloc<std::int32_t>(M + 1);
@@ -267,7 +319,7 @@ bool encode_batch(Exec& ex, const EncodeObj* objs, const std::int64_t* page_offs
   ex.fill(key, B * rows * cols, std::uint64_t(0));
   const dp::BatchGeom bg{objs, offset, page_offset, M, B, rows, cols};
   ex.for_each(total, dp::BatchProposeStep{bg, marker, overlap, table, key});
-  ex.for_each(total, dp::BatchWriteStep{bg, marker, overlap, table, key, labels, sizes, out});
+  ex.for_each(total, dp::BatchWriteStep<C, S>{bg, marker, overlap, table, key, labels, sizes, out});
   return true;
 }
 

@@ -119,7 +119,8 @@ py::dict watershed_cuda(const py::object& image, const py::object& markers, cons
 py::dict encode_cuda(const py::array_t<std::int64_t, py::array::c_style>& objs_host, std::uintptr_t objs,
                      std::uintptr_t page_offset, std::int64_t B, std::int64_t H, std::int64_t W, std::uintptr_t labels,
                      std::uintptr_t sizes, std::uintptr_t table, int marker, int overlap, std::uintptr_t energy,
-                     std::uintptr_t classes, std::uintptr_t size_maps, int device, std::uintptr_t stream) {
+                     std::uintptr_t classes, std::uintptr_t size_maps, int device, std::uintptr_t stream,
+                     bool compact) {
   if (objs_host.ndim() != 2 || objs_host.shape(1) != 8) throw std::invalid_argument("objs: internal error");
   if (marker < 0 || marker > 2 || overlap < 0 || overlap > 2) throw std::invalid_argument("marker/overlap: internal error");
   const std::int64_t M = objs_host.shape(0);
@@ -131,12 +132,22 @@ py::dict encode_cuda(const py::array_t<std::int64_t, py::array::c_style>& objs_h
   cuda_ops::Counts c;
   {
     py::gil_scoped_release nogil;
-    cuda_ops::encode(device, stream, ptr_as<const encode::EncodeObj>(objs), ptr_as<const std::int64_t>(page_offset), M, B,
-                     H, W, static_cast<encode::Marker>(marker), static_cast<encode::Overlap>(overlap),
-                     ptr_as<const std::uint8_t>(table), ptr_as<const std::int32_t>(labels), ptr_as<const float>(sizes),
-                     encode::dp::BatchOutputs{ptr_as<std::uint8_t>(energy), ptr_as<std::int32_t>(classes),
-                                              ptr_as<float>(size_maps)},
-                     &c);
+    if (compact)
+      cuda_ops::encode(device, stream, ptr_as<const encode::EncodeObj>(objs), ptr_as<const std::int64_t>(page_offset),
+                       M, B, H, W, static_cast<encode::Marker>(marker), static_cast<encode::Overlap>(overlap),
+                       ptr_as<const std::uint8_t>(table), ptr_as<const std::int32_t>(labels),
+                       ptr_as<const float>(sizes),
+                       encode::dp::CompactBatchOutputs{ptr_as<std::uint8_t>(energy), ptr_as<std::uint8_t>(classes),
+                                                       ptr_as<std::uint16_t>(size_maps)},
+                       &c);
+    else
+      cuda_ops::encode(device, stream, ptr_as<const encode::EncodeObj>(objs), ptr_as<const std::int64_t>(page_offset),
+                       M, B, H, W, static_cast<encode::Marker>(marker), static_cast<encode::Overlap>(overlap),
+                       ptr_as<const std::uint8_t>(table), ptr_as<const std::int32_t>(labels),
+                       ptr_as<const float>(sizes),
+                       encode::dp::BatchOutputs{ptr_as<std::uint8_t>(energy), ptr_as<std::int32_t>(classes),
+                                                ptr_as<float>(size_maps)},
+                       &c);
   }
   return counts_of(c);
 }
@@ -204,7 +215,12 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("encode", &dwd::encode_cuda, py::arg("objs_host"), py::arg("objs"), py::arg("page_offset"), py::arg("B"),
         py::arg("H"), py::arg("W"), py::arg("labels"), py::arg("sizes"), py::arg("table"), py::arg("marker"),
         py::arg("overlap"), py::arg("energy"), py::arg("classes"), py::arg("size_maps"), py::arg("device"),
-        py::arg("stream"));
+        py::arg("stream"), py::arg("compact") = false);
+  // tests: the device's float -> half bits (encode's compact size maps), src float32 / dst uint16 device pointers
+  m.def("half_bits", [](std::uintptr_t src, std::uintptr_t dst, std::int64_t n, int device, std::uintptr_t stream) {
+    py::gil_scoped_release nogil;
+    dwd::cuda_ops::half_bits(device, stream, dwd::ptr_as<const float>(src), dwd::ptr_as<std::uint16_t>(dst), n);
+  }, py::arg("src"), py::arg("dst"), py::arg("n"), py::arg("device"), py::arg("stream"));
   m.def("peak_local_max", &dwd::peaks_cuda, py::arg("image"), py::arg("min_distance"), py::arg("border_r"),
         py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("alloc"),
         py::arg("device"), py::arg("stream"));
