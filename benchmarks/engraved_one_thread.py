@@ -28,10 +28,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-try:
-    import dwd_fast  # noqa: F401
-except ImportError:  # run from a checkout with the extension built in place
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+_ROOT = Path(__file__).resolve().parents[1]
+if (_ROOT / "dwd_fast" / "__init__.py").exists():  # the checkout this script belongs to, built in place
+    sys.path.insert(0, str(_ROOT))
 import dwd_fast  # noqa: E402
 from dwd_fast._bench import references as R  # noqa: E402
 
@@ -94,7 +93,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=8, help="interleaved rounds (default 8)")
     args = ap.parse_args(argv)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(f"dwd_fast {dwd_fast.__version__}, {stamp}, dwd_fast on 1 thread, references single-threaded")
+    print(f"dwd_fast {dwd_fast.__version__} ({Path(dwd_fast.__file__).parent}), {stamp}, dwd_fast on 1 thread, "
+          f"references single-threaded, load average {os.getloadavg()[0]:.1f}")
     print("| op | ours 1-thr median / p95 ms | reference | reference median / p95 ms | ratio (medians) | checked |")
     print("|---|---|---|---|---|---|")
     before = dwd_fast.get_num_threads()
