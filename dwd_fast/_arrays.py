@@ -103,10 +103,17 @@ def wrap(out, like):
     return out
 
 
+_SUPPORTED = set()  # dtypes found supported (``dtype.name`` is computed in Python: slow on every call)
+
+
 def check_dtype(a, name, *, integer=False, floating=False):
     """Check that numpy array ``a`` has a supported dtype; bool is accepted where integers are."""
     dt = a.dtype
-    if dt.name not in _DTYPE_NAMES:
+    if dt in _SUPPORTED:
+        pass
+    elif dt.name in _DTYPE_NAMES:
+        _SUPPORTED.add(dt)
+    else:
         raise TypeError(f"{name} has unsupported dtype {dt}; expected one of {', '.join(_DTYPE_NAMES)}")
     if integer and dt.kind not in _INT_KINDS:
         raise TypeError(f"{name} must be an integer or bool array, got dtype {dt}")

@@ -245,3 +245,38 @@ def test_torch_in_torch_out():
 def test_bad_input(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         dwd_fast.watershed(**kwargs)
+
+
+@st.composite
+def sparse_scenes(draw):
+    """A few blobs (some wider than 64 columns) on a larger canvas: the mask is sparse, so its components
+    are flooded in a packed page (bit planes for narrow integer values), as on engraved pages."""
+    H, W = draw(st.integers(20, 50)), draw(st.integers(80, 220))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    mask = np.zeros((H, W), bool)
+    for _ in range(rng.integers(1, 4)):
+        h, w = rng.integers(1, 12), rng.integers(1, min(W, 150))
+        y, x = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
+        mask[y:y + h, x:x + w] |= rng.random((h, w)) < draw(st.sampled_from([0.7, 0.95, 1.0]))
+    kind = draw(st.sampled_from(["cones", "uint8", "int8", "uint16"]))
+    if kind == "cones":
+        E = np.zeros((H, W), np.int16)
+        yy, xx = np.ogrid[:H, :W]
+        for _ in range(rng.integers(1, 8)):
+            y, x = rng.integers(0, H), rng.integers(0, W)
+            E = np.maximum(E, np.clip(9 - np.abs(yy - y) - np.abs(xx - x) // 4, 0, 9).astype(np.int16))
+        img = -E
+    elif kind == "uint16":  # a wide range of values: many levels in a component
+        img = rng.integers(0, 60000, (H, W)).astype(np.uint16)
+    else:
+        img = rng.integers(0, draw(st.sampled_from([2, 4, 16])), (H, W)).astype(kind)
+    labels = draw(st.sampled_from([[1, 2], [3, 1, 7], list(range(1, 12))]))
+    markers = (rng.choice(labels, (H, W)) * (rng.random((H, W)) < draw(st.sampled_from([0.005, 0.02, 0.1]))))
+    return img, markers.astype(np.int32), mask
+
+
+@given(sc=sparse_scenes(), conn=st.sampled_from([1, 2]))
+def test_sparse_mask_equals_oracle(sc, conn):
+    img, markers, mask = sc
+    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, connectivity=conn),
+                                  canonical_watershed(img, markers, mask, conn))

@@ -58,6 +58,7 @@ class Levels<T, Item, true> {
   // The bucket table covers only the slots used so far (a flood uses a few of the 2^16 values).
   std::vector<Item>& at(T v) {
     const std::size_t k = slot(v);
+    if (k >= cursor_ && k < end_) return buckets_[k - base_];  // within the slots in use (most pushes)
     if (buckets_.empty()) {
       base_ = k;
       buckets_.resize(1);
@@ -148,11 +149,9 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
   }
   T level;
   while (pending.pop(level, entries)) {
-    layer.clear();
-    for (const index_t q : entries) {
+    for (const index_t q : entries)
       if (lab[q] < 0) lab[q] = -lab[q];  // entered from below (markers are labelled already)
-      layer.push_back(q);
-    }
+    layer.swap(entries);  // the level's first layer (entries' storage goes back to the buckets)
     while (!layer.empty()) {
       ++seg;
       next.clear();
