@@ -85,7 +85,7 @@ _NO_HANG = textwrap.dedent("""
     img = rng.uniform(0, 0.01, (n, n))          # a million distinct values
     mk = np.zeros((n, n), np.int32)
     mk[n // 2, n // 2] = 1
-    mk[::97, ::89] = 2
+    mk[0, 0] = 2
     out = dwd_fast.watershed(img, mk, method="skimage")
     assert (out > 0).all()
     print("done")
