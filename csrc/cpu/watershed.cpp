@@ -145,8 +145,20 @@ class SkRadix {
       return;
     }
     const int k = kBits - __builtin_clzll((b ^ last_) << (64 - kBits));  // 1..kBits
+    const std::uint64_t bit = std::uint64_t(1) << (k - 1);
+    if (!(nonempty_ & bit) || b < min_[k]) {
+      min_[k] = b;
+      min_at_[k] = b_[k].size();
+    }
     b_[k].push_back(it);
-    nonempty_ |= std::uint64_t(1) << (k - 1);
+    nonempty_ |= bit;
+  }
+  // The item pop() returns next if nothing is pushed before (to fetch its neighbourhood ahead), or null.
+  const SkItem* peek() const {
+    if (head0_ < b_[0].size()) return &b_[0][head0_];
+    if (nonempty_ == 0) return nullptr;
+    const int k = __builtin_ctzll(nonempty_) + 1;
+    return &b_[k][min_at_[k]];
   }
   bool pop(SkItem& out) {
     if (head0_ == b_[0].size()) {
@@ -156,9 +168,7 @@ class SkRadix {
       const int k = __builtin_ctzll(nonempty_) + 1;
       nonempty_ &= nonempty_ - 1;
       std::vector<SkItem>& src = b_[k];
-      std::uint64_t m = O::bits(src[0]);
-      for (const SkItem& it : src) m = std::min(m, O::bits(it));
-      last_ = m;
+      last_ = min_[k];
       for (const SkItem& it : src) push(it);  // into buckets below k, all empty
       src.clear();
     }
@@ -171,6 +181,8 @@ class SkRadix {
   std::size_t head0_ = 0;
   std::uint64_t last_ = 0;
   std::uint64_t nonempty_ = 0;  // bit k - 1: b_[k] holds items
+  std::uint64_t min_[kBits + 1];  // while b_[k] holds items: their smallest value bits, first at min_at_[k]
+  std::size_t min_at_[kBits + 1];
 };
 
 // comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one; marker_comp (or
@@ -267,20 +279,27 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       }
     }
   };
+  // Fetches pixel p's neighbourhood (its labels and values, rows above and below) ahead of its expansion.
+  auto prefetch_around = [&](index_t p) {
+    __builtin_prefetch(lab + p - cols);
+    __builtin_prefetch(lab + p);
+    __builtin_prefetch(lab + p + cols);
+    if constexpr (Bordered) {
+      __builtin_prefetch(img.data + p - cols);
+      __builtin_prefetch(img.data + p);
+      __builtin_prefetch(img.data + p + cols);
+    } else {
+      const index_t r = p / cols, c = p % cols;
+      const T* at = &img(r, c);
+      if (r > 0) __builtin_prefetch(at - img.stride_r);
+      __builtin_prefetch(at);
+      if (r + 1 < rows) __builtin_prefetch(at + img.stride_r);
+    }
+  };
   auto heap_push = [&](const SkItem& it) { heap.push(it); };
   while (!heap.empty() && tied > 0) {
     const SkItem e = heap.pop();
-    if (!heap.empty()) {  // most often the next item to expand: fetch its neighbourhood meanwhile
-      const index_t nx = heap.top().index;
-      __builtin_prefetch(lab + nx - cols);
-      __builtin_prefetch(lab + nx);
-      __builtin_prefetch(lab + nx + cols);
-      if constexpr (Bordered) {
-        __builtin_prefetch(img.data + nx - cols);
-        __builtin_prefetch(img.data + nx);
-        __builtin_prefetch(img.data + nx + cols);
-      }
-    }
+    if (!heap.empty()) prefetch_around(heap.top().index);  // most often the next item to expand
     if (O::age(e) == 0) {
       const std::size_t v = static_cast<std::size_t>(
           std::lower_bound(seed_value.begin(), seed_value.end(), O::bits(e)) - seed_value.begin());
@@ -325,7 +344,10 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       queue.reset(O::bits(grouped[start[g]]));
       for (std::size_t k = start[g]; k < start[g + 1]; ++k) queue_push(grouped[k]);
       SkItem e;
-      while (queue.pop(e)) expand(e, queue_push, age);
+      while (queue.pop(e)) {
+        if (const SkItem* n = queue.peek()) prefetch_around(n->index);  // most often the next to expand
+        expand(e, queue_push, age);
+      }
     }
   });
 }
