@@ -5,7 +5,8 @@ flags a case whose last two doublings both exceed 1.2 (linear is 1, n log n abou
 
     python benchmarks/bench_complexity.py [--repeats 3] [--only SUBSTRING] [--scale 1.0]
 
-Timings on a shared machine are noisy: the minimum over repeats is the robust figure, a single
+Times are the process's CPU time (time.process_time: on a shared, oversubscribed machine wall time
+mostly measures the wait for a core). The minimum over repeats is the robust figure; a single
 doubling above 1.2 with the others near 1 is noise (re-run with --only); a defect shows as a
 growing exponent (quadratic: about 2 per doubling).
 """
@@ -222,7 +223,7 @@ def run(repeats=3, only=None, scale=1.0, fracs=(1 / 8, 1 / 4, 1 / 2, 1)):
     rows = []
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, 1 thread, repeats={repeats}, "
           f"areas {', '.join(f'{f:g}' for f in fracs)} x {H_FULL}x{W_FULL} x {scale:g}")
-    print("| case | " + " | ".join(f"{f:g} page: min / median s" for f in fracs) + " | exponents | flag |")
+    print("| case | " + " | ".join(f"{f * scale:g} page: min / median s" for f in fracs) + " | exponents | flag |")
     print("|---|" + "---|" * len(fracs) + "---|---|")
     for name, make in cases():
         if only and only not in name:
@@ -235,9 +236,9 @@ def run(repeats=3, only=None, scale=1.0, fracs=(1 / 8, 1 / 4, 1 / 2, 1)):
                 fn()  # warm up
                 ts = []
                 for _ in range(repeats):
-                    t0 = time.perf_counter()
+                    t0 = time.process_time()
                     fn()
-                    ts.append(time.perf_counter() - t0)
+                    ts.append(time.process_time() - t0)
                 mins.append(min(ts))
                 meds.append(float(np.median(ts)))
         except Exception as e:  # a case this build cannot run: say so, go on

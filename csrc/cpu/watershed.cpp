@@ -582,6 +582,36 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
       });
 }
 
+// scikit-image's flood without a mask, on a copy of the page framed by one row / column of "outside"
+// pixels (kOutside, never entered): the flood then needs no bounds checks nor a division per pixel,
+// and the copy is contiguous. Markers keep their raster order and neighbours their order, so the
+// labels are those of the unframed flood.
+template <class T>
+void skimage_unmasked(const ImageView<const T> v, const Markers& m, int connectivity, ImageView<std::int32_t> out) {
+  const index_t pr = v.rows + 2, pc = v.cols + 2;
+  std::vector<T> img(static_cast<std::size_t>(pr * pc), T(0));
+  std::vector<std::int32_t> lab(img.size(), kOutside);
+  for (index_t r = 0; r < v.rows; ++r) {
+    const index_t at = (r + 1) * pc + 1;
+    if (v.stride_c == 1) std::copy(v.row(r), v.row(r) + v.cols, img.data() + at);
+    else for (index_t c = 0; c < v.cols; ++c) img[static_cast<std::size_t>(at + c)] = v(r, c);
+    std::fill(lab.data() + at, lab.data() + at + v.cols, 0);
+  }
+  std::vector<index_t> px;
+  std::vector<std::int32_t> ids;
+  for (const MarkerRun& run : m.runs)
+    for (index_t col = run.c0; col < run.c1; ++col) {
+      px.push_back((run.row + 1) * pc + col + 1);
+      ids.push_back(run.id);
+    }
+  skimage_flood<T, true>(ImageView<const T>{img.data(), pr, pc, pc, 1}, px.data(), ids.data(), px.size(), nullptr, pc,
+                         connectivity, make_view(lab.data(), pr, pc));
+  for (index_t r = 0; r < v.rows; ++r) {
+    const std::int32_t* src = lab.data() + (r + 1) * pc + 1;
+    std::copy(src, src + v.cols, out.row(r));
+  }
+}
+
 }  // namespace
 
 void watershed(const Planes& image, const Markers& m, const Planes& mask, int connectivity, WatershedMethod method,
@@ -618,6 +648,10 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
             [&](std::size_t j) { __builtin_prefetch(packed.lab_row(comps.runs[j]) + comps.runs[j].c0); });
         return;
       }
+    }
+    if (mk == nullptr && method == WatershedMethod::skimage) {
+      skimage_unmasked<T>(v, m, connectivity, out);
+      return;
     }
     std::fill(out.data, out.data + out.rows * out.cols, 0);
     const MarkerPixels mp =
