@@ -222,7 +222,7 @@ def run(repeats=3, only=None, scale=1.0, fracs=(1 / 8, 1 / 4, 1 / 2, 1)):
     dwd_fast.set_num_threads(1)
     rows = []
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, 1 thread, repeats={repeats}, "
-          f"areas {', '.join(f'{f:g}' for f in fracs)} x {H_FULL}x{W_FULL} x {scale:g}")
+          f"areas {', '.join(f'{f * scale:g}' for f in fracs)} x {H_FULL}x{W_FULL}")
     print("| case | " + " | ".join(f"{f * scale:g} page: min / median s" for f in fracs) + " | exponents | flag |")
     print("|---|" + "---|" * len(fracs) + "---|---|")
     for name, make in cases():
