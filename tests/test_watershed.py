@@ -161,6 +161,12 @@ def test_skimage_method_is_bit_identical(sc, conn):
     np.testing.assert_array_equal(out, ref)
 
 
+# Lower bounds on the share of masked pixels where the canonical watershed agrees with scikit-image,
+# per page and connectivity (measured 2026-12-02, benchmarks/measure_agreement.py: n=250 99.961% and
+# 99.939%, n=2000 99.901% and 99.886%; n=7664 99.649% and 99.585%), with a margin of a few in 10^4.
+AGREEMENT_BOUND = {250: {1: 0.9993, 2: 0.9990}, 2000: {1: 0.9985, 2: 0.9983}}
+
+
 def _page_case(page):
     E = page.energy.astype(np.int16)
     return -E, dwd_fast.label(E >= 8), E >= 2
@@ -176,7 +182,7 @@ def test_reference_page(page250, conn, record_property):
     agree = float((canon == ref)[mask].mean())
     record_property("canonical_vs_skimage_agreement", agree)
     print(f"\ncanonical vs scikit-image, n=250, connectivity {conn}: {100 * agree:.3f}% of masked pixels agree")
-    assert agree > 0.995
+    assert agree > AGREEMENT_BOUND[250][conn]
     # the canonical answer equals its oracle on a crop, and the GPU algorithm on the host
     crop = (slice(0, 400), slice(0, 600))
     c_img, c_mk, c_mask = img[crop], markers[crop], mask[crop]
@@ -186,13 +192,15 @@ def test_reference_page(page250, conn, record_property):
         dwd_fast.watershed(c_img, c_mk, mask=c_mask, connectivity=conn, backend="host", order="shuffled"), c_out)
 
 
-def test_page_2000_agreement(page2000):
+@pytest.mark.parametrize("conn", [1, 2])
+def test_page_2000_agreement(page2000, conn):
     img, markers, mask = _page_case(page2000)
-    ref = sk_watershed(img, markers, mask=mask)
-    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, method="skimage"), ref)
-    agree = float((dwd_fast.watershed(img, markers, mask=mask) == ref)[mask].mean())
-    print(f"\ncanonical vs scikit-image, n=2000, connectivity 1: {100 * agree:.3f}% of masked pixels agree")
-    assert agree > 0.995
+    ref = sk_watershed(img, markers, mask=mask, connectivity=conn)
+    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, connectivity=conn, method="skimage"),
+                                  ref)
+    agree = float((dwd_fast.watershed(img, markers, mask=mask, connectivity=conn) == ref)[mask].mean())
+    print(f"\ncanonical vs scikit-image, n=2000, connectivity {conn}: {100 * agree:.3f}% of masked pixels agree")
+    assert agree > AGREEMENT_BOUND[2000][conn]
 
 
 def test_documented_ties():

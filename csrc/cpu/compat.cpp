@@ -44,9 +44,18 @@ class Claimed {
     return it != v.end() && it->first < r.c1;
   }
   void add(const Run& r) { pending_.push_back(r); }
+  // Each touched row is sorted once (sorting it once per added run was quadratic in the runs of a row:
+  // a noisy page's rows hold hundreds).
   void commit() {
-    for (const Run& r : pending_) rows_[r.row].emplace_back(r.c0, r.c1);
-    for (const Run& r : pending_) std::sort(rows_[r.row].begin(), rows_[r.row].end());
+    std::vector<index_t> touched;
+    touched.reserve(pending_.size());
+    for (const Run& r : pending_) {
+      rows_[r.row].emplace_back(r.c0, r.c1);
+      if (touched.empty() || touched.back() != r.row) touched.push_back(r.row);
+    }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    for (const index_t row : touched) std::sort(rows_[row].begin(), rows_[row].end());
     pending_.clear();
   }
 

@@ -115,46 +115,74 @@ class SkHeap {
   std::vector<SkItem> v_;
 };
 
-// FIFO buckets keyed by value bits, popped smallest first: a component holds few distinct values, so
-// a short unsorted list beats a tree. Bucket storage is recycled.
-class SmallBuckets {
+// The flood after the seeds' ties are settled: a monotone priority queue (every pushed value is at
+// least the last popped one) in (value, push order): a radix heap with FIFO buckets. Bucket 0 holds the
+// items whose value bits equal the last popped value's, bucket k > 0 those whose bits first differ from
+// it at bit k - 1. When bucket 0 runs dry, the lowest non-empty bucket's smallest value becomes the
+// last popped value and its items move to lower buckets (an item only ever moves down, at most once
+// per bit: O(bits) per item, and in practice a few moves), their order kept. A bucket receives moved
+// items only while empty and is then appended to in push order, so among equal values every bucket
+// stays in push order: bucket 0 pops exactly the (value, age) order.
+//
+// (The former per-value FIFO lists in an unsorted array cost O(distinct values pending) per push and
+// pop: quadratic on float reliefs with fine noise, where nearly every pixel has a value of its own.)
+template <bool Narrow>
+class SkRadix {
+  using O = SkOrder<Narrow>;
+  static constexpr int kBits = Narrow ? 32 : 64;
+
  public:
-  std::vector<SkItem>& at(std::uint64_t key) {
-    if (last_ < used_ && keys_[last_] == key) return items_[last_];  // runs of pushes share a value
-    for (std::size_t k = 0; k < used_; ++k)
-      if (keys_[k] == key) return items_[last_ = k];
-    if (used_ == keys_.size()) {
-      keys_.push_back(0);
-      items_.emplace_back();
-    }
-    keys_[used_] = key;
-    items_[used_].clear();
-    last_ = used_;
-    return items_[used_++];
+  // Empty; every value pushed from now on must be at least `floor`.
+  void reset(std::uint64_t floor) {
+    last_ = floor;
+    b_[0].clear();
+    head0_ = 0;
   }
-  // Moves the smallest key's items into `out` (its previous content dropped); false when empty.
-  bool pop(std::vector<SkItem>& out) {
-    if (used_ == 0) return false;
-    std::size_t m = 0;
-    for (std::size_t k = 1; k < used_; ++k)
-      if (keys_[k] < keys_[m]) m = k;
-    out.clear();
-    out.swap(items_[m]);
-    last_ = kNone;
-    --used_;
-    if (m != used_) {
-      std::swap(keys_[m], keys_[used_]);
-      std::swap(items_[m], items_[used_]);
+  void push(const SkItem& it) {
+    const std::uint64_t b = O::bits(it);
+    if (b == last_) {
+      b_[0].push_back(it);
+      return;
     }
+    const int k = kBits - __builtin_clzll((b ^ last_) << (64 - kBits));  // 1..kBits
+    const std::uint64_t bit = std::uint64_t(1) << (k - 1);
+    if (!(nonempty_ & bit) || b < min_[k]) {
+      min_[k] = b;
+      min_at_[k] = b_[k].size();
+    }
+    b_[k].push_back(it);
+    nonempty_ |= bit;
+  }
+  // The item pop() returns next if nothing is pushed before (to fetch its neighbourhood ahead), or null.
+  const SkItem* peek() const {
+    if (head0_ < b_[0].size()) return &b_[0][head0_];
+    if (nonempty_ == 0) return nullptr;
+    const int k = __builtin_ctzll(nonempty_) + 1;
+    return &b_[k][min_at_[k]];
+  }
+  bool pop(SkItem& out) {
+    if (head0_ == b_[0].size()) {
+      b_[0].clear();
+      head0_ = 0;
+      if (nonempty_ == 0) return false;
+      const int k = __builtin_ctzll(nonempty_) + 1;
+      nonempty_ &= nonempty_ - 1;
+      std::vector<SkItem>& src = b_[k];
+      last_ = min_[k];
+      for (const SkItem& it : src) push(it);  // into buckets below k, all empty
+      src.clear();
+    }
+    out = b_[0][head0_++];
     return true;
   }
 
  private:
-  static constexpr std::size_t kNone = ~std::size_t(0);
-  std::vector<std::uint64_t> keys_;
-  std::vector<std::vector<SkItem>> items_;
-  std::size_t used_ = 0;
-  std::size_t last_ = kNone;
+  std::vector<SkItem> b_[kBits + 1];
+  std::size_t head0_ = 0;
+  std::uint64_t last_ = 0;
+  std::uint64_t nonempty_ = 0;  // bit k - 1: b_[k] holds items
+  std::uint64_t min_[kBits + 1];  // while b_[k] holds items: their smallest value bits, first at min_at_[k]
+  std::size_t min_at_[kBits + 1];
 };
 
 // comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one; marker_comp (or
@@ -196,11 +224,34 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
                       marker_comp ? static_cast<std::uint32_t>(marker_comp[k]) : 1u));
   }
   // Ties between equal keys exist only among the seeds (age 0): every other item has its own age.
-  // So the binary heap, whose sift order decides those ties, is needed only while a seed is in it;
-  // afterwards (value, age) is a total order and per-value FIFO buckets pop exactly the same
-  // sequence (ages grow with every push, and a pushed value is never below the popped one). Nor do
-  // components interact then: each one's items pop in the same relative order when it is flooded
-  // alone, so each is finished while it is in cache.
+  // So the binary heap, whose sift order decides those ties, is needed only while two seeds of one
+  // value are in it; afterwards (value, age) is a total order and any exact priority queue pops the
+  // same sequence: a radix heap with FIFO buckets (ages grow with every push, and a pushed value is
+  // never below the popped one). Nor do components interact then: each one's items pop in the same
+  // relative order when it is flooded alone, so each is finished while it is in cache.
+  // tied: the seeds that share their value with another seed still in the heap (the values' counts
+  // in seed_value / seed_count).
+  std::vector<std::uint64_t> seed_value(n_markers);
+  for (std::size_t k = 0; k < n_markers; ++k) {
+    const index_t p = marker_px[k];
+    seed_value[k] = value_bits(Bordered ? img.data[p] : img(p / cols, p % cols));
+  }
+  std::sort(seed_value.begin(), seed_value.end());
+  std::vector<std::uint32_t> seed_count;
+  std::size_t tied = 0;
+  {
+    std::size_t d = 0;
+    for (std::size_t k = 0; k < n_markers; ++k) {
+      if (k > 0 && seed_value[k] == seed_value[d - 1]) {
+        ++seed_count[d - 1];
+        ++tied;
+      } else {
+        seed_value[d++] = seed_value[k];
+        seed_count.push_back(1);
+      }
+    }
+    seed_value.resize(d);
+  }
   std::uint32_t heap_age = 1;
   auto expand = [&](const SkItem& e, auto&& push, std::uint32_t& age) {
     const std::uint64_t eb = O::bits(e);
@@ -228,22 +279,32 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       }
     }
   };
-  std::size_t seeds_left = n_markers;
-  auto heap_push = [&](const SkItem& it) { heap.push(it); };
-  while (!heap.empty() && seeds_left > 0) {
-    const SkItem e = heap.pop();
-    if (!heap.empty()) {  // most often the next item to expand: fetch its neighbourhood meanwhile
-      const index_t nx = heap.top().index;
-      __builtin_prefetch(lab + nx - cols);
-      __builtin_prefetch(lab + nx);
-      __builtin_prefetch(lab + nx + cols);
-      if constexpr (Bordered) {
-        __builtin_prefetch(img.data + nx - cols);
-        __builtin_prefetch(img.data + nx);
-        __builtin_prefetch(img.data + nx + cols);
-      }
+  // Fetches pixel p's neighbourhood (its labels and values, rows above and below) ahead of its expansion.
+  auto prefetch_around = [&](index_t p) {
+    __builtin_prefetch(lab + p - cols);
+    __builtin_prefetch(lab + p);
+    __builtin_prefetch(lab + p + cols);
+    if constexpr (Bordered) {
+      __builtin_prefetch(img.data + p - cols);
+      __builtin_prefetch(img.data + p);
+      __builtin_prefetch(img.data + p + cols);
+    } else {
+      const index_t r = p / cols, c = p % cols;
+      const T* at = &img(r, c);
+      if (r > 0) __builtin_prefetch(at - img.stride_r);
+      __builtin_prefetch(at);
+      if (r + 1 < rows) __builtin_prefetch(at + img.stride_r);
     }
-    if (O::age(e) == 0) --seeds_left;
+  };
+  auto heap_push = [&](const SkItem& it) { heap.push(it); };
+  while (!heap.empty() && tied > 0) {
+    const SkItem e = heap.pop();
+    if (!heap.empty()) prefetch_around(heap.top().index);  // most often the next item to expand
+    if (O::age(e) == 0) {
+      const std::size_t v = static_cast<std::size_t>(
+          std::lower_bound(seed_value.begin(), seed_value.end(), O::bits(e)) - seed_value.begin());
+      if (seed_count[v]-- >= 2) --tied;  // its value's last seed was tied to this one
+    }
     expand(e, heap_push, heap_age);
   }
   std::vector<SkItem> rest = heap.take();
@@ -260,8 +321,10 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     for (const SkItem& it : rest) grouped[pos[comp_of(it)]++] = it;
   }
   rest = std::vector<SkItem>();
+  seed_value = std::vector<std::uint64_t>();
+  seed_count = std::vector<std::uint32_t>();
   // The threads take contiguous stretches of comp_order (of near-equal weight(c)), each with its own
-  // buckets. Ages pushed from here on order nothing (the buckets are FIFO): each thread counts its own.
+  // radix heap. Ages pushed from here on order nothing (its buckets are FIFO): each thread counts its own.
   auto comp_at_rank = [&](std::int64_t i) { return comp_order ? comp_order[i] : static_cast<std::int32_t>(i + 1); };
   const int nt = phase_threads(work, n_comp);
   std::vector<std::int64_t> cut(static_cast<std::size_t>(nt) + 1);
@@ -269,18 +332,22 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       n_comp, nt, [&](std::int64_t i) { return weight(comp_at_rank(i)); },
       [&](int t, std::int64_t i) { cut[static_cast<std::size_t>(t)] = i; });
   on_threads(nt, [&](int t) {
-    SmallBuckets buckets;  // FIFO per value
+    SkRadix<Narrow> queue;
     std::uint32_t age = heap_age;
-    auto bucket_push = [&](const SkItem& it) { buckets.at(O::bits(it)).push_back(it); };
-    std::vector<SkItem> items;
+    auto queue_push = [&](const SkItem& it) { queue.push(it); };
     for (std::int64_t i = cut[t]; i < cut[t + 1]; ++i) {
       const std::size_t g = static_cast<std::size_t>(comp_at_rank(i) - 1);
       if (i + 1 < cut[t + 1]) warm(comp_at_rank(i + 1));
+      if (start[g] == start[g + 1]) continue;
       std::sort(grouped.begin() + static_cast<std::ptrdiff_t>(start[g]), grouped.begin() + static_cast<std::ptrdiff_t>(start[g + 1]),
                 [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
-      for (std::size_t k = start[g]; k < start[g + 1]; ++k) bucket_push(grouped[k]);
-      while (buckets.pop(items))
-        for (const SkItem& e : items) expand(e, bucket_push, age);
+      queue.reset(O::bits(grouped[start[g]]));
+      for (std::size_t k = start[g]; k < start[g + 1]; ++k) queue_push(grouped[k]);
+      SkItem e;
+      while (queue.pop(e)) {
+        if (const SkItem* n = queue.peek()) prefetch_around(n->index);  // most often the next to expand
+        expand(e, queue_push, age);
+      }
     }
   });
 }
@@ -515,6 +582,36 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
       });
 }
 
+// scikit-image's flood without a mask, on a copy of the page framed by one row / column of "outside"
+// pixels (kOutside, never entered): the flood then needs no bounds checks nor a division per pixel,
+// and the copy is contiguous. Markers keep their raster order and neighbours their order, so the
+// labels are those of the unframed flood.
+template <class T>
+void skimage_unmasked(const ImageView<const T> v, const Markers& m, int connectivity, ImageView<std::int32_t> out) {
+  const index_t pr = v.rows + 2, pc = v.cols + 2;
+  std::vector<T> img(static_cast<std::size_t>(pr * pc), T(0));
+  std::vector<std::int32_t> lab(img.size(), kOutside);
+  for (index_t r = 0; r < v.rows; ++r) {
+    const index_t at = (r + 1) * pc + 1;
+    if (v.stride_c == 1) std::copy(v.row(r), v.row(r) + v.cols, img.data() + at);
+    else for (index_t c = 0; c < v.cols; ++c) img[static_cast<std::size_t>(at + c)] = v(r, c);
+    std::fill(lab.data() + at, lab.data() + at + v.cols, 0);
+  }
+  std::vector<index_t> px;
+  std::vector<std::int32_t> ids;
+  for (const MarkerRun& run : m.runs)
+    for (index_t col = run.c0; col < run.c1; ++col) {
+      px.push_back((run.row + 1) * pc + col + 1);
+      ids.push_back(run.id);
+    }
+  skimage_flood<T, true>(ImageView<const T>{img.data(), pr, pc, pc, 1}, px.data(), ids.data(), px.size(), nullptr, pc,
+                         connectivity, make_view(lab.data(), pr, pc));
+  for (index_t r = 0; r < v.rows; ++r) {
+    const std::int32_t* src = lab.data() + (r + 1) * pc + 1;
+    std::copy(src, src + v.cols, out.row(r));
+  }
+}
+
 }  // namespace
 
 void watershed(const Planes& image, const Markers& m, const Planes& mask, int connectivity, WatershedMethod method,
@@ -551,6 +648,10 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
             [&](std::size_t j) { __builtin_prefetch(packed.lab_row(comps.runs[j]) + comps.runs[j].c0); });
         return;
       }
+    }
+    if (mk == nullptr && method == WatershedMethod::skimage) {
+      skimage_unmasked<T>(v, m, connectivity, out);
+      return;
     }
     std::fill(out.data, out.data + out.rows * out.cols, 0);
     const MarkerPixels mp =
