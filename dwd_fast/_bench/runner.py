@@ -282,7 +282,7 @@ def machine_facts():
         "scikit-image": _version("scikit-image"), "scipy": _version("scipy"),
         "opencv": cv2.__version__ if cv2 is not None else None, "cc3d": _version("connected-components-3d"),
         "verovio": _version("verovio"), "dwd_fast": dwd_fast.__version__,
-        "threads": {"dwd_fast": dwd_fast.get_num_threads(), "dwd_fast_openmp_max": cpu.get("omp_max_threads"),
+        "threads": {"dwd_fast": dwd_fast.get_num_threads(), "dwd_fast_pool": cpu.get("pool_threads"),
                     "opencv": cv2.getNumThreads() if cv2 is not None else None,
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
