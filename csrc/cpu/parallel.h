@@ -18,15 +18,19 @@
 // (a thread limit) are simply not used: the work runs on fewer threads.
 #pragma once
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -95,9 +99,12 @@ class Pool {
         err[static_cast<std::size_t>(p)] = std::current_exception();
       }
     };
-    const int helpers = static_cast<int>(std::min<std::int64_t>(threads, parts)) - 1;
+    int helpers = static_cast<int>(std::min<std::int64_t>(threads, parts)) - 1;
+    if (helpers > 0 && g_parallel_min_work.load(std::memory_order_relaxed) > 0)  // 0: the tests split every phase
+      helpers = std::min(helpers, idle_cpus());
     bool expected = false;
-    if (helpers <= 0 || t_in_job || !busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+    if (helpers <= 0 || t_in_job || now_ns() < skip_until_ns_.load(std::memory_order_relaxed) ||
+        !busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
       for (std::int64_t p = 0; p < parts; ++p) body(p);  // inline: the first error stops, as one thread would
       return;
     }
@@ -127,19 +134,24 @@ class Pool {
         cv_.notify_one();
       else
         cv_.notify_all();
+      const std::int64_t t0 = now_ns();
       std::int64_t mine = 0;
       for (std::int64_t p; (p = claim()) >= 0; ++mine) guarded(p);
       {
         std::lock_guard<std::mutex> lk(m_);
         pending_ = 0;  // helpers not yet awake have nothing left to do
       }
+      const std::int64_t t1 = now_ns();
       // Only parts already claimed by running helpers remain.
+      bool waited = false;
       for (int spin = 0; done_.load(std::memory_order_acquire) + mine < parts; ++spin) {
+        waited = true;
         if (spin < 256)
           pause();
         else
           std::this_thread::yield();
       }
+      if (mine < parts) adapt(t0, t1, waited ? now_ns() : t1, mine, parts);
     }
     for (const std::exception_ptr& e : err)
       if (e) std::rethrow_exception(e);
@@ -184,6 +196,59 @@ class Pool {
     instance().store(nullptr, std::memory_order_relaxed);
     g_forked_child.store(true, std::memory_order_relaxed);
     t_in_job = false;
+  }
+
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Helpers took parts of the job. If the caller then waited for a helper longer than doing those
+  // parts itself would have taken (the helper was preempted: other processes compete for the cores),
+  // the next jobs run inline for a while: the back-off doubles at each such job (1 ms up to 1 s) and
+  // shrinks by 1/32 at each job whose helpers were in time, so it grows while more than ~4% of the
+  // jobs are delayed, and vanishes on a quiet machine.
+  void adapt(std::int64_t t0, std::int64_t t1, std::int64_t t2, std::int64_t mine, std::int64_t parts) {
+    const std::int64_t own = t1 - t0;  // the caller's parts (and claiming)
+    const std::int64_t alone = mine > 0 ? own / mine * parts : own;  // its estimate of doing all of them
+    if (t2 - t0 > alone + 20000) {
+      backoff_ns_ = std::min<std::int64_t>(std::max<std::int64_t>(backoff_ns_ * 2, 1000000), 1000000000);
+      skip_until_ns_.store(t2 + backoff_ns_, std::memory_order_relaxed);
+    } else {
+      backoff_ns_ -= backoff_ns_ / 32;
+      if (backoff_ns_ < 100000) backoff_ns_ = 0;
+    }
+  }
+
+  // CPUs idle besides the caller's: the online CPUs minus the tasks running or waiting to run
+  // machine-wide (/proc/loadavg's instantaneous count, the caller among them), read at most every 4 ms.
+  // A helper woken on a saturated machine only competes with the caller for a time slice.
+  int idle_cpus() {
+    const std::int64_t now = now_ns();
+    if (now - idle_at_ns_.load(std::memory_order_relaxed) < 4000000) return idle_.load(std::memory_order_relaxed);
+    idle_at_ns_.store(now, std::memory_order_relaxed);
+    int idle = kMaxThreads;
+    const int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[128];
+      const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+      ::close(fd);
+      if (n > 0) {
+        buf[n] = 0;
+        // "0.50 0.40 0.30 R/T last_pid": R running or runnable
+        const char* p = buf;
+        for (int field = 0; field < 3 && p; ++field) {
+          p = std::strchr(p, ' ');
+          if (p) ++p;
+        }
+        if (p) {
+          const long running = std::strtol(p, nullptr, 10);
+          if (running >= 1) idle = std::max(0, get_nprocs() - static_cast<int>(running));
+        }
+      }
+    }
+    idle_.store(idle, std::memory_order_relaxed);
+    return idle;
   }
 
   static void pause() {
@@ -244,6 +309,10 @@ class Pool {
   void* ctx_ = nullptr;
   std::uint64_t gen_ = 0;
   std::atomic<bool> busy_{false};
+  std::atomic<std::int64_t> skip_until_ns_{0};  // jobs run inline before this time (see adapt)
+  std::int64_t backoff_ns_ = 0;                  // owner only
+  std::atomic<std::int64_t> idle_at_ns_{-(std::int64_t(1) << 62)};
+  std::atomic<int> idle_{kMaxThreads};
 
   std::mutex m_;
   std::condition_variable cv_;
