@@ -157,6 +157,13 @@ class Pool {
       if (e) std::rethrow_exception(e);
   }
 
+  // Whether a job started now would wake helpers: no back-off running and (unless the tests split
+  // every phase) an idle CPU. Phases that would run inline anyway are not cut into parts.
+  bool may_help() {
+    if (now_ns() < skip_until_ns_.load(std::memory_order_relaxed)) return false;
+    return g_parallel_min_work.load(std::memory_order_relaxed) <= 0 || idle_cpus() > 0;
+  }
+
   // Helper threads running (the pool's thread count is this + 1).
   int helpers() const { return n_threads_.load(std::memory_order_relaxed); }
 
@@ -344,7 +351,7 @@ inline int phase_threads(std::int64_t work, std::int64_t parts) {
   if (work < min_work) return 1;
   const std::int64_t by_work = min_work > 0 ? std::max<std::int64_t>(1, work / min_work) : threads;
   const std::int64_t t = std::min<std::int64_t>(threads, by_work);
-  if (t <= 1) return 1;
+  if (t <= 1 || !detail::Pool::get().may_help()) return 1;
   return static_cast<int>(std::min<std::int64_t>(parts, t * kPartsPerThread));
 }
 
