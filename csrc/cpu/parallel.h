@@ -80,9 +80,24 @@ inline int default_threads() {
   return n;
 }
 
-// True on a thread that is running a part of the pool's job (a helper, or the caller that owns the
-// job): phases it meets run inline.
-inline thread_local bool t_in_job = false;
+// Whether this thread is running a part of the pool's job (a helper, or the caller that owns the
+// job): phases it meets run inline. A pthread key, not a C++ thread_local: the extension is loaded
+// with dlopen, where glibc allocates a thread_local lazily at its first use in each thread and aborts
+// the process if that allocation fails (a memory limit); a low-numbered key lives in the thread's
+// descriptor and setting it allocates nothing.
+inline pthread_key_t job_key() {
+  static const pthread_key_t key = [] {
+    pthread_key_t k;
+    pthread_key_create(&k, nullptr);
+    return k;
+  }();
+  return key;
+}
+inline bool in_job() { return pthread_getspecific(job_key()) != nullptr; }
+inline void set_in_job(bool on) {
+  static char marker;
+  pthread_setspecific(job_key(), on ? &marker : nullptr);
+}
 
 class Pool {
  public:
@@ -103,7 +118,7 @@ class Pool {
     if (helpers > 0 && g_parallel_min_work.load(std::memory_order_relaxed) > 0)  // 0: the tests split every phase
       helpers = std::min(helpers, idle_cpus());
     bool expected = false;
-    if (helpers <= 0 || t_in_job || now_ns() < skip_until_ns_.load(std::memory_order_relaxed) ||
+    if (helpers <= 0 || in_job() || now_ns() < skip_until_ns_.load(std::memory_order_relaxed) ||
         !busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
       for (std::int64_t p = 0; p < parts; ++p) body(p);  // inline: the first error stops, as one thread would
       return;
@@ -113,11 +128,11 @@ class Pool {
     struct Reset {
       Pool* pool;
       ~Reset() {
-        t_in_job = false;
+        set_in_job(false);
         pool->busy_.store(false, std::memory_order_release);
       }
     } reset{this};
-    t_in_job = true;
+    set_in_job(true);
     if (woken <= 0) {
       for (std::int64_t p = 0; p < parts; ++p) guarded(p);
     } else {
@@ -202,7 +217,7 @@ class Pool {
     // The parent's helpers do not exist here and its locks may be held: a new pool on first use.
     instance().store(nullptr, std::memory_order_relaxed);
     g_forked_child.store(true, std::memory_order_relaxed);
-    t_in_job = false;
+    set_in_job(false);
   }
 
   static std::int64_t now_ns() {
@@ -297,14 +312,14 @@ class Pool {
       cv_.wait(lk, [&] { return pending_ > 0; });
       --pending_;
       lk.unlock();
-      t_in_job = true;
+      set_in_job(true);
       for (std::int64_t p; (p = claim()) >= 0;) {
         // The job cannot end (nor its slot be reused) before this part is counted done, so the
         // function and context read here are the claimed job's.
         call_(ctx_, p);
         done_.fetch_add(1, std::memory_order_acq_rel);
       }
-      t_in_job = false;
+      set_in_job(false);
       lk.lock();
     }
   }
@@ -346,7 +361,7 @@ inline int pool_threads() { return detail::Pool::get().helpers() + 1; }
 // else up to kPartsPerThread per thread that the work warrants (one per g_parallel_min_work units).
 inline int phase_threads(std::int64_t work, std::int64_t parts) {
   const int threads = configured_threads();
-  if (threads <= 1 || parts <= 1 || detail::t_in_job) return 1;
+  if (threads <= 1 || parts <= 1 || detail::in_job()) return 1;
   const std::int64_t min_work = g_parallel_min_work.load(std::memory_order_relaxed);
   if (work < min_work) return 1;
   const std::int64_t by_work = min_work > 0 ? std::max<std::int64_t>(1, work / min_work) : threads;
@@ -377,7 +392,7 @@ void parallel_items(std::int64_t n, int threads, F&& body) {
   if (n <= 0) return;
   if (threads <= 0) threads = configured_threads();
   threads = std::min(threads, kMaxThreads);
-  if (n == 1 || threads <= 1 || detail::t_in_job) {
+  if (n == 1 || threads <= 1 || detail::in_job()) {
     for (std::int64_t i = 0; i < n; ++i) body(i);
     return;
   }
