@@ -1,7 +1,7 @@
 """Build of dwd_fast's compiled extensions.
 
 * ``dwd_fast._cpu`` (always): the CPU kernels and the host-executed GPU algorithms, C++17 -O3,
-  OpenMP when the compiler supports it (``DWD_FAST_OPENMP=auto|0|1``, default auto).
+  its own thread pool (std::thread, no OpenMP).
 * ``dwd_fast._cuda`` (``DWD_FAST_CUDA=auto|0|1``, default auto = when ``nvcc`` is found): the CUDA
   kernels, compiled by nvcc for ``DWD_FAST_CUDA_ARCHS`` (default ``75;80;90``) with warnings as
   errors and linked against the static CUDA runtime, so importing it needs no GPU or driver.
@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
@@ -47,38 +46,20 @@ def _cuda_archs():
 
 CXX_FLAGS = ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 CUDA_MODE = _setting("DWD_FAST_CUDA")
-OPENMP_MODE = _setting("DWD_FAST_OPENMP")
 NVCC = _find_nvcc() if CUDA_MODE != "0" else None
 if CUDA_MODE == "1" and NVCC is None:
     sys.exit("DWD_FAST_CUDA=1 but nvcc was not found (set CUDA_HOME or put nvcc on PATH)")
 
 
 class BuildExt(build_ext):
-    """build_ext that probes OpenMP and compiles .cu sources with nvcc."""
-
-    def _compiles(self, flags):
-        with tempfile.TemporaryDirectory() as tmp:
-            src = os.path.join(tmp, "probe.cpp")
-            with open(src, "w") as f:
-                f.write("#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
-            try:
-                objs = self.compiler.compile([src], output_dir=tmp, extra_postargs=flags)
-                self.compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=flags)
-                return True
-            except Exception:
-                return False
+    """build_ext that compiles .cu sources with nvcc."""
 
     def build_extensions(self):
-        omp = False
-        if OPENMP_MODE != "0":
-            omp = self._compiles(["-fopenmp"])
-            if OPENMP_MODE == "1" and not omp:
-                sys.exit("DWD_FAST_OPENMP=1 but the compiler does not support -fopenmp")
         for ext in self.extensions:
-            if omp and ext.name == "dwd_fast._cpu":
-                ext.extra_compile_args += ["-fopenmp"]
-                ext.extra_link_args += ["-fopenmp"]
-        print(f"dwd_fast build: OpenMP={'on' if omp else 'off'} CUDA={'on (' + NVCC + ')' if NVCC else 'off'}"
+            if ext.name == "dwd_fast._cpu":  # its thread pool (csrc/cpu/parallel.h) uses std::thread
+                ext.extra_compile_args += ["-pthread"]
+                ext.extra_link_args += ["-pthread"]
+        print(f"dwd_fast build: CUDA={'on (' + NVCC + ')' if NVCC else 'off'}"
               + (f" archs={';'.join(_cuda_archs())}" if NVCC else ""))
         super().build_extensions()
 

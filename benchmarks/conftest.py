@@ -152,7 +152,7 @@ def machine_facts():
         "dwd_fast_simd": cpu.get("simd"),
         "threads": {
             "cv2": cv2.getNumThreads() if cv2 is not None else None,
-            "dwd_fast_openmp_max": cpu.get("omp_max_threads"),
+            "dwd_fast_pool": cpu.get("pool_threads"),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "dwd_fast": dwd_fast.get_num_threads(),
         },

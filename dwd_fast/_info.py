@@ -8,7 +8,7 @@ from ._ext import cpu_ext, cuda_ext
 def info():
     """Build and runtime facts as a dict.
 
-    Keys: ``version``, ``cpu`` (compiler, OpenMP, threads, SIMD), ``cuda_built`` (whether the CUDA
+    Keys: ``version``, ``cpu`` (compiler, SIMD, ``threads`` (the count the kernels use), ``pool_threads`` (the pool's threads that exist), ``max_threads``), ``cuda_built`` (whether the CUDA
     extension was compiled), ``cuda_archs``, ``cuda`` (runtime / driver versions as CUDA's integers,
     e.g. 13000 = 13.0, 0 = no driver; devices as (name, compute capability); the ops with a CUDA
     implementation; and ``usable`` with the ``error`` that says why not).

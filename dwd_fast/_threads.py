@@ -5,14 +5,46 @@ from __future__ import annotations
 from ._arrays import check_nonneg_int
 from ._ext import cpu_ext
 
+#: The largest thread count :func:`set_num_threads` accepts (a fixed cap, independent of the machine:
+#: a count beyond the cores only adds sleeping helpers, but thousands would exhaust the system).
+MAX_THREADS = 1024
+
+
+def _check_threads(threads):
+    threads = check_nonneg_int(threads, "threads")
+    if threads > MAX_THREADS:
+        raise ValueError(f"threads must be at most {MAX_THREADS} (0: the default count), got {threads}")
+    return threads
+
 
 def set_num_threads(threads: int) -> None:
-    """Sets how many CPU threads dwd_fast uses (``0``: OpenMP's count, i.e. ``OMP_NUM_THREADS`` or the cores).
+    """Sets how many CPU threads dwd_fast uses.
 
-    A batch is split over pages, one page per thread; a single page's work (the mask's runs, the
-    markers, the components' floods, the objects' reductions, writing the label image) is split over
-    the threads inside the page. The results do not depend on the count. Without OpenMP everything
-    runs on one thread.
+    ``0`` restores the default: ``DWD_FAST_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this
+    process may run on -- and 1 in a process forked from one that had loaded dwd_fast (DataLoader
+    workers, ``multiprocessing``), as PyTorch does in its DataLoader workers, so that workers do not
+    oversubscribe the cores. A count set with this function is kept in forked children.
+
+    dwd_fast runs its own pool of helper threads. A batch is split over pages; a single page's work
+    (the mask's runs, the markers, the components' floods, the objects' reductions, writing the label
+    image) is split into parts that the calling thread runs itself, helped by the pool's threads
+    that are free at that moment: a call never waits for a helper that has not started, so a busy
+    machine costs at most the helpers' share. Small phases run on the calling thread alone, and calls
+    from several Python threads at once share the pool (a caller that finds it busy works alone).
+    The results do not depend on the count. If the system refuses to create threads, the work runs
+    on those there are.
+
+    Parameters
+    ----------
+    threads : int
+        0 (the default) to ``MAX_THREADS`` (1024).
+
+    Raises
+    ------
+    TypeError
+        If ``threads`` is not an integer.
+    ValueError
+        If ``threads`` is negative or above 1024.
 
     Examples
     --------
@@ -20,9 +52,9 @@ def set_num_threads(threads: int) -> None:
     >>> dwd_fast.set_num_threads(1)
     >>> dwd_fast.get_num_threads()
     1
-    >>> dwd_fast.set_num_threads(0)  # back to OpenMP's count
+    >>> dwd_fast.set_num_threads(0)  # back to the default
     """
-    cpu_ext().page_threads(check_nonneg_int(threads, "threads"))
+    cpu_ext().page_threads(_check_threads(threads))
 
 
 def get_num_threads() -> int:
@@ -35,7 +67,7 @@ class using_threads:
     whatever was set before after it."""
 
     def __init__(self, threads: int):
-        self.threads = check_nonneg_int(threads, "threads")
+        self.threads = _check_threads(threads)
 
     def __enter__(self):
         self._old = cpu_ext().page_threads(self.threads)

@@ -235,8 +235,9 @@ def _spacing(min_distance, exclude_border, num_peaks, stacklevel):
     function, ``stacklevel``) when min_distance < 1."""
     min_distance = _arrays.check_nonneg_int(min_distance, "min_distance")
     if min_distance < 1:
-        warnings.warn("min_distance < 1: every pixel above the threshold is a peak "
-                      "(image > max(threshold_abs, threshold_rel * image.max()))", RuntimeWarning,
+        # scikit-image 0.26's wording, word for word
+        warnings.warn("When min_distance < 1, peak_local_max acts as finding "
+                      "image > max(threshold_abs, threshold_rel * max(image)).", RuntimeWarning,
                       stacklevel=stacklevel)
     border_r, border_c = _border_widths(exclude_border, min_distance)
     return min_distance, border_r, border_c, _limit(num_peaks, "num_peaks")

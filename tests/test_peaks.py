@@ -304,3 +304,16 @@ def test_wide_rows(a, width, t, md, eb):
     a[:, ::7] = a[:, ::7] // 2  # break the tiling's periodicity a little
     kw = dict(threshold_abs=t, min_distance=md, exclude_border=eb)
     np.testing.assert_array_equal(_ours(a, **kw), _skimage(a, kw))
+
+
+def test_min_distance_zero_warns_as_skimage():
+    """The warning for min_distance < 1 is scikit-image's, word for word (its own tests check the text)."""
+    skfeature = pytest.importorskip("skimage.feature")
+    image = np.zeros((9, 9), np.float64)
+    image[4, 4] = 1.0
+    with pytest.warns(RuntimeWarning) as ours:
+        got = dwd_fast.peak_local_max(image, min_distance=0)
+    with pytest.warns(RuntimeWarning) as theirs:
+        want = skfeature.peak_local_max(image, min_distance=0)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    np.testing.assert_array_equal(got, want)

@@ -42,3 +42,181 @@ def test_results_do_not_depend_on_the_count(page2000, restore_threads):
     for n in (2, 3):
         for a, b in zip(out[1], out[n]):
             np.testing.assert_array_equal(a, b)
+
+
+# ---- the pool: counts, concurrent callers, busy machines, fork, thread limits ------------------------
+
+import os
+import subprocess
+import sys
+import threading
+
+from dwd_fast import _ext
+
+
+def _ops(page):
+    """Every op that splits its work over threads, on one page; the results as a flat list of arrays."""
+    E = page.energy
+    img, markers, mask = -E.astype(np.int16), dwd_fast.label(E >= 8), E >= 2
+    out = [dwd_fast.label(E > 3), dwd_fast.watershed(img, markers, mask=mask),
+           dwd_fast.watershed(img, markers, mask=mask, method="skimage"),
+           dwd_fast.peak_local_max(E.astype(np.float32), min_distance=2, threshold_abs=3)]
+    for kw in ({"cutoff": 7, "min_size": 4}, {"cutoff": 7, "min_size": 4, "grow_to": 1}, {"seeds": "peaks"}):
+        d = dwd_fast.decode(E, page.classes, page.sizes, **kw)
+        out += [d.boxes, d.labels, d.scores]
+    stats = dwd_fast.region_stats(out[0], image=E.astype(np.float32))
+    out += [np.asarray(v) for v in stats if v is not None]
+    t = dwd_fast.encode(page.boxes, page.labels, E.shape)
+    out += [t.energy, t.classes, t.sizes]
+    return out
+
+
+def _assert_all_equal(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("bad", [1025, 5000, 2**31 - 1, 2**63])
+def test_counts_beyond_the_cap_are_refused(bad, restore_threads):
+    before = dwd_fast.get_num_threads()
+    with pytest.raises(ValueError, match="threads"):
+        dwd_fast.set_num_threads(bad)
+    assert dwd_fast.get_num_threads() == before
+
+
+def test_the_cap_itself_works(page250, restore_threads):
+    """1024 threads (the cap) is accepted; the helpers the system grants are used, the results are the same."""
+    ref = _ops(page250)
+    dwd_fast.set_num_threads(1024)
+    old = _ext.cpu_ext().page_threads(1024, 0)
+    try:
+        _assert_all_equal(_ops(page250), ref)
+    finally:
+        _ext.cpu_ext().page_threads(*old)
+    assert 1 <= dwd_fast.info()["cpu"]["pool_threads"] <= 1024
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_many_small_parts(page250, threads, restore_threads):
+    """Every phase split (no work threshold) over several threads, more parts than threads: same results."""
+    ref = _ops(page250)
+    old = _ext.cpu_ext().page_threads(threads, 0)
+    try:
+        _assert_all_equal(_ops(page250), ref)
+    finally:
+        _ext.cpu_ext().page_threads(*old)
+
+
+def test_concurrent_python_threads(page250, restore_threads):
+    """Four Python threads calling at once (the pool is shared; a caller that finds it busy works alone)."""
+    ref = _ops(page250)
+    old = _ext.cpu_ext().page_threads(2, 0)
+    results, errors = [None] * 4, []
+
+    def work(k):
+        try:
+            for _ in range(3):
+                results[k] = _ops(page250)
+                _assert_all_equal(results[k], ref)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    try:
+        ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        _ext.cpu_ext().page_threads(*old)
+    assert not errors, errors
+    for r in results:
+        _assert_all_equal(r, ref)
+
+
+def test_busy_process(page250, restore_threads):
+    """With other processes spinning on every core, the default count still gives the one-thread results."""
+    with using_threads_1():
+        ref = _ops(page250)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        for threads in (0, 2):
+            dwd_fast.set_num_threads(threads)
+            _assert_all_equal(_ops(page250), ref)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+def using_threads_1():
+    from dwd_fast._threads import using_threads
+
+    return using_threads(1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child(page250, restore_threads):
+    """A forked child (after the parent used its helpers) decodes correctly, on 1 thread by default."""
+    dwd_fast.set_num_threads(0)
+    ref = _ops(page250)  # the parent's pool is running
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report (threads, equal) and leave without running pytest's teardown
+        code = 1
+        try:
+            same = all(np.array_equal(x, y) for x, y in zip(_ops(page250), ref))
+            os.write(w, f"{dwd_fast.get_num_threads()} {int(same)}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        msg = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    threads, same = map(int, msg.split())
+    assert same == 1
+    assert threads == 1  # the default in a forked child, as PyTorch's DataLoader workers use
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child_keeps_a_set_count(page250, restore_threads):
+    dwd_fast.set_num_threads(3)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if dwd_fast.get_num_threads() == 3 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_thread_creation_failure_degrades():
+    """When the system refuses threads (here: an address-space limit too small for their stacks), the
+    process survives: the call returns the same result on the threads it got, or a clean MemoryError
+    where the memory left was too small for the call itself; later calls use the threads there are."""
+    code = r"""
+import resource, numpy as np, dwd_fast
+from dwd_fast import _ext
+from dwd_fast.data import reference_page
+page = reference_page(60, seed=1)
+ref = dwd_fast.label(page.energy > 3)
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+with open("/proc/self/statm") as f:
+    vm = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (vm + (48 << 20), hard))
+_ext.cpu_ext().page_threads(1024, 0)
+try:  # the helpers' stacks may leave too little for the call's own buffers: a clean MemoryError then
+    first_ok = np.array_equal(dwd_fast.label(page.energy > 3), ref)
+except MemoryError:
+    first_ok = True
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+assert first_ok
+assert np.array_equal(dwd_fast.label(page.energy > 3), ref)  # the pool the system granted works
+pool = dwd_fast.info()["cpu"]["pool_threads"]
+assert 1 <= pool < 1024, pool
+print("ok", pool)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("ok")

@@ -1,5 +1,6 @@
 // The DWD loss on the CPU (see loss.h).
 #include "cpu/loss.h"
+#include "cpu/parallel.h"
 
 #include <algorithm>
 #include <atomic>
@@ -121,12 +122,10 @@ const KernelSet& kernel_set() {
 
 const Kernels& kernels() { return *kernel_set().kernels; }
 
+// Units on up to `threads` threads of dwd_fast's pool (PyTorch's count is passed in).
 template <class F>
 void run_units(std::int64_t n, int threads, F&& f) {
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads > 0 ? threads : 1) if (threads > 1 && n > 1)
-#endif
-  for (std::int64_t u = 0; u < n; ++u) f(u);
+  parallel_items(n, threads > 0 ? threads : 1, f);
 }
 
 // ---- weight tables ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// Python binding of decode: a batch (B, ...) of pages, OpenMP across the batch.
+// Python binding of decode: a batch (B, ...) of pages, the pages of the batch on the thread pool.
 #include "cpu/decode.h"
 
 #include "dwd/decode.h"

@@ -68,24 +68,11 @@ py::array_t<T> to_numpy(const std::vector<T>& v, std::vector<py::ssize_t> shape)
   return out;
 }
 
-// Runs body(b) for b in [0, n) with OpenMP threads when available; the first exception is rethrown.
+// Runs body(b) for b in [0, n) (a batch's pages) on the thread pool (cpu/parallel.h), one page per
+// part; the exception of the lowest b is rethrown.
 template <class F>
 void parallel_for(std::int64_t n, F body) {
-  std::exception_ptr err = nullptr;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu::configured_threads()) if (n > 1)
-#endif
-  for (std::int64_t b = 0; b < n; ++b) {
-    try {
-      body(b);
-    } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(dwd_parallel_for_error)
-#endif
-      if (!err) err = std::current_exception();
-    }
-  }
-  if (err) std::rethrow_exception(err);
+  cpu::parallel_items(n, 0, body);
 }
 
 // One registration function per op (bind_<op>.cpp).

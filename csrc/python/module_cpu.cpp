@@ -4,10 +4,6 @@
 #include "cpu/parallel.h"
 #include "python/common.h"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 namespace py = pybind11;
 
 PYBIND11_MODULE(_cpu, m) {
@@ -24,25 +20,23 @@ PYBIND11_MODULE(_cpu, m) {
   m.def(
       "page_threads",
       [](int threads, std::int64_t min_work) {
-        if (threads < 0) throw py::value_error("threads must be >= 0 (0: OpenMP's count), got " + std::to_string(threads));
+        if (threads < 0 || threads > dwd::cpu::kMaxThreads)
+          throw py::value_error("threads must be in 0.." + std::to_string(dwd::cpu::kMaxThreads) +
+                                " (0: the default count), got " + std::to_string(threads));
         const py::tuple old = py::make_tuple(dwd::cpu::g_threads.load(), dwd::cpu::g_parallel_min_work.load());
         dwd::cpu::g_threads = threads;
         if (min_work >= 0) dwd::cpu::g_parallel_min_work = min_work;
         return old;
       },
       py::arg("threads"), py::arg("min_work") = -1,
-      "The CPU kernels' thread count (0: OpenMP's) and, when min_work >= 0 (tests), the work below which a "
+      "The CPU kernels' thread count (0: the default) and, when min_work >= 0 (tests), the work below which a "
       "phase of one page stays on one thread; returns the previous (threads, min_work).");
   m.def("get_num_threads", []() { return dwd::cpu::configured_threads(); });
   m.def("build_info", []() {
     py::dict d;
-#if defined(_OPENMP)
-    d["openmp"] = true;
-    d["omp_max_threads"] = omp_get_max_threads();
-#else
-    d["openmp"] = false;
-    d["omp_max_threads"] = 1;
-#endif
+    d["threads"] = dwd::cpu::configured_threads();
+    d["pool_threads"] = dwd::cpu::pool_threads();
+    d["max_threads"] = dwd::cpu::kMaxThreads;
 #if defined(__SSE2__)
     d["simd"] = "sse2";
 #else

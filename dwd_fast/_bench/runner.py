@@ -3,8 +3,11 @@
 Each op is timed with the libraries a user would otherwise use (scikit-image, SciPy, OpenCV and cc3d
 when installed) and with the re-statements of the original DWD algorithms (:mod:`.references`,
 :mod:`.references_encode`), in the same run, on the same inputs; results are checked against each
-other before they are timed. The pytest-benchmark suites in ``benchmarks/`` are the developers' version
-of the same comparisons.
+other (each dwd_fast variant against each reference, the check named in the table). Ratios are
+thread-matched: dwd_fast on one thread against the single-threaded references, every side warmed up
+and timed as the median of at least 3 calls; dwd_fast's speed-up on its default thread count is a
+column of its own. The pytest-benchmark suites in ``benchmarks/`` are the developers' version of the
+same comparisons.
 """
 
 from __future__ import annotations
@@ -88,8 +91,9 @@ class Case:
     name: str
     ours: bool
     make: Callable  # page -> zero-argument callable, or None when unavailable
-    check: Optional[Callable] = None  # (page, result, our result) -> bool
-    slow: bool = False  # at most a couple of rounds
+    check: Optional[Callable] = None  # (page, result, our result) -> bool, or (bool, what was found)
+    check_what: str = ""  # what the check compares ("equal", "same partition", ...)
+    slow: bool = False  # a warm-up call and 3 timed rounds (1 with --quick), whatever the budget
     pages: Optional[Callable] = None  # page -> whether to run on it
 
 
@@ -120,10 +124,17 @@ def _label_partition(a, b):
     return pairs.size == np.unique(x).size == np.unique(y).size
 
 
+def _ws_check(ws_inputs):
+    def check(p, r, o):
+        share = float(np.mean((np.asarray(r) == np.asarray(o))[ws_inputs(p)[2]]))
+        return share > 0.99, f"{100 * share:.3f}% of masked pixels agree"
+
+    return check
+
+
 def cases():
     import dwd_fast
 
-    from .._threads import one_thread
     from . import references as R
     from .references_encode import original_stamp_targets
 
@@ -138,46 +149,41 @@ def cases():
     # decode
     out.append(Case("decode", "dwd_fast", True,
                     lambda p: lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, min_size=4))))
-    out.append(Case("decode", "dwd_fast (1 thread)", True,
-                    lambda p: one_thread(lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7,
-                                                                      min_size=4)))))
     if skimage:
         out.append(Case("decode", "skimage label+regionprops", False,
                         lambda p: lambda: R.skimage_decode(p.energy, p.classes, p.sizes, cutoff=7, min_size=4),
-                        check=lambda p, r, o: _same_objects(r, o)))
+                        check=lambda p, r, o: _same_objects(r, o), check_what="same boxes (1e-3 px) and labels"))
     # decode grow_to
     out.append(Case("decode grow_to=1", "dwd_fast", True,
                     lambda p: lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7, min_size=4,
                                                            grow_to=1))))
-    out.append(Case("decode grow_to=1", "dwd_fast (1 thread)", True,
-                    lambda p: one_thread(lambda: _det(dwd_fast.decode(p.energy, p.classes, p.sizes, cutoff=7,
-                                                                      min_size=4, grow_to=1)))))
     if skimage:
         def grow_check(p, r, o):
             if r["boxes"].shape != o["boxes"].shape:
                 return False
-            return bool(np.mean(np.all(np.abs(r["boxes"] - o["boxes"]) < 1e-3, axis=1)) > 0.95)
+            share = float(np.mean(np.all(np.abs(r["boxes"] - o["boxes"]) < 1e-3, axis=1)))
+            return share > 0.95, f"{100 * share:.1f}% of boxes equal (1e-3 px)"
         out.append(Case("decode grow_to=1", "skimage label+watershed+regionprops", False,
                         lambda p: lambda: R.skimage_decode_grow(p.energy, p.classes, p.sizes, cutoff=7, min_size=4,
                                                                 grow_to=1),
-                        check=grow_check, slow=True))
+                        check=grow_check, check_what="boxes equal", slow=True))
     # label
     out.append(Case("label", "dwd_fast", True, lambda p: lambda: dwd_fast.label(p.mask, connectivity=2)))
     if skimage:
         out.append(Case("label", "skimage.measure.label", False, lambda p: lambda: R.skimage_label(p.mask),
-                        check=lambda p, r, o: np.array_equal(r, o)))
+                        check=lambda p, r, o: np.array_equal(r, o), check_what="equal"))
     if ndi:
         eight = np.ones((3, 3), bool)
         out.append(Case("label", "scipy.ndimage.label", False, lambda p: lambda: ndi.label(p.mask, structure=eight)[0],
-                        check=lambda p, r, o: np.array_equal(r, o)))
+                        check=lambda p, r, o: np.array_equal(r, o), check_what="equal"))
     if cv2:
         out.append(Case("label", "cv2.connectedComponents", False,
                         lambda p: lambda: cv2.connectedComponents(p.mask.view(np.uint8), connectivity=8)[1],
-                        check=lambda p, r, o: _label_partition(r, o)))
+                        check=lambda p, r, o: _label_partition(r, o), check_what="same partition"))
     if cc3d:
         out.append(Case("label", "cc3d.connected_components", False,
                         lambda p: lambda: cc3d.connected_components(p.mask, connectivity=8),
-                        check=lambda p, r, o: _label_partition(r, o)))
+                        check=lambda p, r, o: _label_partition(r, o), check_what="same partition"))
     # peak_local_max
     out.append(Case("peak_local_max", "dwd_fast", True,
                     lambda p: lambda: dwd_fast.peak_local_max(p.energy, min_distance=3, threshold_abs=8)))
@@ -185,7 +191,7 @@ def cases():
         from skimage.feature import peak_local_max
         out.append(Case("peak_local_max", "skimage", False,
                         lambda p: lambda: peak_local_max(p.energy, min_distance=3, threshold_abs=8),
-                        check=lambda p, r, o: np.array_equal(r, o)))
+                        check=lambda p, r, o: np.array_equal(r, o), check_what="equal"))
     # watershed
     def ws_inputs(p):
         if "ws" not in p._cache:
@@ -195,19 +201,14 @@ def cases():
 
     out.append(Case("watershed", "dwd_fast canonical", True,
                     lambda p: (lambda i, m, k: lambda: dwd_fast.watershed(i, m, mask=k))(*ws_inputs(p))))
-    out.append(Case("watershed", "dwd_fast canonical (1 thread)", True,
-                    lambda p: (lambda i, m, k: one_thread(lambda: dwd_fast.watershed(i, m, mask=k)))(*ws_inputs(p))))
     out.append(Case("watershed", "dwd_fast method=skimage", True,
                     lambda p: (lambda i, m, k: lambda: dwd_fast.watershed(i, m, mask=k, method="skimage"))(
-                        *ws_inputs(p))))
-    out.append(Case("watershed", "dwd_fast method=skimage (1 thread)", True,
-                    lambda p: (lambda i, m, k: one_thread(lambda: dwd_fast.watershed(i, m, mask=k, method="skimage")))(
                         *ws_inputs(p))))
     if skimage:
         from skimage.segmentation import watershed as sk_ws
         out.append(Case("watershed", "skimage", False,
                         lambda p: (lambda i, m, k: lambda: sk_ws(i, m, mask=k))(*ws_inputs(p)),
-                        check=lambda p, r, o: float(np.mean((r == o)[ws_inputs(p)[2]])) > 0.99, slow=True))
+                        check=_ws_check(ws_inputs), check_what="agreement on masked pixels", slow=True))
     # encode
     shape = lambda p: p.energy.shape  # noqa: E731
     out.append(Case("encode", "dwd_fast", True,
@@ -227,7 +228,7 @@ def cases():
             out.append(Case(f"perform_dws {variant}", "original", False,
                             (lambda f, a: lambda p: lambda: f(p.energy64[None], p.classes[None], p.boxmap[None], *a))(
                                 orig, args),
-                            check=lambda p, r, o: r == o, slow=True, pages=pages))
+                            check=lambda p, r, o: r == o, check_what="equal", slow=True, pages=pages))
     return out
 
 
@@ -236,21 +237,29 @@ def cases():
 # --------------------------------------------------------------------------------------------------
 
 def time_call(fn, budget, max_rounds, min_rounds=1, slow=False):
-    """(result of the warm-up call, median ms, rounds): rounds until ``budget`` seconds are spent."""
-    t0 = time.perf_counter()
-    result = fn()
-    first = time.perf_counter() - t0
-    times = []
-    if slow and first > budget / 2:
-        return result, first * 1e3, 1
+    """(result of the warm-up call, median ms, rounds): after one warm-up call, rounds until ``budget``
+    seconds are spent (at least ``min_rounds``, at most ``max_rounds``)."""
+    res = time_calls([fn], budget, max_rounds, min_rounds)[0]
+    return res
+
+
+def time_calls(fns, budget, max_rounds, min_rounds=1):
+    """[(result of the warm-up call, median ms, rounds)] of each of ``fns``, timed in alternation
+    (one call of each per round, the order reversed every other round), each warmed up once first."""
+    results = [fn() for fn in fns]
+    times = [[] for _ in fns]
     spent = 0.0
-    while len(times) < max_rounds and (len(times) < min_rounds or spent < budget):
-        t = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t
-        times.append(dt)
-        spent += dt
-    return result, float(np.median(times)) * 1e3, len(times)
+    k = 0
+    while k < max_rounds and (k < min_rounds or spent < budget):
+        order = range(len(fns)) if k % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            t = time.perf_counter()
+            fns[i]()
+            dt = time.perf_counter() - t
+            times[i].append(dt)
+            spent += dt
+        k += 1
+    return [(r, float(np.median(t)) * 1e3, len(t)) for r, t in zip(results, times)]
 
 
 def _version(dist):
@@ -282,7 +291,7 @@ def machine_facts():
         "scikit-image": _version("scikit-image"), "scipy": _version("scipy"),
         "opencv": cv2.__version__ if cv2 is not None else None, "cc3d": _version("connected-components-3d"),
         "verovio": _version("verovio"), "dwd_fast": dwd_fast.__version__,
-        "threads": {"dwd_fast": dwd_fast.get_num_threads(), "dwd_fast_openmp_max": cpu.get("omp_max_threads"),
+        "threads": {"dwd_fast": dwd_fast.get_num_threads(), "dwd_fast_pool": cpu.get("pool_threads"),
                     "opencv": cv2.getNumThreads() if cv2 is not None else None,
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -296,8 +305,9 @@ def machine_line(f):
         ("OpenCV", "opencv"), ("cc3d", "cc3d"), ("Verovio", "verovio"), ("dwd_fast", "dwd_fast")) if f.get(k))
     t = f["threads"]
     return (f"Machine: {f['cpu_model']}, {f['cores']} cores ({f['system']} {f['machine']}); {versions}. Threads: "
-            f"dwd_fast {t.get('dwd_fast', 1)} (a page's work split over them; rows marked 1 thread: one), "
-            f"OpenCV {t['opencv']}, OMP_NUM_THREADS={t['OMP_NUM_THREADS'] or 'unset'}. "
+            f"ratios compare dwd_fast on 1 thread with the single-threaded references (OpenCV {t['opencv']}); "
+            f"the speed-up column is dwd_fast on its default {t.get('dwd_fast', 1)} threads over itself on 1, "
+            f"OMP_NUM_THREADS={t['OMP_NUM_THREADS'] or 'unset'}. "
             f"Run {f['date_utc']} UTC, load average {f['load_1min']:.1f} at the start.")
 
 
@@ -310,9 +320,12 @@ def _ratio(x):
 
 
 def table(results):
-    """Markdown table: one row per (op, page, reference), dwd_fast's time, the reference's, the ratio."""
-    lines = ["| op | page | objects | dwd_fast | ms | reference | ms | dwd_fast is | checked |",
-             "|---|---|---:|---|---:|---|---:|---:|:---:|"]
+    """Markdown table: one row per (op, page, dwd_fast variant, reference): dwd_fast's time on one thread,
+    the reference's (single-threaded), the thread-matched ratio, dwd_fast's time on its default threads
+    and that speed-up, and the check of this variant's output against this reference."""
+    lines = ["| op | page | objects | dwd_fast | ms, 1 thread | reference (1 thread) | ms | dwd_fast is "
+             "(1 thread vs 1 thread) | dwd_fast ms, default threads | multi-thread speed-up | checked |",
+             "|---|---|---:|---|---:|---|---:|---:|---:|---:|---|"]
     by = {}
     for r in results:
         by.setdefault((r["op"], r["page"]), []).append(r)
@@ -330,13 +343,21 @@ def table(results):
                 if ref and oo:
                     x = ref["ms"] / oo["ms"]
                     ratio = _ratio(x) + " faster" if x >= 1 else _ratio(1 / x) + " **slower**"
-                chk = "" if ref is None or ref.get("correct") is None else ("yes" if ref["correct"] else "**NO**")
+                chk = ""
+                if ref is not None and oo is not None:
+                    c = (ref.get("checks") or {}).get(oo["implementation"])
+                    if c is not None:
+                        chk = ("yes: " if c[0] else "**NO**: ") + c[1]
+                multi = speed = ""
+                if oo and oo.get("ms_default"):
+                    multi = _ms(oo["ms_default"])
+                    speed = f"{oo['ms'] / oo['ms_default']:.2f}x on {oo.get('threads_default', '?')}"
                 lines.append(f"| {op} | {page} | {(oo or ref)['objects']} | {oo['implementation'] if oo else ''} | "
                              f"{_ms(oo['ms']) if oo else ''} | {ref['implementation'] if ref else ''} | "
-                             f"{_ms(ref['ms']) if ref else ''} | {ratio} | {chk} |")
+                             f"{_ms(ref['ms']) if ref else ''} | {ratio} | {multi} | {speed} | {chk} |")
         if floor and o:
             lines.append(f"| {op} | {page} | {o['objects']} | {o['implementation']} | {_ms(o['ms'])} | "
-                         f"{FLOOR} | {_ms(floor['ms'])} | {_ratio(o['ms'] / floor['ms'])} the floor | |")
+                         f"{FLOOR} | {_ms(floor['ms'])} | {_ratio(o['ms'] / floor['ms'])} the floor | | | |")
     return lines
 
 
@@ -443,6 +464,10 @@ def run(quick=False, pages=None, only=None, progress=None):
     """Run the benchmark; returns a dict with ``machine``, ``results`` and ``pages``."""
     progress = progress or (lambda msg: None)
     budget, max_rounds, min_rounds = (0.15, 5, 1) if quick else (1.0, 30, 3)
+    slow_rounds = 1 if quick else 3  # the slow references: warm-up call, then 3 timed (quick: 1)
+    import dwd_fast
+
+    threads_default = dwd_fast.get_num_threads()
     all_cases = cases()
     if quick:  # the original 2020 decoder alone takes about 10 s, even on the smallest page
         all_cases = [c for c in all_cases if not (c.op == "perform_dws 2020" and not c.ours)]
@@ -475,21 +500,40 @@ def run(quick=False, pages=None, only=None, progress=None):
             if not mine:
                 continue
             progress(f"      {op}: " + ", ".join(c.name for c in mine))
-            ours_result = None
+            ours_results = {}
             for c in sorted(mine, key=lambda c: not c.ours):
                 fn = c.make(page)
-                res, ms, rounds = time_call(fn, budget, 2 if c.slow else max_rounds, 1 if c.slow else min_rounds,
-                                            slow=c.slow)
-                correct = None
-                if c.ours and ours_result is None:
-                    ours_result = res
-                elif c.check is not None and ours_result is not None:
-                    try:
-                        correct = bool(c.check(page, res, ours_result))
-                    except Exception:  # a failed comparison is reported, not raised
-                        correct = False
+                if c.ours:  # on one thread (the ratio) and on the default count (the speed-up), alternately
+                    from .._threads import using_threads
+
+                    def on(n, fn=fn):
+                        def call():
+                            with using_threads(n):
+                                return fn()
+                        return call
+
+                    (res, ms, rounds), (_, ms_default, _) = time_calls([on(1), on(0)], budget, max_rounds,
+                                                                        min_rounds)
+                    ours_results[c.name] = res
+                    results.append({"op": op, "page": page.name, "objects": page.objects, "implementation": c.name,
+                                    "ours": True, "ms": ms, "rounds": rounds, "correct": None, "threads": 1,
+                                    "ms_default": ms_default, "threads_default": threads_default})
+                    continue
+                res, ms, rounds = time_call(fn, budget, slow_rounds if c.slow else max_rounds,
+                                            slow_rounds if c.slow else min_rounds)
+                checks, correct = {}, None
+                if c.check is not None:
+                    for name, mine_res in ours_results.items():
+                        try:
+                            got = c.check(page, res, mine_res)
+                        except Exception as e:  # a failed comparison is reported, not raised
+                            got = (False, f"comparison failed: {type(e).__name__}")
+                        ok, what = got if isinstance(got, tuple) else (bool(got), c.check_what)
+                        checks[name] = (bool(ok), what)
+                    if checks:
+                        correct = all(ok for ok, _ in checks.values())
                 results.append({"op": op, "page": page.name, "objects": page.objects, "implementation": c.name,
-                                "ours": c.ours, "ms": ms, "rounds": rounds, "correct": correct})
+                                "ours": False, "ms": ms, "rounds": rounds, "correct": correct, "checks": checks})
             if op != ops[0]:
                 continue
             _, ms, rounds = time_call(lambda: np.greater(page.energy, 7), budget, max_rounds, min_rounds)
