@@ -156,7 +156,9 @@ def class_size_table(boxes, labels, num_classes, *, stat="median"):
 def _check_table(class_sizes):
     """(sizes (C, 2) float64 with NaN rows for unseen classes, spread (C, 2) or None)."""
     if isinstance(class_sizes, ClassSizeTable):
-        return class_sizes.sizes.astype(np.float64), class_sizes.spread.astype(np.float64)
+        t = class_sizes.sizes.astype(np.float64)
+        _check_float32_range(t)
+        return t, class_sizes.spread.astype(np.float64)
     if class_sizes is None:
         raise ValueError("class_sizes is required with size_mode 'class' or 'blend' "
                          "(build it with dwd_fast.class_size_table)")
@@ -171,7 +173,18 @@ def _check_table(class_sizes):
     ok = t[~nan]
     if not (np.isfinite(ok).all() and (ok > 0).all()):
         raise ValueError("class_sizes must hold finite sizes > 0 (or NaN rows for classes never seen)")
+    _check_float32_range(t)
     return t, None
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(t):
+    """Boxes are float32: a cached size beyond float32's range would give infinite boxes."""
+    big = np.abs(t[~np.isnan(t)])
+    if big.size and big.max() > _F32_MAX / 2:
+        raise ValueError(f"class_sizes holds {big.max():g}, too large for float32 boxes (at most {_F32_MAX / 2:g})")
 
 
 def _number(v, name, lo=0.0, hi=np.inf):

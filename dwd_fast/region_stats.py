@@ -58,7 +58,7 @@ def _region_stats_exec(backend, labels, image, classes, num_classes, order, seed
     views = (_arrays.view(labels, "labels"), _arrays.view(image, "image"), _arrays.view(classes, "classes"))
     nc = -1 if num_classes is None else int(num_classes)
     if backend == "host":
-        _, counts = cpu_ext().region_stats_host(*views, nc, alloc, _ORDERS[order], int(seed))
+        _, counts = cpu_ext().region_stats_host(*views, nc, alloc, _ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
     else:
         from ._ext import cuda_ext
 
@@ -81,7 +81,9 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
     labels : (H, W) integer array
         Region labels; values <= 0 are background.
     image : (H, W) array, optional
-        Intensities summed and maximised per region (integer images sum exactly in int64).
+        Intensities summed and maximised per region. Integer images (int64 and uint64 included, uint64
+        compared as unsigned) sum exactly, in 128 bits on the CPU and as two 64-bit halves on the
+        data-parallel backends, and the exact sum is rounded once to float64: every backend agrees.
     classes : (H, W) non-negative integer array, optional
         Class ids voted per region: the most frequent id wins, ties go to the smallest id.
     num_classes : int, optional
@@ -119,8 +121,8 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
         if xa.shape != a.shape:
             raise ValueError(f"{name} must have the shape of labels {tuple(a.shape)}, got {tuple(xa.shape)}")
         extra[name] = _arrays.kernel_view(xa)[None, None]
-    if num_classes is not None and (int(num_classes) != num_classes or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is not None:
+        num_classes = _arrays.check_nonneg_int(num_classes, "num_classes", minimum=1)
     if a.dtype.kind == "b":
         raise TypeError("labels must be an integer label image, got dtype bool (label it first)")
     if a.size == 0:
@@ -157,6 +159,6 @@ def _region_stats_cuda(labels, image, classes, num_classes, stats):
             raise ValueError(f"{names[k]} must have the shape of labels {shapes[0]}, got {shapes[k]}")
     if dts[2] is not None and dts[2] in ("float32", "float64"):
         raise TypeError(f"classes must be an integer or bool array, got dtype {dts[2]}")
-    if num_classes is not None and (int(num_classes) != num_classes or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is not None:
+        num_classes = _arrays.check_nonneg_int(num_classes, "num_classes", minimum=1)
     return _region_stats_exec("cuda", labels, image, classes, num_classes, "forward", 0, stats)

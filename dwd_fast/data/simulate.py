@@ -6,6 +6,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .. import _arrays
+
 __all__ = ["simulate_outputs", "SimulatedOutputs", "box_targets"]
 
 
@@ -103,8 +105,16 @@ def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_opt
     """
     from ..encode import Targets, encode
 
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    lab = np.asarray(labels).reshape(-1)
+    b = _arrays.to_host(boxes, "boxes").array
+    if b.dtype.kind not in "biuf":
+        raise TypeError(f"boxes must hold numbers, got dtype {b.dtype}")
+    if b.size % 4:
+        raise ValueError(f"boxes must be (N, 4) boxes (x1, y1, x2, y2), got shape {b.shape}")
+    b = b.astype(np.float64).reshape(-1, 4)
+    lab = _arrays.to_host(labels, "labels").array
+    if lab.dtype.kind not in "biu":
+        raise TypeError(f"labels must be integer class ids, got dtype {lab.dtype}")
+    lab = lab.reshape(-1)
     if lab.shape[0] != b.shape[0]:
         raise ValueError(f"labels must have one class per box ({b.shape[0]}), got shape {np.shape(labels)}")
     min_marker = _nonneg(min_marker, "min_marker")
@@ -187,6 +197,8 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
     blur, noise, size_noise = _nonneg(blur, "blur"), _nonneg(noise, "noise"), _nonneg(size_noise, "size_noise")
+    if blur > max(e0.shape):
+        raise ValueError(f"blur must be at most the page's longer side ({max(e0.shape)} px), got {blur!r}")
     size_bias = _fraction(size_bias, "size_bias")
     miss, merge, class_error = _fraction(miss, "miss"), _fraction(merge, "merge"), _fraction(class_error, "class_error")
     if isinstance(merge_radius, bool) or int(merge_radius) != merge_radius or merge_radius < 0:
@@ -202,7 +214,7 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     K = int(targets.levels)
     H, W = e0.shape
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_arrays.check_seed(seed))
 
     # Objects: given, or the 8-connected components of the targets' markers.
     if objects is None:
