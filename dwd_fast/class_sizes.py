@@ -102,9 +102,7 @@ def class_size_table(boxes, labels, num_classes, *, stat="median"):
         raise ValueError(f"stat must be 'median' or 'mean', got {stat!r}")
     if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)):
         raise TypeError(f"num_classes must be an integer, got {type(num_classes).__name__}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    C = int(num_classes)
+    C = _arrays.check_nonneg_int(num_classes, "num_classes", maximum=_MAX_CLASSES, minimum=1)
     bl, b_batched = _as_list(boxes, "boxes")
     ll, l_batched = _as_list(labels, "labels")
     if b_batched != l_batched or len(bl) != len(ll):
@@ -151,6 +149,9 @@ def class_size_table(boxes, labels, num_classes, *, stat="median"):
             sizes[k, j] = m
             spread[k, j] = d / m if m > 0 else (0.0 if d == 0 else np.inf)
     return ClassSizeTable(sizes, counts, spread, stat)
+
+
+_MAX_CLASSES = 2**24  # the table is (num_classes, 2) float64: 256 MiB at most
 
 
 def _check_table(class_sizes):

@@ -123,8 +123,7 @@ def _boxes(dws_energy, class_map, bbox_map, cutoffs, min_size, *, keep_equal, bl
     if len(cutoffs) == 0:
         raise ValueError("cutoff must contain at least one value")
     for cut in cutoffs:
-        if not np.isfinite(cut):
-            raise ValueError(f"cutoff must be finite, got {cut!r}")
+        _arrays.check_number(cut, "cutoff", finite=True)
     min_size = _min_size(min_size)
     if b.dtype.kind != "f":
         b = b.astype(np.float64)
@@ -165,8 +164,7 @@ def _perform_dws_2019_fatten(predict_dict, cutoff=0, min_ccoponent_size=0, confi
     e = _map(predict_dict["stamp_energy"], "stamp_energy")
     _arrays.check_no_nan(e, "stamp_energy")
     for name, v in (("cutoff", cutoff), ("fatten_cutoff", fatten_cutoff)):
-        if not np.isfinite(v):
-            raise ValueError(f"{name} must be finite, got {v!r}")
+        _arrays.check_number(v, name, finite=True)
     if "stamp_bbox" in predict_dict:
         return []
     ext = cpu_ext().perform_dws_fatten(_arrays.kernel_view(e)[None, None], float(cutoff), _min_size(min_ccoponent_size),
@@ -355,6 +353,7 @@ def get_markers(size, gt, nr_classes, objectness_settings, downsample_ind=0, map
     ds = s["ds_factors"]
     f = 1.0 / ds[downsample_ind]
     H, W = _canvas(size, f)
+    nr_classes = _arrays.check_nonneg_int(nr_classes, "nr_classes", maximum=2**16)
     try:
         rows = [np.asarray(b, dtype=np.float64) for b in gt]
         boxes = (np.stack(rows) if rows else np.zeros((0, 5))) * np.array([f, f, f, f, 1.0])

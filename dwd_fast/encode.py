@@ -210,7 +210,7 @@ def _geometry(a, size, stride):
     if big.size:
         i = int(big[0])
         raise ValueError(f"boxes: the marker of box {i} reaches more than {_MAX_EXTENT} px from its centre "
-                         f"(stride {stride}); markers are limited to {2 * _MAX_EXTENT} px across")
+                         f"(size {size!r}, stride {stride}); markers are limited to {2 * _MAX_EXTENT} px across")
     too_big = np.nonzero(~(np.abs(hw) <= np.finfo(np.float32).max))[0]
     if too_big.size:
         i = int(too_big[0])

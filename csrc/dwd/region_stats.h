@@ -309,7 +309,7 @@ void votes(Exec& ex, const AnyView& lab, const AnyView& cls, std::int64_t n, std
       throw std::invalid_argument("classes holds id " + std::to_string(r[1]) + " >= num_classes = " +
                                   std::to_string(num_classes));
     if (r[1] > (std::int64_t(1) << 28))
-      throw std::invalid_argument("class id " + std::to_string(r[1]) + " is too large (limit 2^28)");
+      throw std::invalid_argument("classes holds class id " + std::to_string(r[1]) + ", too large (limit 2^28)");
     classes = r[1] + 1;
   }
   if (n * classes > kMaxBins)

@@ -209,9 +209,8 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
         raise TypeError(f"amplitude must be a (low, high) pair, got {amplitude!r}") from None
     if not (0 < a_lo <= a_hi):
         raise ValueError(f"amplitude must be a (low, high) pair with 0 < low <= high, got {amplitude!r}")
-    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) != num_classes
-                                    or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is not None:  # class logits are (num_classes, H, W)
+        num_classes = _arrays.check_nonneg_int(num_classes, "num_classes", maximum=2**16, minimum=1)
     K = int(targets.levels)
     H, W = e0.shape
     rng = np.random.default_rng(_arrays.check_seed(seed))

@@ -86,9 +86,11 @@ class TargetEncoder(nn.Module):
             ops.check_boxes_labels(b, lab, f"targets[{i}]['boxes']", f"targets[{i}]['labels']")
             boxes.append(b)
             labels.append(lab)
-        if len(image_size) != 2:
+        if isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__") or len(image_size) != 2:
             raise ValueError(f"image_size must be (H, W), got {image_size!r}")
-        H, W = int(image_size[0]), int(image_size[1])
+        from .._arrays import check_nonneg_int
+
+        H, W = (check_nonneg_int(v, "image_size") for v in image_size)
         dev = boxes[0].device if device is None else torch.device(device)
         counts = torch.tensor([b.shape[0] for b in boxes], dtype=torch.int64)
         cat_boxes = torch.cat([b.to(device=dev, dtype=torch.float32) for b in boxes])
