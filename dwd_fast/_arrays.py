@@ -8,6 +8,7 @@ one of their arrays. Validation happens here, before any kernel runs, and raises
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -157,9 +158,18 @@ def check_number(value, name, *, finite=False):
     if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if finite and not np.isfinite(value):
+    if finite and not is_finite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return value
+
+
+def is_finite(value):
+    """math.isfinite for any real number, Python ints beyond float64 (e.g. 10**400) counting as infinite
+    (numpy's isfinite refuses ints beyond int64)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def check_connectivity(connectivity, name="connectivity"):

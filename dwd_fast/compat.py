@@ -138,7 +138,7 @@ def _min_size(v):
     """The original compares ``size < min_ccoponent_size``: any real number; values beyond int64 keep no
     component, like int64's maximum."""
     _arrays.check_number(v, "min_ccoponent_size")
-    if np.isnan(v):
+    if v != v:
         raise ValueError("min_ccoponent_size must not be NaN")
     if v >= 2**63:
         return _arrays.INT64_MAX

@@ -426,7 +426,7 @@ def _check_options(cutoff, min_size, connectivity, size_reduce, seeds, reduce_ov
     if grow_to is not None:
         if isinstance(grow_to, (bool, np.bool_)) or not isinstance(grow_to, (int, float, np.integer, np.floating)):
             raise TypeError(f"grow_to must be a number, got {type(grow_to).__name__}")
-        if not np.isfinite(grow_to) or grow_to > cutoff:
+        if not _arrays.is_finite(grow_to) or grow_to > cutoff:
             raise ValueError(f"grow_to must be a finite level <= cutoff ({cutoff}), got {grow_to!r}")
     _arrays.check_nonneg_int(min_distance, "min_distance", minimum=1)
 

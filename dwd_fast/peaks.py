@@ -30,6 +30,8 @@ def _border_widths(exclude_border, min_distance):
         w = min_distance if exclude_border else 0
         return w, w
     if isinstance(exclude_border, int):
+        if exclude_border < 0:
+            raise ValueError(f"exclude_border must not be negative, got {exclude_border}")
         w = _arrays.check_nonneg_int(exclude_border, "exclude_border")
         return w, w
     if isinstance(exclude_border, tuple):

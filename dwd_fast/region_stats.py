@@ -69,6 +69,13 @@ def _region_stats_exec(backend, labels, image, classes, num_classes, order, seed
     return RegionStats(**outs)
 
 
+def _check_num_classes(num_classes):
+    if isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, (bool, np.bool_)) \
+            and num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return _arrays.check_nonneg_int(num_classes, "num_classes", minimum=1)
+
+
 def region_stats(labels, *, image=None, classes=None, num_classes=None, backend="auto", order="forward", seed=0,
                  _stats=None):
     """Area, bounding box, centroid, image sum / max and class vote of every labelled region.
@@ -122,7 +129,7 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
             raise ValueError(f"{name} must have the shape of labels {tuple(a.shape)}, got {tuple(xa.shape)}")
         extra[name] = _arrays.kernel_view(xa)[None, None]
     if num_classes is not None:
-        num_classes = _arrays.check_nonneg_int(num_classes, "num_classes", minimum=1)
+        num_classes = _check_num_classes(num_classes)
     if a.dtype.kind == "b":
         raise TypeError("labels must be an integer label image, got dtype bool (label it first)")
     if a.size == 0:
@@ -160,5 +167,5 @@ def _region_stats_cuda(labels, image, classes, num_classes, stats):
     if dts[2] is not None and dts[2] in ("float32", "float64"):
         raise TypeError(f"classes must be an integer or bool array, got dtype {dts[2]}")
     if num_classes is not None:
-        num_classes = _arrays.check_nonneg_int(num_classes, "num_classes", minimum=1)
+        num_classes = _check_num_classes(num_classes)
     return _region_stats_exec("cuda", labels, image, classes, num_classes, "forward", 0, stats)

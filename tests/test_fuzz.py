@@ -137,10 +137,10 @@ def _walk_floats(x, path="result"):
             yield from _walk_floats(v, f"{path}[{i}]")
 
 
-def assert_finite(result, allow_nan=()):
+def assert_finite(result, allow_nan=(), allow_inf=False):
     for path, a in _walk_floats(result):
         if any(path.endswith(n) for n in allow_nan):
-            assert not np.isinf(a).any(), f"{path} holds inf"
+            assert allow_inf or not np.isinf(a).any(), f"{path} holds inf"
             continue
         assert np.isfinite(a).all(), f"{path} holds non-finite values"
 
@@ -315,7 +315,10 @@ def test_fuzz_region_stats(box, data, seed):
     if out[0] != "ok":
         return
     res = out[1]
-    assert_finite(res, allow_nan=("centroid", "image_max"))
+    img = _as_numpy(kw["image"])
+    inf_in = isinstance(img, np.ndarray) and img.dtype.kind == "f" and np.isinf(img).any()
+    assert_finite(res, allow_nan=("centroid", "image_max") + (("image_sum", "image_max") if inf_in else ()),
+                  allow_inf=inf_in)
     ref = _region_reference(_as_numpy(kw["labels"]), _as_numpy(kw["image"]))
     np.testing.assert_array_equal(res.area, ref["area"])
     if "image_max" in ref:

@@ -71,6 +71,8 @@ def reference_page(n=250, seed=0, *, levels=16, shape=PAGE_SHAPE):
     H, W = (check_nonneg_int(v, "shape") for v in shape)
     if H <= 40 or W <= 40:
         raise ValueError(f"shape must be larger than 40 x 40, got {tuple(shape)}")
+    if n > H * W:
+        raise ValueError(f"n must be at most the page's pixel count ({H * W}), got {n}")
     K = levels
     rng = np.random.default_rng(check_seed(seed))
     ys = rng.integers(20, H - 20, n)

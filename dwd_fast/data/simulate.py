@@ -77,7 +77,7 @@ def _dilate(a, r):
 def _fraction(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    if not (np.isfinite(v) and 0 <= v <= 1):
+    if not (_arrays.is_finite(v) and 0 <= v <= 1):
         raise ValueError(f"{name} must be a fraction in [0, 1], got {v!r}")
     return float(v)
 
@@ -85,7 +85,7 @@ def _fraction(v, name):
 def _nonneg(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    if not (np.isfinite(v) and v >= 0):
+    if not (_arrays.is_finite(v) and v >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
     return float(v)
 
