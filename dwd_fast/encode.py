@@ -157,7 +157,7 @@ def _check_labels(lab, name, n):
         raise TypeError(f"{name} must be integer class ids, got dtype {a.dtype}")
     a = a.reshape(-1) if a.ndim else a.reshape(1)
     if a.shape != (n,):
-        raise ValueError(f"{name} must have one class id per box ({n}), got shape {tuple(np.shape(lab))}")
+        raise ValueError(f"{name} must have one class id per box ({n} in boxes), got shape {tuple(np.shape(lab))}")
     if a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
         raise ValueError(f"{name} must be non-negative int32 class ids, got values in [{a.min()}, {a.max()}]")
     return a.astype(np.int32)

@@ -118,6 +118,9 @@ def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_opt
     if lab.shape[0] != b.shape[0]:
         raise ValueError(f"labels must have one class per box ({b.shape[0]}), got shape {np.shape(labels)}")
     min_marker = _nonneg(min_marker, "min_marker")
+    if min_marker > 2048:
+        raise ValueError(f"min_marker must be at most 2048 px (markers are limited to 2048 px across), "
+                         f"got {min_marker!r}")
     c = (b[:, :2] + b[:, 2:]) / 2
     half = np.maximum(b[:, 2:] - b[:, :2], min_marker) / 2
     drawn = np.concatenate([c - half, c + half], 1)
@@ -201,8 +204,7 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
         raise ValueError(f"blur must be at most the page's longer side ({max(e0.shape)} px), got {blur!r}")
     size_bias = _fraction(size_bias, "size_bias")
     miss, merge, class_error = _fraction(miss, "miss"), _fraction(merge, "merge"), _fraction(class_error, "class_error")
-    if isinstance(merge_radius, bool) or int(merge_radius) != merge_radius or merge_radius < 0:
-        raise ValueError(f"merge_radius must be a non-negative integer, got {merge_radius!r}")
+    merge_radius = _arrays.check_nonneg_int(merge_radius, "merge_radius", maximum=max(e0.shape))
     try:
         a_lo, a_hi = (float(v) for v in amplitude)
     except (TypeError, ValueError):
