@@ -34,6 +34,9 @@ Deliberate differences, all on inputs where the original fails or is wrong:
   its result then depends on the OpenCV version);
 - 2020 with more than 99,999 components: the original's overlap test packs two labels into one
   float and mis-assigns components; this gives the intended result;
+- integer ``bbox_map`` values within 512 of int64's maximum (or uint64 values beyond it), which
+  round to 2^63 or more in float64, give int64's minimum as size (the original keeps the exact
+  integer); both are overflow garbage;
 - 2019-fatten ignores ``config`` (the original raises ``AttributeError`` for the default ``None``);
 - the debug arguments that draw or store component images (``return_ccomp_img``,
   ``store_ccomp_img``, ``cfg``, ``counter``) are accepted and ignored.

@@ -145,7 +145,8 @@ def _check_boxes(b, name, H, W):
     out = np.nonzero((hi_x <= 0) | (hi_y <= 0) | (lo_x >= W) | (lo_y >= H))[0]
     if out.size:
         i = int(out[0])
-        raise ValueError(f"{name}: box {i} lies outside the image of shape {(H, W)}: {a[i].tolist()}")
+        raise ValueError(f"{name}: box {i} lies outside the image of shape {(H, W)} (the shape / image_size "
+                         f"argument): {a[i].tolist()}")
     return a, h
 
 

@@ -140,13 +140,21 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
             return region_stats(a, image=None if extra["image"] is None else extra["image"][0, 0],
                                 classes=None if extra["classes"] is None else extra["classes"][0, 0],
                                 num_classes=num_classes)
-        res = _region_stats_exec("host", _arrays.kernel_view(a),
-                                 None if extra["image"] is None else extra["image"][0, 0],
-                                 None if extra["classes"] is None else extra["classes"][0, 0],
-                                 num_classes, order, seed, _stats)
+        try:
+            res = _region_stats_exec("host", _arrays.kernel_view(a),
+                                     None if extra["image"] is None else extra["image"][0, 0],
+                                     None if extra["classes"] is None else extra["classes"][0, 0],
+                                     num_classes, order, seed, _stats)
+        except MemoryError:
+            raise ValueError(f"labels: the outputs have one row per label up to the largest ({int(a.max())}), "
+                             f"which does not fit in memory; relabel densely (dwd_fast.label)") from None
         return RegionStats(*[None if v is None else _arrays.wrap(v, h) for v in res])
-    d = cpu_ext().region_stats(_arrays.kernel_view(a)[None, None], extra["image"], extra["classes"],
-                               -1 if num_classes is None else int(num_classes))
+    try:
+        d = cpu_ext().region_stats(_arrays.kernel_view(a)[None, None], extra["image"], extra["classes"],
+                                   -1 if num_classes is None else int(num_classes))
+    except MemoryError:
+        raise ValueError(f"labels: the outputs have one row per label up to the largest ({int(a.max())}), "
+                         f"which does not fit in memory; relabel densely (dwd_fast.label)") from None
     w = {k: _arrays.wrap(v, h) for k, v in d.items()}
     return RegionStats(**w)
 

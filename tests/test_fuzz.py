@@ -225,7 +225,7 @@ def test_fuzz_label(box, data, seed):
         if want is not None:
             np.testing.assert_array_equal(lab, want)
             if num is not None:
-                assert num == want.max()
+                assert num == want.max(initial=0)
 
 
 # ---- peak_local_max ----------------------------------------------------------------------------------------------
@@ -457,7 +457,9 @@ def test_fuzz_perform_dws(box, data, seed, variant):
         ref = orig.perform_dws_2018 if variant == "2018" else orig.perform_dws_2020
         want = _reference(ref, *[_as_numpy(kw[k]) for k in ("dws_energy", "class_map", "bbox_map", "cutoff",
                                                                "min_ccoponent_size")])
-        if want is not None:
+        bb = _as_numpy(kw["bbox_map"])
+        near_int64_max = bb.dtype.kind in "iu" and np.abs(bb.astype(np.float64)).max(initial=0) >= 2.0**63
+        if want is not None and not near_int64_max:  # the documented difference (compat's docstring)
             assert out[1] == want
 
 

@@ -116,7 +116,7 @@ def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_opt
         raise TypeError(f"labels must be integer class ids, got dtype {lab.dtype}")
     lab = lab.reshape(-1)
     if lab.shape[0] != b.shape[0]:
-        raise ValueError(f"labels must have one class per box ({b.shape[0]}), got shape {np.shape(labels)}")
+        raise ValueError(f"labels must have one class per box ({b.shape[0]} in boxes), got shape {np.shape(labels)}")
     min_marker = _nonneg(min_marker, "min_marker")
     if min_marker > 2048:
         raise ValueError(f"min_marker must be at most 2048 px (markers are limited to 2048 px across), "
