@@ -67,6 +67,8 @@ grows from call to call); ``shape="square"`` markers (Python 2 only) are not off
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _arrays
@@ -127,7 +129,7 @@ def _boxes(dws_energy, class_map, bbox_map, cutoffs, min_size, *, keep_equal, bl
         raise ValueError("cutoff must contain at least one value")
     for cut in cutoffs:
         _arrays.check_number(cut, "cutoff", finite=True)
-    min_size = _min_size(min_size)
+    min_size = _min_size(min_size, keep_equal)
     if b.dtype.kind != "f":
         b = b.astype(np.float64)
     b4 = np.moveaxis(b, -1, 0)[None]  # (1, 2, H, W) view, strided columns
@@ -137,15 +139,18 @@ def _boxes(dws_energy, class_map, bbox_map, cutoffs, min_size, *, keep_equal, bl
     return out.tolist()
 
 
-def _min_size(v):
-    """The original compares ``size < min_ccoponent_size``: any real number; values beyond int64 keep no
-    component, like int64's maximum."""
+def _min_size(v, keep_equal):
+    """The integer threshold equal to the original's comparison with ``min_ccoponent_size`` (any real
+    number): kept when ``size >= v`` (``keep_equal``, i.e. ``size >= ceil(v)``) or ``size > v`` (i.e.
+    ``size > floor(v)``); values beyond int64 keep no component, like int64's maximum."""
     _arrays.check_number(v, "min_ccoponent_size")
     if v != v:
         raise ValueError("min_ccoponent_size must not be NaN")
     if v >= 2**63:
         return _arrays.INT64_MAX
-    return max(int(v), -2**63)
+    if v <= -2**63:
+        return -2**63
+    return int(math.ceil(v) if keep_equal else math.floor(v))
 
 
 def _perform_dws_2018(dws_energy, class_map, bbox_map, cutoff=0, min_ccoponent_size=0, return_ccomp_img=False):
@@ -170,7 +175,7 @@ def _perform_dws_2019_fatten(predict_dict, cutoff=0, min_ccoponent_size=0, confi
         _arrays.check_number(v, name, finite=True)
     if "stamp_bbox" in predict_dict:
         return []
-    ext = cpu_ext().perform_dws_fatten(_arrays.kernel_view(e)[None, None], float(cutoff), _min_size(min_ccoponent_size),
+    ext = cpu_ext().perform_dws_fatten(_arrays.kernel_view(e)[None, None], float(cutoff), _min_size(min_ccoponent_size, True),
                                        float(fatten_cutoff))
     if len(ext) and "stamp_class" in predict_dict:
         raise UnboundLocalError("perform_dws (2019-fatten) has no class list when 'stamp_class' is given "

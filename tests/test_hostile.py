@@ -251,3 +251,27 @@ def test_large_but_valid_spacing_equals_image_size():
     assert dwd_fast.peak_local_max(img, num_peaks=2**62).shape == skfeature.peak_local_max(img).shape
     big = compat.perform_dws(np.full((1, 8, 8), 9), np.ones((1, 8, 8), np.int64), np.ones((1, 8, 8, 2)), [7, 1], 1e30)
     assert big == []
+
+
+# ---- found by the fuzz harness -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["2018", "2020"])
+@pytest.mark.parametrize("min_size", [0.5, 1.5, 2.0, 3.7, -1.5])
+def test_compat_float_min_component_size_as_original(variant, min_size):
+    e = np.zeros((1, 12, 12), np.int64)
+    e[0, 1, 1] = 9                 # 1 px
+    e[0, 4, 4:6] = 9               # 2 px
+    e[0, 8:10, 8:10] = 9           # 4 px
+    cls = np.ones_like(e)
+    bb = np.full((1, 12, 12, 2), 3.0)
+    cut = 7 if variant == "2018" else [7, 1]
+    ref = orig.perform_dws_2018 if variant == "2018" else orig.perform_dws_2020
+    assert compat.perform_dws(e, cls, bb, cut, min_size, variant=variant) == ref(e, cls, bb, cut, min_size)
+
+
+def test_simulate_outputs_size_noise_bounded():
+    page = reference_page(5, shape=(48, 50))
+    t = dwd_fast.encode(page.boxes, page.labels, (48, 50), levels=8)
+    with pytest.raises(ValueError, match="size_noise"):
+        dwd_fast.data.simulate_outputs(t, seed=0, size_noise=2**31)
+

@@ -200,6 +200,8 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
     blur, noise, size_noise = _nonneg(blur, "blur"), _nonneg(noise, "noise"), _nonneg(size_noise, "size_noise")
+    if size_noise > 10:  # sizes are scaled by exp(N(0, size_noise)): float32 overflows near exp(88)
+        raise ValueError(f"size_noise must be at most 10, got {size_noise!r}")
     if blur > max(e0.shape):
         raise ValueError(f"blur must be at most the page's longer side ({max(e0.shape)} px), got {blur!r}")
     size_bias = _fraction(size_bias, "size_bias")
