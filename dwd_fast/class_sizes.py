@@ -116,7 +116,7 @@ def class_size_table(boxes, labels, num_classes, *, stat="median"):
                              f"{b.dtype} of shape {b.shape}")
         if lab.dtype.kind not in "iu" or lab.ndim != 1 or lab.shape[0] != b.shape[0]:
             raise ValueError(f"labels{where} must be an integer (N,) array with one label per box "
-                             f"({b.shape[0]}), got {lab.dtype} of shape {lab.shape}")
+                             f"({b.shape[0]} in boxes{where}), got {lab.dtype} of shape {lab.shape}")
         b = b.astype(np.float64)
         if not np.isfinite(b).all():
             raise ValueError(f"boxes{where} must be finite")

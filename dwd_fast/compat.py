@@ -134,8 +134,13 @@ def _boxes(dws_energy, class_map, bbox_map, cutoffs, min_size, *, keep_equal, bl
         b = b.astype(np.float64)
     b4 = np.moveaxis(b, -1, 0)[None]  # (1, 2, H, W) view, strided columns
     c4 = (c.view(np.uint8) if c.dtype == np.bool_ else c)[None, None]
-    out = cpu_ext().perform_dws(_arrays.kernel_view(e)[None, None], c4, b4, [float(x) for x in cutoffs],
-                                min_size, keep_equal, block_order, neg_all)
+    try:
+        out = cpu_ext().perform_dws(_arrays.kernel_view(e)[None, None], c4, b4, [float(x) for x in cutoffs],
+                                    min_size, keep_equal, block_order, neg_all)
+    except ValueError as err:  # the class vote's id limit: name the argument
+        if str(err).startswith("class id"):
+            raise ValueError(f"class_map holds {err}") from None
+        raise
     return out.tolist()
 
 

@@ -314,10 +314,15 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
                         setattr(d, f, _arrays.wrap(getattr(d, f), he))
         return dets if batched else dets[0]
     label_map = np.empty((e4.shape[0], e4.shape[2], e4.shape[3]), np.int32) if return_label_map else None
-    raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
-                           _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits),
-                           None if grow_to is None else float(grow_to), reduce_over == "region", seeds == "peaks",
-                           int(min_distance), label_map)
+    try:
+        raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
+                               _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits),
+                               None if grow_to is None else float(grow_to), reduce_over == "region",
+                               seeds == "peaks", int(min_distance), label_map)
+    except ValueError as e:  # the class vote's id limit: name the argument
+        if str(e).startswith("class id"):
+            raise ValueError(f"classes holds {e}") from None
+        raise
     dets = []
     for b, r in enumerate(raw):
         w = {k: _arrays.wrap(v, he) for k, v in sized(r).items()}

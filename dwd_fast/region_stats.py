@@ -155,6 +155,10 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
     except MemoryError:
         raise ValueError(f"labels: the outputs have one row per label up to the largest ({int(a.max())}), "
                          f"which does not fit in memory; relabel densely (dwd_fast.label)") from None
+    except ValueError as e:  # the CPU class vote's id limit: name the argument
+        if str(e).startswith("class id"):
+            raise ValueError(f"classes holds {e}") from None
+        raise
     w = {k: _arrays.wrap(v, h) for k, v in d.items()}
     return RegionStats(**w)
 
