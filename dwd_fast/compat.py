@@ -138,8 +138,8 @@ def _boxes(dws_energy, class_map, bbox_map, cutoffs, min_size, *, keep_equal, bl
         out = cpu_ext().perform_dws(_arrays.kernel_view(e)[None, None], c4, b4, [float(x) for x in cutoffs],
                                     min_size, keep_equal, block_order, neg_all)
     except ValueError as err:  # the class vote's id limit: name the argument
-        if str(err).startswith("class id"):
-            raise ValueError(f"class_map holds {err}") from None
+        if str(err).startswith(("class id", "classes must be")):
+            raise ValueError(f"class_map: {err}") from None
         raise
     return out.tolist()
 

@@ -202,7 +202,11 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
     min_distance, border_r, border_c = min(min_distance, big), min(border_r, big), min(border_c, big)
     threshold = threshold_abs if threshold_abs is not None else a.min()
     if threshold_rel is not None:
-        threshold = max(threshold, threshold_rel * a.max())
+        try:
+            threshold = max(threshold, threshold_rel * a.max())
+        except OverflowError:
+            raise ValueError(f"threshold_rel * image.max() overflows {a.dtype}, got threshold_rel={threshold_rel!r}") \
+                from None
     all_pass, cut = _threshold_cut(a.dtype, threshold)
 
     lab = None
