@@ -8,6 +8,7 @@ one of their arrays. Validation happens here, before any kernel runs, and raises
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -71,10 +72,22 @@ def to_host(x, name, *, allow_none=False):
             raise TypeError(f"{name} has unsupported dtype {x.dtype}") from e
         return HostArray(arr, "torch", x.device)
     if lib == "numpy":
-        return HostArray(x, "numpy", None)
+        return HostArray(native(x), "numpy", None)
     if isinstance(x, (str, bytes, dict)) or not hasattr(x, "__len__") and not hasattr(x, "__array__"):
         raise TypeError(f"{name} must be an array, got {type(x).__name__}")
-    return HostArray(np.asarray(x), "numpy", None)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested sequences, objects numpy cannot take
+        raise TypeError(f"{name} must be an array, got {type(x).__name__} that numpy cannot convert ({e})") from None
+    return HostArray(native(arr), "numpy", None)
+
+
+def native(a):
+    """``a`` in native byte order: non-native (e.g. big-endian ``>f8``) arrays are converted once, here,
+    so that no kernel and no comparison helper ever reads swapped bytes."""
+    if a.dtype.isnative or a.dtype.fields is not None:
+        return a
+    return a.astype(a.dtype.newbyteorder("="))
 
 
 def params_to_host(x):
@@ -121,17 +134,58 @@ def check_dtype(a, name, *, integer=False, floating=False):
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dt}")
 
 
-def check_nonneg_int(value, name):
-    """``value`` as a Python int; TypeError unless an integer (bools refused), ValueError if negative."""
+INT64_MAX = 2**63 - 1
+
+
+def check_nonneg_int(value, name, maximum=INT64_MAX, minimum=0):
+    """``value`` as a Python int; TypeError unless an integer (bools refused), ValueError outside
+    ``[minimum, maximum]`` (by default what the kernels' int64 parameters hold)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     try:
         v = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
     return v
+
+
+def check_seed(seed, name="seed"):
+    """A seed for ``numpy.random.default_rng``: None, a non-negative int, a SeedSequence or a Generator."""
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
+        return seed
+    return check_nonneg_int(seed, name, maximum=float("inf"))
+
+
+def check_number(value, name, *, finite=False):
+    """``value`` as a Python float; TypeError unless a real number (bools and strings refused)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if finite and not is_finite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def is_finite(value):
+    """math.isfinite for any real number, Python ints beyond float64 (e.g. 10**400) counting as infinite
+    (numpy's isfinite refuses ints beyond int64)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def check_connectivity(connectivity, name="connectivity"):
+    """1 or 2 as a Python int: ints only (1.0, True and strings are refused)."""
+    if isinstance(connectivity, (bool, np.bool_)) or not isinstance(connectivity, (int, np.integer)):
+        raise TypeError(f"{name} must be the int 1 or 2, got {type(connectivity).__name__} {connectivity!r}")
+    if connectivity not in (1, 2):
+        raise ValueError(f"{name} must be 1 or 2 for a 2-D image, got {connectivity!r}")
+    return int(connectivity)
 
 
 def check_ndim(a, name, ndims, what):

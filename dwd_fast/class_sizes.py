@@ -102,9 +102,7 @@ def class_size_table(boxes, labels, num_classes, *, stat="median"):
         raise ValueError(f"stat must be 'median' or 'mean', got {stat!r}")
     if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)):
         raise TypeError(f"num_classes must be an integer, got {type(num_classes).__name__}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    C = int(num_classes)
+    C = _arrays.check_nonneg_int(num_classes, "num_classes", maximum=_MAX_CLASSES, minimum=1)
     bl, b_batched = _as_list(boxes, "boxes")
     ll, l_batched = _as_list(labels, "labels")
     if b_batched != l_batched or len(bl) != len(ll):
@@ -118,7 +116,7 @@ def class_size_table(boxes, labels, num_classes, *, stat="median"):
                              f"{b.dtype} of shape {b.shape}")
         if lab.dtype.kind not in "iu" or lab.ndim != 1 or lab.shape[0] != b.shape[0]:
             raise ValueError(f"labels{where} must be an integer (N,) array with one label per box "
-                             f"({b.shape[0]}), got {lab.dtype} of shape {lab.shape}")
+                             f"({b.shape[0]} in boxes{where}), got {lab.dtype} of shape {lab.shape}")
         b = b.astype(np.float64)
         if not np.isfinite(b).all():
             raise ValueError(f"boxes{where} must be finite")
@@ -153,10 +151,15 @@ def class_size_table(boxes, labels, num_classes, *, stat="median"):
     return ClassSizeTable(sizes, counts, spread, stat)
 
 
+_MAX_CLASSES = 2**24  # the table is (num_classes, 2) float64: 256 MiB at most
+
+
 def _check_table(class_sizes):
     """(sizes (C, 2) float64 with NaN rows for unseen classes, spread (C, 2) or None)."""
     if isinstance(class_sizes, ClassSizeTable):
-        return class_sizes.sizes.astype(np.float64), class_sizes.spread.astype(np.float64)
+        t = class_sizes.sizes.astype(np.float64)
+        _check_float32_range(t)
+        return t, class_sizes.spread.astype(np.float64)
     if class_sizes is None:
         raise ValueError("class_sizes is required with size_mode 'class' or 'blend' "
                          "(build it with dwd_fast.class_size_table)")
@@ -171,7 +174,18 @@ def _check_table(class_sizes):
     ok = t[~nan]
     if not (np.isfinite(ok).all() and (ok > 0).all()):
         raise ValueError("class_sizes must hold finite sizes > 0 (or NaN rows for classes never seen)")
+    _check_float32_range(t)
     return t, None
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(t):
+    """Boxes are float32: a cached size beyond float32's range would give infinite boxes."""
+    big = np.abs(t[~np.isnan(t)])
+    if big.size and big.max() > _F32_MAX / 2:
+        raise ValueError(f"class_sizes holds {big.max():g}, too large for float32 boxes (at most {_F32_MAX / 2:g})")
 
 
 def _number(v, name, lo=0.0, hi=np.inf):

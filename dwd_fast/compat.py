@@ -22,7 +22,9 @@ as the ``perform_dws`` of the original code (``tuggeluk/DeepWatershedDetection``
 For 2018 and 2020 each box is ``[round(cx - w/2), round(cy - h/2), round(cx + w/2), round(cy + h/2),
 cls]`` with ``cx, cy`` the truncated mean column / row, ``cls`` the majority class (ties to the
 smallest id), ``h, w`` the truncated maximum of ``bbox_map`` (channel 0 height, 1 width) over the
-component, and ``round`` half to even. Returns a list of lists of five Python ints (2019-fatten: four
+component, and ``round`` half to even. A NaN, +-inf or beyond-int64 maximum of ``bbox_map`` truncates
+to int64's minimum as numpy's cast does on x86-64, so such a box is the original's garbage box, bit
+for bit. Returns a list of lists of five Python ints (2019-fatten: four
 ``numpy.int64`` and ``numpy.float64(1.0)``), like the originals. Inputs are ``np.squeeze``d as in the
 original: ``(1, H, W)``, ``(1, H, W, 1)``, ``(H, W)`` maps and ``(1, H, W, 2)`` / ``(H, W, 2)`` box maps.
 
@@ -32,6 +34,9 @@ Deliberate differences, all on inputs where the original fails or is wrong:
   its result then depends on the OpenCV version);
 - 2020 with more than 99,999 components: the original's overlap test packs two labels into one
   float and mis-assigns components; this gives the intended result;
+- integer ``bbox_map`` values within 512 of int64's maximum (or uint64 values beyond it), which
+  round to 2^63 or more in float64, give int64's minimum as size (the original keeps the exact
+  integer); both are overflow garbage;
 - 2019-fatten ignores ``config`` (the original raises ``AttributeError`` for the default ``None``);
 - the debug arguments that draw or store component images (``return_ccomp_img``,
   ``store_ccomp_img``, ``cfg``, ``counter``) are accepted and ignored.
@@ -61,6 +66,8 @@ grows from call to call); ``shape="square"`` markers (Python 2 only) are not off
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -121,15 +128,34 @@ def _boxes(dws_energy, class_map, bbox_map, cutoffs, min_size, *, keep_equal, bl
     if len(cutoffs) == 0:
         raise ValueError("cutoff must contain at least one value")
     for cut in cutoffs:
-        if not np.isfinite(cut):
-            raise ValueError(f"cutoff must be finite, got {cut!r}")
+        _arrays.check_number(cut, "cutoff", finite=True)
+    min_size = _min_size(min_size, keep_equal)
     if b.dtype.kind != "f":
         b = b.astype(np.float64)
     b4 = np.moveaxis(b, -1, 0)[None]  # (1, 2, H, W) view, strided columns
     c4 = (c.view(np.uint8) if c.dtype == np.bool_ else c)[None, None]
-    out = cpu_ext().perform_dws(_arrays.kernel_view(e)[None, None], c4, b4, [float(x) for x in cutoffs],
-                                int(min_size), keep_equal, block_order, neg_all)
+    try:
+        out = cpu_ext().perform_dws(_arrays.kernel_view(e)[None, None], c4, b4, [float(x) for x in cutoffs],
+                                    min_size, keep_equal, block_order, neg_all)
+    except ValueError as err:  # the class vote's id limit: name the argument
+        if str(err).startswith(("class id", "classes must be")):
+            raise ValueError(f"class_map: {err}") from None
+        raise
     return out.tolist()
+
+
+def _min_size(v, keep_equal):
+    """The integer threshold equal to the original's comparison with ``min_ccoponent_size`` (any real
+    number): kept when ``size >= v`` (``keep_equal``, i.e. ``size >= ceil(v)``) or ``size > v`` (i.e.
+    ``size > floor(v)``); values beyond int64 keep no component, like int64's maximum."""
+    _arrays.check_number(v, "min_ccoponent_size")
+    if v != v:
+        raise ValueError("min_ccoponent_size must not be NaN")
+    if v >= 2**63:
+        return _arrays.INT64_MAX
+    if v <= -2**63:
+        return -2**63
+    return int(math.ceil(v) if keep_equal else math.floor(v))
 
 
 def _perform_dws_2018(dws_energy, class_map, bbox_map, cutoff=0, min_ccoponent_size=0, return_ccomp_img=False):
@@ -151,11 +177,10 @@ def _perform_dws_2019_fatten(predict_dict, cutoff=0, min_ccoponent_size=0, confi
     e = _map(predict_dict["stamp_energy"], "stamp_energy")
     _arrays.check_no_nan(e, "stamp_energy")
     for name, v in (("cutoff", cutoff), ("fatten_cutoff", fatten_cutoff)):
-        if not np.isfinite(v):
-            raise ValueError(f"{name} must be finite, got {v!r}")
+        _arrays.check_number(v, name, finite=True)
     if "stamp_bbox" in predict_dict:
         return []
-    ext = cpu_ext().perform_dws_fatten(_arrays.kernel_view(e)[None, None], float(cutoff), int(min_ccoponent_size),
+    ext = cpu_ext().perform_dws_fatten(_arrays.kernel_view(e)[None, None], float(cutoff), _min_size(min_ccoponent_size, True),
                                        float(fatten_cutoff))
     if len(ext) and "stamp_class" in predict_dict:
         raise UnboundLocalError("perform_dws (2019-fatten) has no class list when 'stamp_class' is given "
@@ -273,6 +298,8 @@ def _settings(objectness_settings, era):
     s = objectness_settings
     if era not in ERAS:
         raise ValueError(f"era must be one of {ERAS}, got {era!r}")
+    if not isinstance(s, dict):
+        raise TypeError(f"objectness_settings must be a dict, got {type(s).__name__}")
     for k in ("ds_factors", "downsample_marker", "overlap_solution", "stamp_func", "stamp_args"):
         if k not in s:
             raise KeyError(f"objectness_settings must hold {k!r}")
@@ -288,6 +315,19 @@ def _settings(objectness_settings, era):
     if s["overlap_solution"] not in ("max", "no", "nearest"):
         raise NotImplementedError("overlap solution unkown")
     return task, args
+
+
+def _canvas(size, f):
+    """(H', W') = int(H * f), int(W * f) of the network input shape ``size`` (B, H, W, ...), checked."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) < 3:
+        raise TypeError(f"size must be the network input shape (B, H, W, C), got {size!r}")
+    try:
+        h, w = float(size[1]) * f, float(size[2]) * f
+    except (TypeError, ValueError):
+        raise TypeError(f"size must hold numbers (B, H, W, C), got {size!r}") from None
+    if not (0 <= h < 2**20 and 0 <= w < 2**20):
+        raise ValueError(f"size must give a canvas of 0 to 2^20 px per side, got {size!r} (factor {f})")
+    return int(h), int(w)
 
 
 def get_markers(size, gt, nr_classes, objectness_settings, downsample_ind=0, maps_list=None, *, era="2020",
@@ -325,9 +365,13 @@ def get_markers(size, gt, nr_classes, objectness_settings, downsample_ind=0, map
         maps_list = []
     ds = s["ds_factors"]
     f = 1.0 / ds[downsample_ind]
-    H, W = int(size[1] * f), int(size[2] * f)
-    rows = [np.asarray(b) for b in gt]
-    boxes = (np.stack(rows) if rows else np.zeros((0, 5))) * np.array([f, f, f, f, 1.0])
+    H, W = _canvas(size, f)
+    nr_classes = _arrays.check_nonneg_int(nr_classes, "nr_classes", maximum=2**16)
+    try:
+        rows = [np.asarray(b, dtype=np.float64) for b in gt]
+        boxes = (np.stack(rows) if rows else np.zeros((0, 5))) * np.array([f, f, f, f, 1.0])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"gt must be rows [x1, y1, x2, y2, cls] of numbers ({e})") from None
     if boxes.ndim != 2 or boxes.shape[1] < 5:
         raise ValueError(f"gt must be rows [x1, y1, x2, y2, cls], got shape {boxes.shape}")
     if np.isnan(boxes[:, :4]).any():

@@ -138,7 +138,7 @@ def _decode_exec(backend, e4, c4, s4, opts, return_label_map, order, seed, stats
         where = (dev.index if dev.index is not None else -1, dev.stream())
     else:
         run = cpu_ext().decode_host
-        where = (_ORDERS[order], int(seed))
+        where = (_ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
     dets = []
     for b in range(B):
         outs = {}
@@ -234,6 +234,10 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
     energy : array
         Integer level map ``(H, W)`` or batch ``(B, H, W)``; or float logits ``(K, H, W)`` / ``(B, K, H,
         W)``, reduced by argmax inside the kernel; or a float energy map ``(H, W)`` thresholded as is.
+        float16 maps (here and in ``classes`` / ``sizes``) are read as float32. Non-finite values: NaN
+        is rejected everywhere, and so is +-inf in logits (energy or class) and in the sizes read for
+        an object (``ValueError`` naming the argument); a float energy map is only thresholded, so
+        +-inf there are ordinary levels. Sizes so large that a box overflows float32 are rejected too.
     classes : array, optional
         Class ids ``(H, W)`` (non-negative integers) or class logits ``(C, H, W)``; batched with a
         leading B like ``energy``.
@@ -309,6 +313,7 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         raise ValueError(f"order must be one of {sorted(_ORDERS)}, got {order!r}")
     if backend == "cuda":
         he = None
+        energy, classes, sizes = (_half_to_single_cuda(x) for x in (energy, classes, sizes))
         batched, logits, e4, c4, class_logits, s4 = _prepare_cuda(energy, classes, sizes)
     else:
         he, (batched, logits, e4, c4, class_logits, s4) = _prepare_host(energy, classes, sizes)
@@ -318,8 +323,7 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         grow_to = cutoff
     if levels is None:
         levels = K if logits else 20
-    if int(levels) != levels or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    levels = _arrays.check_nonneg_int(levels, "levels", minimum=2)
     table = check_size_mode(size_mode, class_sizes, class_confidence, class_spread)
     if table is not None:
         if c4 is None:
@@ -340,6 +344,7 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
         if table is not None:
             for d in dets:
                 _size_records(d, sized)
+        _check_boxes_finite(dets)
         if backend == "host":
             for d in dets:
                 for f in ("boxes", "labels", "scores", "centers", "areas", "class_scores", "label_map"):
@@ -347,23 +352,60 @@ def decode(energy, classes=None, sizes=None, *, cutoff=7, min_size=4, seeds="cut
                         setattr(d, f, _arrays.wrap(getattr(d, f), he))
         return dets if batched else dets[0]
     label_map = np.empty((e4.shape[0], e4.shape[2], e4.shape[3]), np.int32) if return_label_map else None
-    raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
-                           _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits),
-                           None if grow_to is None else float(grow_to), reduce_over == "region", seeds == "peaks",
-                           int(min_distance), label_map)
+    try:
+        raw = cpu_ext().decode(_arrays.kernel_view(e4), c4, s4, float(cutoff), int(min_size), int(connectivity),
+                               _SIZE_REDUCE[size_reduce], int(levels), bool(logits), bool(class_logits),
+                               None if grow_to is None else float(grow_to), reduce_over == "region",
+                               seeds == "peaks", int(min_distance), label_map)
+    except ValueError as e:  # the class vote's id limit: name the argument
+        if str(e).startswith("class id"):
+            raise ValueError(f"classes holds {e}") from None
+        raise
     dets = []
     for b, r in enumerate(raw):
         w = {k: _arrays.wrap(v, he) for k, v in sized(r).items()}
         if label_map is not None:
             w["label_map"] = _arrays.wrap(label_map[b], he)
         dets.append(Detections(**w))
+    _check_boxes_finite(dets)
     return dets if batched else dets[0]
+
+
+def _half_to_single(a):
+    """float16 maps (network outputs, :func:`dwd_fast.data.simulate_outputs`) as float32: exact, and the
+    kernels then see one of their float dtypes."""
+    return a.astype(np.float32) if a.dtype == np.float16 else a
+
+
+def _half_to_single_cuda(x):
+    if x is None or _arrays.dtype_name(x) != "float16":
+        return x
+    return x.float() if _arrays._library(x) == "torch" else x.astype("float32")
+
+
+def _check_boxes_finite(dets):
+    """Boxes are float32: sizes beyond its range would give infinite boxes. Raises naming the argument."""
+    for d in dets:
+        b = d.boxes
+        lib = _arrays._library(b)
+        if lib == "torch":
+            import torch
+
+            ok = bool(torch.isfinite(b).all().item())
+        elif lib == "cupy":
+            import cupy
+
+            ok = bool(cupy.isfinite(b).all().item())
+        else:
+            ok = bool(np.isfinite(b).all())
+        if not ok:
+            raise ValueError("sizes holds values too large for float32 boxes (a box coordinate overflows)")
 
 
 def _prepare_host(energy, classes, sizes):
     """Host validation: (HostArray of energy, (batched, logits, e4, c4, class_logits, s4))."""
     he = _arrays.to_host(energy, "energy")
-    e = he.array
+    e = _half_to_single(he.array)
     _arrays.check_dtype(e, "energy")
     batched, logits, e4 = _split_energy(e)
     _arrays.check_nonempty(e4, "energy")
@@ -374,7 +416,7 @@ def _prepare_host(energy, classes, sizes):
     c4 = None
     class_logits = False
     if classes is not None:
-        c = _arrays.to_host(classes, "classes").array
+        c = _half_to_single(_arrays.to_host(classes, "classes").array)
         _arrays.check_dtype(c, "classes")
         class_logits = c.dtype.kind == "f"
         if class_logits:
@@ -397,7 +439,7 @@ def _prepare_host(energy, classes, sizes):
 
     s4 = None
     if sizes is not None:
-        s = _arrays.to_host(sizes, "sizes").array
+        s = _half_to_single(_arrays.to_host(sizes, "sizes").array)
         _arrays.check_dtype(s, "sizes")
         s4 = s if batched else (s[None] if s.ndim == 3 else None)
         what = "(B, 2, H, W)" if batched else "(2, H, W)"
@@ -413,14 +455,9 @@ def _prepare_host(energy, classes, sizes):
 
 
 def _check_options(cutoff, min_size, connectivity, size_reduce, seeds, reduce_over, grow_to, min_distance):
-    if isinstance(cutoff, (bool, np.bool_)) or not isinstance(cutoff, (int, float, np.integer, np.floating)):
-        raise TypeError(f"cutoff must be a number, got {type(cutoff).__name__}")
-    if not np.isfinite(cutoff):
-        raise ValueError(f"cutoff must be finite, got {cutoff!r}")
-    if int(min_size) != min_size or min_size < 0:
-        raise ValueError(f"min_size must be a non-negative integer, got {min_size!r}")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
+    _arrays.check_number(cutoff, "cutoff", finite=True)
+    _arrays.check_nonneg_int(min_size, "min_size")
+    _arrays.check_connectivity(connectivity)
     if size_reduce not in _SIZE_REDUCE:
         raise ValueError(f"size_reduce must be one of {sorted(_SIZE_REDUCE)}, got {size_reduce!r}")
     if seeds not in ("cutoff", "peaks"):
@@ -432,8 +469,7 @@ def _check_options(cutoff, min_size, connectivity, size_reduce, seeds, reduce_ov
     if grow_to is not None:
         if isinstance(grow_to, (bool, np.bool_)) or not isinstance(grow_to, (int, float, np.integer, np.floating)):
             raise TypeError(f"grow_to must be a number, got {type(grow_to).__name__}")
-        if not np.isfinite(grow_to) or grow_to > cutoff:
+        if not _arrays.is_finite(grow_to) or grow_to > cutoff:
             raise ValueError(f"grow_to must be a finite level <= cutoff ({cutoff}), got {grow_to!r}")
-    if int(min_distance) != min_distance or min_distance < 1:
-        raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
+    _arrays.check_nonneg_int(min_distance, "min_distance", minimum=1)
 

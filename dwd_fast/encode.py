@@ -24,6 +24,7 @@ BINS = 4096          # distance bins of the level table (12 bits)
 _Q = 256             # fixed point of positions (8 bits)
 _MAX_EXTENT = 1024   # a marker may reach at most this many pixels from its centre
 _MAX_SIDE = 1 << 20  # canvas side limit
+_CENTRE_LIMIT = float(1 << 22)  # marker centres are clamped to +-this (px): far beyond any canvas + marker
 
 
 @dataclass
@@ -146,7 +147,8 @@ def _check_boxes(b, name, H, W):
     out = np.nonzero((hi_x <= 0) | (hi_y <= 0) | (lo_x >= W) | (lo_y >= H))[0]
     if out.size:
         i = int(out[0])
-        raise ValueError(f"{name}: box {i} lies outside the image of shape {(H, W)}: {a[i].tolist()}")
+        raise ValueError(f"{name}: box {i} lies outside the image of shape {(H, W)} (the shape / image_size "
+                         f"argument): {a[i].tolist()}")
     return a, h
 
 
@@ -158,7 +160,7 @@ def _check_labels(lab, name, n, layout="wide"):
         raise TypeError(f"{name} must be integer class ids, got dtype {a.dtype}")
     a = a.reshape(-1) if a.ndim else a.reshape(1)
     if a.shape != (n,):
-        raise ValueError(f"{name} must have one class id per box ({n}), got shape {tuple(np.shape(lab))}")
+        raise ValueError(f"{name} must have one class id per box ({n} in boxes), got shape {tuple(np.shape(lab))}")
     if a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
         raise ValueError(f"{name} must be non-negative int32 class ids, got values in [{a.min()}, {a.max()}]")
     if layout == "compact" and a.size and a.max() > 255:
@@ -198,14 +200,29 @@ def _geometry(a, size, stride):
             u, v = u * size, v * size
         ux, uy, vx, vy = u[:, 0], u[:, 1], v[:, 0], v[:, 1]
         hw = np.stack([p[..., 1].max(1) - p[..., 1].min(1), p[..., 0].max(1) - p[..., 0].min(1)], 1)
+    # The extent is checked in float64, before the fixed-point conversion (which would overflow int64
+    # beyond ~3.6e16 px and drop the box silently).
+    with np.errstate(over="ignore", invalid="ignore"):
+        ext_f = np.maximum(np.abs(ux) + np.abs(vx), np.abs(uy) + np.abs(vy))
+    big = np.nonzero(~(ext_f * _Q <= _MAX_EXTENT * _Q + 2))[0]  # +2: the rounding of the fixed point
+    if not big.size:
+        # A marker reaches at most _MAX_EXTENT px from its centre: a centre farther than _CENTRE_LIMIT
+        # from the canvas draws nothing, wherever exactly it is; clamping keeps the fixed point in int64.
+        cx, cy = np.clip(cx, -_CENTRE_LIMIT, _CENTRE_LIMIT), np.clip(cy, -_CENTRE_LIMIT, _CENTRE_LIMIT)
     q = lambda v: np.rint(np.asarray(v, np.float64) * _Q).astype(np.int64)  # noqa: E731
-    objs = np.stack([q(cx), q(cy), q(ux), q(uy), q(vx), q(vy), q(np.hypot(ux, uy)), q(np.hypot(vx, vy))], 1)
-    ext = np.maximum(np.abs(objs[:, 2]) + np.abs(objs[:, 4]), np.abs(objs[:, 3]) + np.abs(objs[:, 5]))
-    big = np.nonzero(ext > _MAX_EXTENT * _Q)[0]
+    if not big.size:
+        objs = np.stack([q(cx), q(cy), q(ux), q(uy), q(vx), q(vy), q(np.hypot(ux, uy)), q(np.hypot(vx, vy))], 1)
+        ext = np.maximum(np.abs(objs[:, 2]) + np.abs(objs[:, 4]), np.abs(objs[:, 3]) + np.abs(objs[:, 5]))
+        big = np.nonzero(ext > _MAX_EXTENT * _Q)[0]
     if big.size:
         i = int(big[0])
         raise ValueError(f"boxes: the marker of box {i} reaches more than {_MAX_EXTENT} px from its centre "
-                         f"(stride {stride}); markers are limited to {2 * _MAX_EXTENT} px across")
+                         f"(size {size!r}, stride {stride}); markers are limited to {2 * _MAX_EXTENT} px across")
+    too_big = np.nonzero(~(np.abs(hw) <= np.finfo(np.float32).max))[0]
+    if too_big.size:
+        i = int(too_big[0])
+        raise ValueError(f"boxes: box {i} is too large for the float32 size maps: (height, width) = "
+                         f"{hw[i].tolist()} (stride {stride})")
     return np.ascontiguousarray(objs), np.ascontiguousarray(hw, dtype=np.float32)
 
 
@@ -425,7 +442,7 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="oval", size=0.8
             sizes = np.zeros((B, 2, Hs, Ws), s_dtype)
         args = (objs, offsets, all_labels, hw, table, _MARKERS[marker], _OVERLAPS[overlap], energy, classes, sizes)
         if backend == "host":
-            cpu_ext().encode_host(*args, _ORDERS[order], int(seed))
+            cpu_ext().encode_host(*args, _ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
             if _stats is not None:
                 _stats.update(cpu_ext().encode_host_counts())
         else:

@@ -56,8 +56,7 @@ def label(image, *, connectivity=2, return_num=False, backend="auto", order="for
     a = h.array
     _arrays.check_dtype(a, "image", integer=True)
     _arrays.check_ndim(a, "image", (2,), "2-D (H, W)")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 or 2 for a 2-D image, got {connectivity!r}")
+    connectivity = _arrays.check_connectivity(connectivity)
     if a.size == 0:  # like scikit-image: an empty image has no labels
         out = _arrays.wrap(np.zeros(a.shape, np.int32), h)
         return (out, 0) if return_num else out
@@ -65,7 +64,7 @@ def label(image, *, connectivity=2, return_num=False, backend="auto", order="for
     if backend == "host":
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {sorted(_ORDERS)}, got {order!r}")
-        out, n, _ = cpu_ext().label_host(a4, connectivity, _ORDERS[order], int(seed))
+        out, n, _ = cpu_ext().label_host(a4, connectivity, _ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
     else:
         out, n = cpu_ext().label(a4, connectivity)
     out = _arrays.wrap(out, h)
@@ -79,8 +78,7 @@ def _label_cuda(image, connectivity, return_num):
         raise TypeError(f"image must be an integer or bool array, got dtype {dt}")
     if len(shape) != 2:
         raise ValueError(f"image must be 2-D (H, W), got shape {shape}")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 or 2 for a 2-D image, got {connectivity!r}")
+    connectivity = _arrays.check_connectivity(connectivity)
     from ._ext import cuda_ext
 
     dev = _arrays.Device.of(image)

@@ -32,7 +32,8 @@ def _border_widths(exclude_border, min_distance):
     if isinstance(exclude_border, int):
         if exclude_border < 0:
             raise ValueError(f"exclude_border must not be negative, got {exclude_border}")
-        return exclude_border, exclude_border
+        w = _arrays.check_nonneg_int(exclude_border, "exclude_border")
+        return w, w
     if isinstance(exclude_border, tuple):
         if len(exclude_border) != 2:
             raise ValueError(f"exclude_border as a tuple needs one width per image axis (2), "
@@ -42,6 +43,7 @@ def _border_widths(exclude_border, min_distance):
                 raise ValueError(f"exclude_border as a tuple must hold ints, got {exclude_border!r}")
             if w < 0:
                 raise ValueError(f"exclude_border must not hold negative widths, got {exclude_border!r}")
+            _arrays.check_nonneg_int(w, "exclude_border")
         return int(exclude_border[0]), int(exclude_border[1])
     raise TypeError(f"exclude_border must be a bool, an int or a tuple of 2 ints, "
                     f"got {type(exclude_border).__name__}")
@@ -193,9 +195,18 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
     min_distance, border_r, border_c, num_peaks = _spacing(min_distance, exclude_border, num_peaks, 3)
     num_peaks_per_label = _limit(num_peaks_per_label, "num_peaks_per_label")
     _arrays.check_no_nan(a, "image")
+    _check_thresholds(threshold_abs, threshold_rel)
+    # widths and spacings beyond the image act as the image's size (the window and the border are
+    # clamped to the image; every distance is below it): keeps the kernels' index arithmetic small
+    big = max(a.shape)
+    min_distance, border_r, border_c = min(min_distance, big), min(border_r, big), min(border_c, big)
     threshold = threshold_abs if threshold_abs is not None else a.min()
     if threshold_rel is not None:
-        threshold = max(threshold, threshold_rel * a.max())
+        try:
+            threshold = max(threshold, threshold_rel * a.max())
+        except OverflowError:
+            raise ValueError(f"threshold_rel * image.max() overflows {a.dtype}, got threshold_rel={threshold_rel!r}") \
+                from None
     all_pass, cut = _threshold_cut(a.dtype, threshold)
 
     lab = None
@@ -223,11 +234,18 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
             raise ValueError("backend='host' runs the data-parallel candidate step, which does not take labels; "
                              "use backend='cpu'")
         out, _ = ext.peak_local_max_host(a4, min_distance, border_r, border_c, num_peaks, all_pass, cut,
-                                         _ORDERS[order], int(seed))
+                                         _ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
     else:
         out = ext.peak_local_max(a4, min_distance, border_r, border_c, num_peaks, all_pass, cut, lab,
                                  num_peaks_per_label)
     return _arrays.wrap(out, h)
+
+
+def _check_thresholds(threshold_abs, threshold_rel):
+    if threshold_abs is not None:
+        _arrays.check_number(threshold_abs, "threshold_abs")
+    if threshold_rel is not None:
+        _arrays.check_number(threshold_rel, "threshold_rel")
 
 
 def _spacing(min_distance, exclude_border, num_peaks, stacklevel):
@@ -265,6 +283,9 @@ def _peaks_cuda(image, min_distance, threshold_abs, threshold_rel, exclude_borde
     min_distance, border_r, border_c, num_peaks = _spacing(min_distance, exclude_border, num_peaks, 4)
     if dt.kind == "f" and bool((image != image).any().item()):
         raise ValueError("image contains NaN")
+    _check_thresholds(threshold_abs, threshold_rel)
+    big = max(shape)
+    min_distance, border_r, border_c = min(min_distance, big), min(border_r, big), min(border_c, big)
     threshold = threshold_abs if threshold_abs is not None else np.array(image.min().item(), dt)[()]
     if threshold_rel is not None:
         threshold = max(threshold, threshold_rel * np.array(image.max().item(), dt)[()])

@@ -58,7 +58,7 @@ def _region_stats_exec(backend, labels, image, classes, num_classes, order, seed
     views = (_arrays.view(labels, "labels"), _arrays.view(image, "image"), _arrays.view(classes, "classes"))
     nc = -1 if num_classes is None else int(num_classes)
     if backend == "host":
-        _, counts = cpu_ext().region_stats_host(*views, nc, alloc, _ORDERS[order], int(seed))
+        _, counts = cpu_ext().region_stats_host(*views, nc, alloc, _ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
     else:
         from ._ext import cuda_ext
 
@@ -67,6 +67,13 @@ def _region_stats_exec(backend, labels, image, classes, num_classes, order, seed
     if stats is not None:
         stats.update(counts)
     return RegionStats(**outs)
+
+
+def _check_num_classes(num_classes):
+    if isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, (bool, np.bool_)) \
+            and num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return _arrays.check_nonneg_int(num_classes, "num_classes", minimum=1)
 
 
 def region_stats(labels, *, image=None, classes=None, num_classes=None, backend="auto", order="forward", seed=0,
@@ -81,7 +88,9 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
     labels : (H, W) integer array
         Region labels; values <= 0 are background.
     image : (H, W) array, optional
-        Intensities summed and maximised per region (integer images sum exactly in int64).
+        Intensities summed and maximised per region. Integer images (int64 and uint64 included, uint64
+        compared as unsigned) sum exactly, in 128 bits on the CPU and as two 64-bit halves on the
+        data-parallel backends, and the exact sum is rounded once to float64: every backend agrees.
     classes : (H, W) non-negative integer array, optional
         Class ids voted per region: the most frequent id wins, ties go to the smallest id.
     num_classes : int, optional
@@ -119,8 +128,8 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
         if xa.shape != a.shape:
             raise ValueError(f"{name} must have the shape of labels {tuple(a.shape)}, got {tuple(xa.shape)}")
         extra[name] = _arrays.kernel_view(xa)[None, None]
-    if num_classes is not None and (int(num_classes) != num_classes or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is not None:
+        num_classes = _check_num_classes(num_classes)
     if a.dtype.kind == "b":
         raise TypeError("labels must be an integer label image, got dtype bool (label it first)")
     if a.size == 0:
@@ -131,13 +140,25 @@ def region_stats(labels, *, image=None, classes=None, num_classes=None, backend=
             return region_stats(a, image=None if extra["image"] is None else extra["image"][0, 0],
                                 classes=None if extra["classes"] is None else extra["classes"][0, 0],
                                 num_classes=num_classes)
-        res = _region_stats_exec("host", _arrays.kernel_view(a),
-                                 None if extra["image"] is None else extra["image"][0, 0],
-                                 None if extra["classes"] is None else extra["classes"][0, 0],
-                                 num_classes, order, seed, _stats)
+        try:
+            res = _region_stats_exec("host", _arrays.kernel_view(a),
+                                     None if extra["image"] is None else extra["image"][0, 0],
+                                     None if extra["classes"] is None else extra["classes"][0, 0],
+                                     num_classes, order, seed, _stats)
+        except MemoryError:
+            raise ValueError(f"labels: the outputs have one row per label up to the largest ({int(a.max())}), "
+                             f"which does not fit in memory; relabel densely (dwd_fast.label)") from None
         return RegionStats(*[None if v is None else _arrays.wrap(v, h) for v in res])
-    d = cpu_ext().region_stats(_arrays.kernel_view(a)[None, None], extra["image"], extra["classes"],
-                               -1 if num_classes is None else int(num_classes))
+    try:
+        d = cpu_ext().region_stats(_arrays.kernel_view(a)[None, None], extra["image"], extra["classes"],
+                                   -1 if num_classes is None else int(num_classes))
+    except MemoryError:
+        raise ValueError(f"labels: the outputs have one row per label up to the largest ({int(a.max())}), "
+                         f"which does not fit in memory; relabel densely (dwd_fast.label)") from None
+    except ValueError as e:  # the CPU class vote's id limit: name the argument
+        if str(e).startswith("class id"):
+            raise ValueError(f"classes holds {e}") from None
+        raise
     w = {k: _arrays.wrap(v, h) for k, v in d.items()}
     return RegionStats(**w)
 
@@ -157,6 +178,6 @@ def _region_stats_cuda(labels, image, classes, num_classes, stats):
             raise ValueError(f"{names[k]} must have the shape of labels {shapes[0]}, got {shapes[k]}")
     if dts[2] is not None and dts[2] in ("float32", "float64"):
         raise TypeError(f"classes must be an integer or bool array, got dtype {dts[2]}")
-    if num_classes is not None and (int(num_classes) != num_classes or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is not None:
+        num_classes = _check_num_classes(num_classes)
     return _region_stats_exec("cuda", labels, image, classes, num_classes, "forward", 0, stats)

@@ -60,8 +60,7 @@ def watershed(image, markers, *, connectivity=1, mask=None, method="canonical", 
     """
     backend = _arrays.resolve_backend(backend, image, markers, mask, names=("image", "markers", "mask"),
                                       op="watershed")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
+    connectivity = _arrays.check_connectivity(connectivity)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
     if backend in ("host", "cuda") and method != "canonical":
@@ -98,7 +97,7 @@ def watershed(image, markers, *, connectivity=1, mask=None, method="canonical", 
         ki, km, kk = _arrays.kernel_view(img), _arrays.kernel_view(mk), None if m is None else _arrays.kernel_view(m)
         counts = cpu_ext().watershed_exec_host(
             _arrays.view(ki, "image"), _arrays.view(km, "markers"), None if kk is None else _arrays.view(kk, "mask"),
-            int(connectivity), _arrays.view(out, "out"), _ORDERS[order], int(seed))
+            int(connectivity), _arrays.view(out, "out"), _ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
         _record(_stats, counts)
         return _arrays.wrap(out, hi)
     if mk.dtype == np.bool_:

@@ -11,6 +11,16 @@ namespace dwd {
 namespace cpu {
 namespace {
 
+// np.amax: a NaN anywhere makes the maximum NaN.
+inline double nan_max(double m, double x) { return (x != x || x > m) ? x : m; }
+
+// numpy's float64 -> int64 cast (x86-64 cvttsd2si): truncation, int64's minimum when out of range or NaN.
+inline std::int64_t astype_int(double x) {
+  if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) return std::numeric_limits<std::int64_t>::min();
+  return static_cast<std::int64_t>(x);
+}
+
+
 // 8-connected components of energy > cut (or of every pixel).
 void components(const Planes& e, double cut, bool all, RunLabels& lab) {
   if (all) lab.build(AllRuns{e.cols}, e.rows, e.cols, 2);
@@ -149,14 +159,15 @@ DwsBoxes perform_dws(const Planes& energy, const Planes& classes, const Planes& 
       }
       dbuf.resize(len);
       size_reader->read_f64(0, run.row, run.c0, run.c1, dbuf.data());
-      for (double x : dbuf) hmax = std::max(hmax, x);
+      for (double x : dbuf) hmax = nan_max(hmax, x);
       size_reader->read_f64(1, run.row, run.c0, run.c1, dbuf.data());
-      for (double x : dbuf) wmax = std::max(wmax, x);
+      for (double x : dbuf) wmax = nan_max(wmax, x);
     }
     const std::int64_t cls = class_reader ? vote.take().first : 0;
-    // np.amax(...).astype(int): truncation toward zero
-    const auto h = static_cast<std::int64_t>(std::trunc(hmax));
-    const auto w = static_cast<std::int64_t>(std::trunc(wmax));
+    // np.amax(...).astype(int): truncation toward zero; NaN, +-inf and values beyond int64 give int64's
+    // minimum, as numpy's cast does on x86-64 (the original's garbage box, reproduced)
+    const std::int64_t h = astype_int(hmax);
+    const std::int64_t w = astype_int(wmax);
     std::int64_t* b = out.boxes.data() + 5 * o;
     // np.round (half to even) of the float corners; nearbyint rounds half to even in the default mode
     b[0] = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(cx) - static_cast<double>(w) / 2));

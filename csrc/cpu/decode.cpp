@@ -28,20 +28,20 @@ void argmax_levels(const Planes& e, std::vector<std::uint8_t>& out) {
     for (index_t c = 0; c < e.cols; ++c) {
       best[c] = s0[c];
       o[c] = 0;
-      bad |= s0[c] != s0[c];
+      bad |= !(s0[c] - s0[c] == T(0));  // NaN or +-inf
     }
     for (index_t k = 1; k < e.planes; ++k) {
       const T* s = s0 + k * e.stride_p;
       const auto kk = static_cast<std::uint8_t>(k);
       for (index_t c = 0; c < e.cols; ++c) {
         const T x = s[c];
-        bad |= x != x;
+        bad |= !(x - x == T(0));
         const bool gt = x > best[c];  // first maximum wins, like numpy.argmax
         best[c] = gt ? x : best[c];
         o[c] = gt ? kk : o[c];
       }
     }
-    if (bad) throw std::invalid_argument("energy contains NaN");
+    if (bad) throw std::invalid_argument("energy contains NaN or infinity (logits must be finite)");
   }
 }
 
@@ -409,7 +409,7 @@ Detections decode(const Planes& energy, const Planes& classes, const Planes& siz
           prob.resize(static_cast<std::size_t>(C));
           for (index_t kk = 0; kk < C; ++kk) class_reader->read_f64(kk, run.row, run.c0, run.c1, dbuf.data() + kk * len);
           for (index_t i = 0; i < C * len; ++i)
-            if (std::isnan(dbuf[i])) throw std::invalid_argument("classes contains NaN");
+            if (!std::isfinite(dbuf[i])) throw std::invalid_argument("classes contains NaN or infinity (logits must be finite)");
           for (index_t c = 0; c < len; ++c) {
             softmax(dbuf.data() + c, C, len, prob.data());
             for (index_t kk = 0; kk < C; ++kk) cls_sum[kk] += prob[kk];
@@ -440,9 +440,9 @@ Detections decode(const Planes& energy, const Planes& classes, const Planes& siz
       float* b = d.boxes.data() + 4 * o;
       if (size_reader) {
         for (double x : hs)
-          if (std::isnan(x)) throw std::invalid_argument("sizes contains NaN");
+          if (!std::isfinite(x)) throw std::invalid_argument("sizes contains NaN or infinity");
         for (double x : ws)
-          if (std::isnan(x)) throw std::invalid_argument("sizes contains NaN");
+          if (!std::isfinite(x)) throw std::invalid_argument("sizes contains NaN or infinity");
         const double h = std::max(0.0, reduce_sizes(hs, p.size_reduce));
         const double w = std::max(0.0, reduce_sizes(ws, p.size_reduce));
         // Pixel (r, c) covers [c, c + 1) x [r, r + 1): its centre is at (c + 0.5, r + 0.5).

@@ -89,20 +89,33 @@ RegionStats region_stats(const Planes& labels, const Planes& image, const Planes
         s.image_max[run.id - 1] = mx;
       }
     } else {
-      // Integer images: exact int64 sums (identical on every backend).
-      std::vector<std::int64_t> isum(n, 0), imax(n, std::numeric_limits<std::int64_t>::min());
+      // Integer images: exact sums in 128 bits, rounded to double once (identical on every backend:
+      // dwd/region_stats.h rounds the same exact sum); uint64 compared as unsigned.
+      const bool u64 = image.dtype == DType::u64;
+      std::vector<__int128> isum(n, 0);
+      std::vector<std::int64_t> imax(n, std::numeric_limits<std::int64_t>::min());
+      std::vector<std::uint64_t> umax(u64 ? n : 0, 0);
       std::vector<std::int64_t> ibuf;
       for (const Run& run : runs) {
         ibuf.resize(run.c1 - run.c0);
-        reader->read_i64(0, run.row, run.c0, run.c1, ibuf.data());
-        for (std::int64_t x : ibuf) {
-          isum[run.id - 1] += x;
-          imax[run.id - 1] = std::max(imax[run.id - 1], x);
+        reader->read_i64(0, run.row, run.c0, run.c1, ibuf.data());  // uint64: the same bits
+        if (u64) {
+          for (std::int64_t x : ibuf) {
+            const auto ux = static_cast<std::uint64_t>(x);
+            isum[run.id - 1] += static_cast<__int128>(ux);
+            umax[run.id - 1] = std::max(umax[run.id - 1], ux);
+          }
+        } else {
+          for (std::int64_t x : ibuf) {
+            isum[run.id - 1] += x;
+            imax[run.id - 1] = std::max(imax[run.id - 1], x);
+          }
         }
       }
       for (std::int64_t i = 0; i < n; ++i) {
         s.image_sum[i] = static_cast<double>(isum[i]);
-        s.image_max[i] = s.area[i] ? static_cast<double>(imax[i]) : std::numeric_limits<double>::quiet_NaN();
+        const double mx = u64 ? static_cast<double>(umax[i]) : static_cast<double>(imax[i]);
+        s.image_max[i] = s.area[i] ? mx : std::numeric_limits<double>::quiet_NaN();
       }
     }
     for (std::int64_t i = 0; i < n; ++i)

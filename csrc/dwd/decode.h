@@ -134,7 +134,9 @@ struct PlateauJoin {
 
 // ---- steps -----------------------------------------------------------------------------------
 
-// Energy logits -> uint8 levels (first maximum wins, like numpy.argmax); NaN sets *bad.
+// Energy logits -> uint8 levels (first maximum wins, like numpy.argmax); NaN or +-inf sets *bad.
+DWD_HD bool not_finite(double x) { return !(x - x == 0.0); }
+
 struct ArgmaxStep {
   AnyView e;
   std::uint8_t* out;
@@ -142,11 +144,11 @@ struct ArgmaxStep {
   DWD_HD void operator()(index_t i) const {
     const index_t r = i / e.cols, c = i % e.cols;
     double best = e.f64(0, r, c);
-    bool nan = best != best;
+    bool nan = not_finite(best);
     std::uint8_t k = 0;
     for (index_t p = 1; p < e.planes; ++p) {
       const double x = e.f64(p, r, c);
-      nan |= x != x;
+      nan |= not_finite(x);
       if (x > best) {
         best = x;
         k = static_cast<std::uint8_t>(p);
@@ -405,7 +407,7 @@ struct ObjectStep {
         bool nan = false;
         for (index_t q = 0; q < C; ++q) {
           const double x = classes.f64(q, r, c);
-          nan |= x != x;
+          nan |= not_finite(x);
           m = dmax(m, x);
         }
         if (nan) {
@@ -418,7 +420,7 @@ struct ObjectStep {
       }
       if (sizes.present()) {
         const double h = sizes.f64(0, r, c), w = sizes.f64(1, r, c);
-        size_nan |= h != h || w != w;
+        size_nan |= not_finite(h) || not_finite(w);
         hmax = dmax(hmax, h);
         wmax = dmax(wmax, w);
         hsum += h;
@@ -590,7 +592,9 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
     ex.for_each(npx, NanMapStep{energy, bad});
   }
   ex.to_host(flags, bad, 1);
-  if (flags[0]) throw std::invalid_argument("energy contains NaN");
+  if (flags[0])
+    throw std::invalid_argument(p.energy_logits ? "energy contains NaN or infinity (logits must be finite)"
+                                                : "energy contains NaN");
 
   // 2. seeds: components of level > cutoff with at least min_size pixels
   std::int32_t* comp = ex.template alloc<std::int32_t>(npx);
@@ -679,8 +683,8 @@ std::int32_t decode(Exec& ex, const AnyView& energy, const AnyView& classes, con
   ex.for_each(n, ObjectStep{lv, energy, p.class_logits ? classes : AnyView{}, sizes, p, sorted, total, acc, acc + n,
                             vote, vote_count, cls_sum, size_buf, bad, out});
   ex.to_host(flags, bad, 2);
-  if (flags[0]) throw std::invalid_argument("classes contains NaN");
-  if (flags[1]) throw std::invalid_argument("sizes contains NaN");
+  if (flags[0]) throw std::invalid_argument("classes contains NaN or infinity (logits must be finite)");
+  if (flags[1]) throw std::invalid_argument("sizes contains NaN or infinity");
   return n;
 }
 

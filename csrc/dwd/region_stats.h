@@ -2,7 +2,7 @@
 // executor. research/algorithms.md §8 patterns only:
 //   range      one element per pixel: the largest label (atomicMax), copied to the host (n)
 //   geometry   one element per pixel: area, row / col sums (int64 atomicAdd), bbox (atomicMin/Max)
-//   image      integer images: int64 atomicAdd / atomicMax per pixel. Float images: a float sum
+//   image      integer images: two int64 atomicAdds (high / low 32 bits) and an atomicMax per pixel. Float images: a float sum
 //              depends on the order of its terms, so the labelled pixels are listed as sorted keys
 //              (label << 32 | raster index), and one element per label sums its own segment in
 //              raster order -- the order the CPU backend adds them in, so the sums are identical
@@ -99,28 +99,50 @@ struct GeomOutStep {
   }
 };
 
-// Integer images: exact int64 sum and max per label.
+// Integer images: exact sums and max per label. A value v is summed as two int64 accumulators, its high
+// 32 bits (v >> 32: signed for int64, unsigned for uint64) and its low 32 bits, which cannot overflow
+// for < 2^31 pixels; the exact sum hi * 2^32 + lo is rounded to double once (sum_to_double). uint64
+// maxima are kept as int64 keys v ^ 2^63 (same order), so values beyond 2^63 compare as unsigned.
+constexpr std::uint64_t kSignBit = 0x8000000000000000ULL;
+
+DWD_HD double sum_to_double(std::int64_t hi, std::int64_t lo) {
+  hi += lo >> 32;  // lo >= 0
+  lo &= 0xffffffffLL;
+  const double a = static_cast<double>(hi);
+  // |hi - a| <= 2^10, so r is exact (|r| < 2^43) and a * 2^32 + r is the exact sum: one rounding
+  const std::int64_t r = (hi - static_cast<std::int64_t>(a)) * 4294967296LL + lo;
+  return a * 4294967296.0 + static_cast<double>(r);
+}
+
 struct IntImageStep {
   AnyView lab, img;
-  std::int64_t* sum;
+  std::int64_t* sum_hi;
+  std::int64_t* sum_lo;
   std::int64_t* max;
   DWD_HD void operator()(index_t i) const {
     const std::int64_t l = label_of(lab, i);
     if (l <= 0) return;
-    const std::int64_t v = img.i64(0, i / img.cols, i % img.cols);
-    atomic_add(sum + (l - 1), v);
-    atomic_max(max + (l - 1), v);
+    const std::int64_t v = img.i64(0, i / img.cols, i % img.cols);  // uint64: the same bits
+    const bool u = img.dt == Dt::u64;
+    const std::int64_t hi = u ? static_cast<std::int64_t>(static_cast<std::uint64_t>(v) >> 32) : (v >> 32);
+    atomic_add(sum_hi + (l - 1), hi);
+    atomic_add(sum_lo + (l - 1), static_cast<std::int64_t>(static_cast<std::uint64_t>(v) & 0xffffffffULL));
+    atomic_max(max + (l - 1), u ? static_cast<std::int64_t>(static_cast<std::uint64_t>(v) ^ kSignBit) : v);
   }
 };
 
 struct IntImageOutStep {
   const std::int64_t* area;
-  const std::int64_t* sum;
+  const std::int64_t* sum_hi;
+  const std::int64_t* sum_lo;
   const std::int64_t* max;
+  bool is_u64;
   RegionOut out;
   DWD_HD void operator()(index_t k) const {
-    out.image_sum[k] = static_cast<double>(sum[k]);
-    out.image_max[k] = area[k] ? static_cast<double>(max[k]) : qnan();
+    out.image_sum[k] = sum_to_double(sum_hi[k], sum_lo[k]);
+    const double mx = is_u64 ? static_cast<double>(static_cast<std::uint64_t>(max[k]) ^ kSignBit)
+                             : static_cast<double>(max[k]);
+    out.image_max[k] = area[k] ? mx : qnan();
   }
 };
 
@@ -287,7 +309,7 @@ void votes(Exec& ex, const AnyView& lab, const AnyView& cls, std::int64_t n, std
       throw std::invalid_argument("classes holds id " + std::to_string(r[1]) + " >= num_classes = " +
                                   std::to_string(num_classes));
     if (r[1] > (std::int64_t(1) << 28))
-      throw std::invalid_argument("class id " + std::to_string(r[1]) + " is too large (limit 2^28)");
+      throw std::invalid_argument("classes holds class id " + std::to_string(r[1]) + ", too large (limit 2^28)");
     classes = r[1] + 1;
   }
   if (n * classes > kMaxBins)
@@ -313,11 +335,11 @@ std::int64_t region_stats(Exec& ex, const AnyView& lab, const AnyView& img, cons
   ex.for_each(n, GeomOutStep{g, out});
   if (img.present()) {
     if (!img.is_float()) {
-      std::int64_t* acc = ex.template alloc<std::int64_t>(2 * n);
-      ex.fill(acc, n, std::int64_t(0));
-      ex.fill(acc + n, n, kI64Min);
-      ex.for_each(npx, IntImageStep{lab, img, acc, acc + n});
-      ex.for_each(n, IntImageOutStep{g.area, acc, acc + n, out});
+      std::int64_t* acc = ex.template alloc<std::int64_t>(3 * n);
+      ex.fill(acc, 2 * n, std::int64_t(0));
+      ex.fill(acc + 2 * n, n, kI64Min);
+      ex.for_each(npx, IntImageStep{lab, img, acc, acc + n, acc + 2 * n});
+      ex.for_each(n, IntImageOutStep{g.area, acc, acc + n, acc + 2 * n, img.dt == Dt::u64, out});
     } else {
       std::int32_t* flag = ex.template alloc<std::int32_t>(1);
       ex.fill(flag, 1, std::int32_t(0));

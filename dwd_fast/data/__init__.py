@@ -61,12 +61,25 @@ def reference_page(n=250, seed=0, *, levels=16, shape=PAGE_SHAPE):
     >>> page = reference_page(250)
     >>> page.energy.shape, page.energy.dtype.name, int(page.energy.max())
     ((2668, 1894), 'uint8', 15)
+
+    ``levels`` must be in 2..256 (the energies are uint8), ``n`` a non-negative int, ``shape`` two ints
+    above 40; other values raise ``TypeError`` / ``ValueError`` naming the argument.
     """
-    H, W = shape
-    if n < 0 or H <= 40 or W <= 40:
-        raise ValueError(f"need n >= 0 and a page larger than 40 x 40, got n={n}, shape={shape}")
+    from .._arrays import check_nonneg_int, check_seed
+
+    n = check_nonneg_int(n, "n")
+    levels = check_nonneg_int(levels, "levels")
+    if not 2 <= levels <= 256:  # uint8 energies: levels 0..levels-1
+        raise ValueError(f"levels must be in 2..256 (uint8 energy levels), got {levels}")
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise TypeError(f"shape must be a tuple (H, W) of two ints, got {shape!r}")
+    H, W = (check_nonneg_int(v, "shape") for v in shape)
+    if H <= 40 or W <= 40:
+        raise ValueError(f"shape must be larger than 40 x 40, got {tuple(shape)}")
+    if n > H * W:
+        raise ValueError(f"n must be at most the page's pixel count ({H * W}), got {n}")
     K = levels
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     ys = rng.integers(20, H - 20, n)
     xs = rng.integers(20, W - 20, n)
     hh = rng.integers(6, 40, n)

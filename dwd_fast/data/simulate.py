@@ -6,6 +6,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .. import _arrays
+
 __all__ = ["simulate_outputs", "SimulatedOutputs", "box_targets"]
 
 
@@ -75,7 +77,7 @@ def _dilate(a, r):
 def _fraction(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    if not (np.isfinite(v) and 0 <= v <= 1):
+    if not (_arrays.is_finite(v) and 0 <= v <= 1):
         raise ValueError(f"{name} must be a fraction in [0, 1], got {v!r}")
     return float(v)
 
@@ -83,7 +85,7 @@ def _fraction(v, name):
 def _nonneg(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    if not (np.isfinite(v) and v >= 0):
+    if not (_arrays.is_finite(v) and v >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
     return float(v)
 
@@ -103,11 +105,22 @@ def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_opt
     """
     from ..encode import Targets, encode
 
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    lab = np.asarray(labels).reshape(-1)
+    b = _arrays.to_host(boxes, "boxes").array
+    if b.dtype.kind not in "biuf":
+        raise TypeError(f"boxes must hold numbers, got dtype {b.dtype}")
+    if b.size % 4:
+        raise ValueError(f"boxes must be (N, 4) boxes (x1, y1, x2, y2), got shape {b.shape}")
+    b = b.astype(np.float64).reshape(-1, 4)
+    lab = _arrays.to_host(labels, "labels").array
+    if lab.dtype.kind not in "biu":
+        raise TypeError(f"labels must be integer class ids, got dtype {lab.dtype}")
+    lab = lab.reshape(-1)
     if lab.shape[0] != b.shape[0]:
-        raise ValueError(f"labels must have one class per box ({b.shape[0]}), got shape {np.shape(labels)}")
+        raise ValueError(f"labels must have one class per box ({b.shape[0]} in boxes), got shape {np.shape(labels)}")
     min_marker = _nonneg(min_marker, "min_marker")
+    if min_marker > 2048:
+        raise ValueError(f"min_marker must be at most 2048 px (markers are limited to 2048 px across), "
+                         f"got {min_marker!r}")
     c = (b[:, :2] + b[:, 2:]) / 2
     half = np.maximum(b[:, 2:] - b[:, :2], min_marker) / 2
     drawn = np.concatenate([c - half, c + half], 1)
@@ -187,22 +200,24 @@ def simulate_outputs(targets, *, seed, objects=None, blur=1.0, noise=0.35, miss=
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
     blur, noise, size_noise = _nonneg(blur, "blur"), _nonneg(noise, "noise"), _nonneg(size_noise, "size_noise")
+    if size_noise > 10:  # sizes are scaled by exp(N(0, size_noise)): float32 overflows near exp(88)
+        raise ValueError(f"size_noise must be at most 10, got {size_noise!r}")
+    if blur > max(e0.shape):
+        raise ValueError(f"blur must be at most the page's longer side ({max(e0.shape)} px), got {blur!r}")
     size_bias = _fraction(size_bias, "size_bias")
     miss, merge, class_error = _fraction(miss, "miss"), _fraction(merge, "merge"), _fraction(class_error, "class_error")
-    if isinstance(merge_radius, bool) or int(merge_radius) != merge_radius or merge_radius < 0:
-        raise ValueError(f"merge_radius must be a non-negative integer, got {merge_radius!r}")
+    merge_radius = _arrays.check_nonneg_int(merge_radius, "merge_radius", maximum=max(e0.shape))
     try:
         a_lo, a_hi = (float(v) for v in amplitude)
     except (TypeError, ValueError):
         raise TypeError(f"amplitude must be a (low, high) pair, got {amplitude!r}") from None
     if not (0 < a_lo <= a_hi):
         raise ValueError(f"amplitude must be a (low, high) pair with 0 < low <= high, got {amplitude!r}")
-    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) != num_classes
-                                    or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is not None:  # class logits are (num_classes, H, W)
+        num_classes = _arrays.check_nonneg_int(num_classes, "num_classes", maximum=2**16, minimum=1)
     K = int(targets.levels)
     H, W = e0.shape
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_arrays.check_seed(seed))
 
     # Objects: given, or the 8-connected components of the targets' markers.
     if objects is None:

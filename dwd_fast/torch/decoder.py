@@ -52,6 +52,9 @@ class Decoder(nn.Module):
     def forward(self, outputs: dict[str, torch.Tensor], stride: Optional[int] = None) -> list[dict[str, torch.Tensor]]:
         if not isinstance(outputs, dict) or any(k not in outputs for k in ("energy", "classes", "sizes")):
             raise TypeError("outputs must be a dict with keys 'energy', 'classes' and 'sizes'")
+        for k in ("energy", "classes", "sizes"):
+            if not isinstance(outputs[k], torch.Tensor):
+                raise TypeError(f"outputs[{k!r}] must be a torch.Tensor, got {type(outputs[k]).__name__}")
         boxes, labels, scores, counts = ops.decode(
             outputs["energy"], outputs["classes"], outputs["sizes"], self.cutoff, self.min_size,
             self.stride if stride is None else stride,

@@ -123,7 +123,7 @@ def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, w
                          f"got {counts.tolist()}")
     if labels.numel() and (int(labels.min()) < 0 or (num_classes > 0 and int(labels.max()) >= num_classes)):
         raise ValueError(f"labels must be class ids in [0, {num_classes if num_classes > 0 else 'inf'}), got values "
-                         f"in [{int(labels.min())}, {int(labels.max())}]")
+                         f"in [{int(labels.min())}, {int(labels.max())}] (num_classes = {num_classes})")
     if len(size) not in (1, 2):
         raise ValueError(f"size must be [fraction] or [rows, cols], got {list(size)}")
     b = boxes.detach()

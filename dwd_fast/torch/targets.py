@@ -50,7 +50,7 @@ class TargetEncoder(nn.Module):
         if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 255:
             raise ValueError(f"levels must be an integer in [2, 255], got {levels!r}")
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                        or num_classes < 1):
+                                        or not 1 <= num_classes < 2**31):
             raise ValueError(f"num_classes must be a positive integer or None, got {num_classes!r}")
         if marker not in _MARKERS:
             raise ValueError(f"marker must be one of {_MARKERS}, got {marker!r}")
@@ -58,8 +58,8 @@ class TargetEncoder(nn.Module):
             raise ValueError(f"profile must be one of {_PROFILES}, got {profile!r}")
         if overlap not in _OVERLAPS:
             raise ValueError(f"overlap must be one of {_OVERLAPS}, got {overlap!r}")
-        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < 2**31:
+            raise ValueError(f"stride must be a positive integer (below 2^31), got {stride!r}")
         sz = [float(size)] if isinstance(size, (int, float)) else [float(v) for v in size]
         if len(sz) not in (1, 2) or not all(v > 0 and v == v and v != float("inf") for v in sz):
             raise ValueError(f"size must be a fraction > 0 or a (rows, cols) pair of positive sizes, got {size!r}")
@@ -86,9 +86,11 @@ class TargetEncoder(nn.Module):
             ops.check_boxes_labels(b, lab, f"targets[{i}]['boxes']", f"targets[{i}]['labels']")
             boxes.append(b)
             labels.append(lab)
-        if len(image_size) != 2:
+        if isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__") or len(image_size) != 2:
             raise ValueError(f"image_size must be (H, W), got {image_size!r}")
-        H, W = int(image_size[0]), int(image_size[1])
+        from .._arrays import check_nonneg_int
+
+        H, W = (check_nonneg_int(v, "image_size") for v in image_size)
         dev = boxes[0].device if device is None else torch.device(device)
         counts = torch.tensor([b.shape[0] for b in boxes], dtype=torch.int64)
         cat_boxes = torch.cat([b.to(device=dev, dtype=torch.float32) for b in boxes])
