@@ -34,6 +34,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -54,6 +55,9 @@ constexpr int kPartsPerThread = 4;
 namespace detail {
 
 inline std::atomic<bool> g_forked_child{false};
+// Tests: the pool's thread creation fails (as under a thread or memory limit) once this many helpers
+// exist; -1: never (the default).
+inline std::atomic<int> g_spawn_limit{-1};
 
 // DWD_FAST_NUM_THREADS, else OMP_NUM_THREADS (as before the pool), else the CPUs this process may run on.
 inline int environment_threads() {
@@ -285,6 +289,8 @@ class Pool {
     int have = n_threads_.load(std::memory_order_relaxed);
     while (have < want && !spawn_failed_) {
       try {
+        const int limit = g_spawn_limit.load(std::memory_order_relaxed);
+        if (limit >= 0 && have >= limit) throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again));
         std::thread(&Pool::helper_loop, this).detach();
       } catch (...) {
         spawn_failed_ = true;  // a thread limit: use the helpers there are

@@ -31,6 +31,9 @@ PYBIND11_MODULE(_cpu, m) {
       py::arg("threads"), py::arg("min_work") = -1,
       "The CPU kernels' thread count (0: the default) and, when min_work >= 0 (tests), the work below which a "
       "phase of one page stays on one thread; returns the previous (threads, min_work).");
+  m.def(
+      "spawn_limit", [](int limit) { return dwd::cpu::detail::g_spawn_limit.exchange(limit); }, py::arg("limit"),
+      "Tests: thread creation fails once `limit` helpers exist (-1: never); returns the previous limit.");
   m.def("get_num_threads", []() { return dwd::cpu::configured_threads(); });
   m.def("build_info", []() {
     py::dict d;
