@@ -57,17 +57,23 @@ def _field(obj, key, name, required=True):
     return None
 
 
+def _finite_coordinates(a, name):
+    """``a`` as float64, after checking that it holds real, finite numbers."""
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected real numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or infinite coordinates")
+    return a
+
+
 def _boxes(x, name, n=None):
     a = _np(x, name)
     if a.size == 0 and (n is None or n == 0):
         return np.zeros((0, 4), np.float64)
     if a.ndim != 2 or a.shape[1] != 4:
         raise ValueError(f"{name}: expected an (N, 4) array of (x1, y1, x2, y2), got shape {a.shape}")
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected real numbers, got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: contains NaN or infinite coordinates")
+    a = _finite_coordinates(a, name)
     if n is not None and a.shape[0] != n:
         raise ValueError(f"{name}: {a.shape[0]} boxes but {n} labels")
     if (a[:, 2] < a[:, 0]).any() or (a[:, 3] < a[:, 1]).any():
@@ -85,11 +91,7 @@ def _oriented(x, name, n):
         a = a.reshape(a.shape[0], 8)
     if a.ndim != 2 or a.shape[1] != 8:
         raise ValueError(f"{name}: expected (N, 4, 2) corners or (N, 8) values, got shape {a.shape}")
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected real numbers, got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: contains NaN or infinite coordinates")
+    a = _finite_coordinates(a, name)
     if a.shape[0] != n:
         raise ValueError(f"{name}: {a.shape[0]} polygons but {n} labels")
     return a
