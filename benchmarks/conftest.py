@@ -10,9 +10,9 @@ for n = 250, 2000 and 7664 objects, and is put in a pytest-benchmark group toget
 it is compared with and the floor (one numpy pass reading the uint8 page), so that each op is reported
 as a ratio measured in the same run.
 
-Threads: OpenCV is pinned to one thread here. OpenMP (dwd_fast's batch loop) and BLAS read their
-thread counts when they load, which happens before a conftest can act; dwd_fast decodes and labels one
-page on one thread anyway. The thread settings in force are recorded with every result.
+Threads: OpenCV is pinned to one thread here. BLAS reads its thread count when it loads, which happens
+before a conftest can act; dwd_fast's own pool follows dwd_fast.set_num_threads (the "(1 thread)" rows
+set 1). The thread settings in force are recorded with every result.
 
 ``DWD_BENCH_SLOW=1`` also runs the slowest reference (the original 2020 decoder at n=7664, minutes).
 """

@@ -210,8 +210,10 @@ def bench(args):
         results = bench_gpu((1, 8) if args.quick else (1, 8, 32))
         print(format_results(results))
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"device": "cuda", "results": results}, f, indent=1, default=str)
+            from ._files import atomic_write
+
+            atomic_write(args.json, lambda f: json.dump({"device": "cuda", "results": results}, f, indent=1,
+                                                        default=str))
             print(f"\nJSON: {args.json}")
         return 0
     try:

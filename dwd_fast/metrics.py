@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -17,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ._ext import cpu_ext
+from ._files import atomic_write
 
 __all__ = ["evaluate", "EvaluationResult", "write_detections", "read_detections", "COCO_AREA_RANGES"]
 
@@ -345,7 +345,7 @@ class EvaluationResult:
             classes = [int(c) + 1 for c in order[:max_classes] if self.num_gt[c] > 0]
         curves = [(self.class_names[c - 1], *self.curves[c - 1]) for c in classes]
         title = f"precision-recall at IoU 0.5 ({self.protocol}), mAP@0.5 = {100 * self.map50:.1f}"
-        _atomic_write(path, lambda f: _draw_pr(f, curves, title), binary=True, suffix=".png")
+        atomic_write(path, lambda f: _draw_pr(f, curves, title), binary=True, suffix=".png")
 
 
 def _draw_pr(f, curves, title):
@@ -617,22 +617,6 @@ def _deepscores(dt, gt, n_pages, nc, names, faithful, oriented, reserve, thr):
 # Detection files
 
 
-def _atomic_write(path, write, binary=False, suffix=".tmp"):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _category_lut(category_ids, labels, name="category_ids"):
     """Dataset category ids of contiguous labels: category_ids[label] (a sequence indexed by label, as a
     dataset's ``category_ids`` whose entry 0 is the background) or category_ids[label] of a mapping."""
@@ -733,7 +717,7 @@ def write_detections(path, detections, image_ids, format="coco", category_ids=No
                                                 for d in detections)
         recs = [r for d, i in zip(detections, image_ids) for r in to_deepscores(d, i, category_ids, oriented)]
         doc = {"annotation_set": str(annotation_set), "proposals": recs}
-    _atomic_write(path, lambda f: json.dump(doc, f))
+    atomic_write(path, lambda f: json.dump(doc, f))
 
 
 def read_detections(path, category_ids=None):

@@ -1,8 +1,8 @@
 """A worker process that runs one call at a time, so that a crash or a hang of the call fails a test
 instead of killing or blocking pytest (used by tests/test_fuzz.py).
 
-The worker is started with the "spawn" method (a fork of a process whose OpenMP pool is running may
-deadlock); calls are sent as (dotted path of the function, args, kwargs) and answered with
+The worker is started with the "spawn" method (a fork copies whatever locks the parent's threads —
+pytest's, PyTorch's — hold at that instant, and a forked child defaults to one dwd_fast thread); calls are sent as (dotted path of the function, args, kwargs) and answered with
 ("ok", result as numpy) or ("err", exception type name, message).
 """
 

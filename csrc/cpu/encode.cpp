@@ -246,7 +246,8 @@ void encode_page(const EncodeObj* objs, index_t n, index_t rows, index_t cols, M
   const Bands bands(objs, n, rows, cols);
   const index_t nb = (rows + kBand - 1) / kBand;
   // One thread per page: splitting a page's bands over the threads (they are independent) was measured
-  // slower than one thread on a loaded 2-core machine with OpenMP's fork-join (docs/encode.md); a batch
+  // slower than one thread on a loaded 2-core machine with the OpenMP fork-join of the time (docs/encode.md;
+  // not re-measured on the pool that replaced it); a batch
   // is split over its pages by the binding.
   [&] {
     Painter<C, S> p{objs, rows, cols, marker, overlap, table, labels, sizes, out, owner.get(), {}, 0};

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._files import save_image
+
 
 def box_iou(a, b):
     """(len(a), len(b)) IoU of xyxy boxes."""
@@ -68,5 +70,5 @@ def overlay(image, gt_boxes, det_boxes, det_ok=None, path=None, scale=1.0):
         ok = True if det_ok is None else bool(det_ok[i])
         d.rectangle([b[0], b[1], max(b[2] - 1, b[0]), max(b[3] - 1, b[1])], outline=(220, 0, 200) if ok else (255, 120, 0))
     if path is not None:
-        img.save(path, optimize=True)
+        save_image(img, path, optimize=True)
     return img

@@ -24,6 +24,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .._files import atomic_write, save_image
+
 FLOOR = "numpy energy > 7 (floor)"
 
 
@@ -371,7 +373,7 @@ def plot(results, path, title="dwd-fast bench"):
     d = ImageDraw.Draw(img)
     pts = [r for r in results if r["implementation"] != FLOOR]
     if not pts:
-        img.save(path)
+        save_image(img, path)
         return
     xs = [r["objects"] for r in pts]
     ys = [r["ms"] for r in pts]
@@ -424,7 +426,7 @@ def plot(results, path, title="dwd-fast bench"):
             d.line([W - R_ + 12, legend_y + 7, W - R_ + 36, legend_y + 7], fill=c, width=3 if j == 0 else 1)
             d.text((W - R_ + 42, legend_y), f"{op}: {impl}"[:38], fill="black")
             legend_y += 16
-    img.save(path, optimize=True)
+    save_image(img, path, optimize=True)
 
 
 def parse_pages(spec, quick):
@@ -554,6 +556,5 @@ def report(data, out=None):
 
 
 def write_json(data, path):
-    with open(path, "w") as f:
-        json.dump(data, f, indent=1, default=str)
+    atomic_write(path, lambda f: json.dump(data, f, indent=1, default=str))
 

@@ -28,13 +28,13 @@ import csv
 import json
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .._files import atomic_write_bytes
 from ._deepscores_categories import CATEGORIES, MUSCIMA_COUNTERPART
 
 __all__ = ["read_deepscores", "read_deepscores_v1", "write_deepscores", "DeepScoresPage", "DeepScoresDataset",
@@ -959,19 +959,6 @@ def from_engraved(page, *, image_id=0, filename="", ink_threshold=128, segmentat
 # DeepScoresV2 writer
 # --------------------------------------------------------------------------------------------------
 
-def _atomic_write_bytes(path, data):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _png_bytes(array):
     import io
 
@@ -1118,14 +1105,14 @@ def write_deepscores(pages, out_dir, split="train", *, annotation_set="deepscore
                              f"says {page.width} x {page.height}")
         _check_page_boxes(page)
         recs = _ann_records(page, annotation_set)
-        _atomic_write_bytes(os.path.join(out_dir, "images", fname), _png_bytes(img))
+        atomic_write_bytes(os.path.join(out_dir, "images", fname), _png_bytes(img))
         if segmentation and page.segmentation is not None:
             os.makedirs(os.path.join(out_dir, "segmentation"), exist_ok=True)
             stem = os.path.splitext(fname)[0]
-            _atomic_write_bytes(os.path.join(out_dir, "segmentation", stem + "_seg.png"), _png_bytes(page.segmentation))
+            atomic_write_bytes(os.path.join(out_dir, "segmentation", stem + "_seg.png"), _png_bytes(page.segmentation))
         entries.append((iid, fname, page.width, page.height, recs, None))
     path = os.path.join(out_dir, f"deepscores_{split}.json")
-    _atomic_write_bytes(path, _assemble_json(entries, info).encode("ascii"))
+    atomic_write_bytes(path, _assemble_json(entries, info).encode("ascii"))
     return path
 
 
@@ -1167,12 +1154,12 @@ def _make_one(spec, out_dir, segmentation=True):
     ep = engraved_page(spec["music"], font=spec["font"], seed=spec["seed"], measures=spec["measures"])
     page = from_engraved(ep, image_id=spec["index"] + 1, filename=spec["stem"] + ".png", segmentation=segmentation)
     recs = _ann_records(page)
-    _atomic_write_bytes(os.path.join(out_dir, "images", spec["stem"] + ".png"), _png_bytes(page.image))
+    atomic_write_bytes(os.path.join(out_dir, "images", spec["stem"] + ".png"), _png_bytes(page.image))
     if segmentation:
-        _atomic_write_bytes(os.path.join(out_dir, "segmentation", spec["stem"] + "_seg.png"),
+        atomic_write_bytes(os.path.join(out_dir, "segmentation", spec["stem"] + "_seg.png"),
                             _png_bytes(page.segmentation))
     record = {"spec": spec, "width": page.width, "height": page.height, "annotations": recs}
-    _atomic_write_bytes(_record_path(out_dir, spec), json.dumps(record, separators=(",", ":")).encode("ascii"))
+    atomic_write_bytes(_record_path(out_dir, spec), json.dumps(record, separators=(",", ":")).encode("ascii"))
     return spec["index"], len(recs)
 
 
@@ -1313,7 +1300,7 @@ def make_dataset(out_dir, pages, *, fonts=None, seed=0, test_share=0.2, jobs=1, 
         p = os.path.join(out_dir, f"deepscores_{name}.json")
         info = {"description": f"Engraved pages (Verovio, SMuFL fonts) in DeepScoresV2's format, {name} split "
                                f"(dwd_fast make-dataset, seed {int(seed)})"}
-        _atomic_write_bytes(p, _assemble_json(entries, info).encode("ascii"))
+        atomic_write_bytes(p, _assemble_json(entries, info).encode("ascii"))
         paths[name] = p
     return {"train": paths["train"], "test": paths["test"], "written": len(todo), "kept": len(specs) - len(todo),
             "annotations": total}
