@@ -1,5 +1,6 @@
 """PyTorch training wrapper for the Deep Watershed Detector (needs PyTorch; ``import dwd_fast`` does not).
 
+- :class:`UNet` — a compact full-resolution backbone (:func:`make_backbone` builds one from its config)
 - :class:`DWDHead` — energy, class and size heads on any feature map
 - :class:`TargetEncoder` — torchvision-style targets -> target tensors, built on the device
 - :class:`DWDLoss` — DWD's loss (cross-entropies, size regression, the original's masks and task weights)
@@ -11,6 +12,7 @@
 
 from . import ops
 from .augment import PasteRareSymbols
+from .backbone import UNet, image_to_tensor, make_backbone
 from .decoder import Decoder
 from .heads import DWDHead
 from .loss import DWDLoss
@@ -18,4 +20,4 @@ from .model import DeepWatershedDetector, output_stride
 from .targets import TargetEncoder
 
 __all__ = ["DWDHead", "TargetEncoder", "DWDLoss", "Decoder", "DeepWatershedDetector", "output_stride", "ops",
-           "PasteRareSymbols"]
+           "PasteRareSymbols", "UNet", "make_backbone", "image_to_tensor"]

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import io
+import json
+import os
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
+from .backbone import make_backbone
 from .decoder import Decoder
 from .heads import DWDHead
 from .loss import DWDLoss
 from .targets import TargetEncoder
 
 __all__ = ["DeepWatershedDetector", "output_stride"]
+
+FORMAT = "dwd-fast-detector"
+VERSION = 1
 
 
 def output_stride(image_size, output_size):
@@ -49,12 +56,33 @@ class DeepWatershedDetector(nn.Module):
         output stride and boxes are scaled back by it.
     encoder, loss, decoder : dict or module, optional
         Keyword arguments for (or instances of) :class:`TargetEncoder`, :class:`DWDLoss`, :class:`Decoder`.
+    class_names : sequence of str, optional
+        A name per class (``num_classes`` of them, class 0 the background), kept with the model.
+    class_sizes : (num_classes, 2) array, optional
+        Per-class (height, width) box sizes (:func:`dwd_fast.class_size_table`), kept with the model.
+
+    A detector built by :meth:`from_config` can be saved with its configuration, class names and size table
+    (:meth:`save`) and rebuilt from the file alone (:meth:`load`).
     """
 
     def __init__(self, backbone: nn.Module, in_channels: int, num_classes: int, *, levels: int = 20,
                  upsample: bool = True, encoder: Optional[Any] = None, loss: Optional[Any] = None,
-                 decoder: Optional[Any] = None):
+                 decoder: Optional[Any] = None, class_names: Optional[Sequence[str]] = None,
+                 class_sizes: Optional[Any] = None):
         super().__init__()
+        self.config: Optional[dict] = None
+        self.num_classes = num_classes
+        if class_names is not None:
+            class_names = [str(n) for n in class_names]
+            if len(class_names) != num_classes:
+                raise ValueError(f"class_names must have num_classes ({num_classes}) names, got {len(class_names)}")
+        self.class_names = class_names
+        if class_sizes is not None:
+            cs = torch.as_tensor(getattr(class_sizes, "sizes", class_sizes), dtype=torch.float32)
+            if cs.shape != (num_classes, 2):
+                raise ValueError(f"class_sizes must be ({num_classes}, 2) (height, width) per class, "
+                                 f"got {tuple(cs.shape)}")
+            class_sizes = cs
         if not isinstance(backbone, nn.Module):
             raise TypeError(f"backbone must be an nn.Module, got {type(backbone).__name__}")
         self.backbone = backbone
@@ -65,6 +93,79 @@ class DeepWatershedDetector(nn.Module):
             raise ValueError(f"encoder.levels ({self.encoder.levels}) must equal levels ({levels})")
         self.loss = loss if isinstance(loss, DWDLoss) else DWDLoss(**(loss or {}))
         self.decoder = decoder if isinstance(decoder, Decoder) else Decoder(**(decoder or {}))
+        self.register_buffer("class_sizes", class_sizes, persistent=False)
+
+    @classmethod
+    def from_config(cls, config: dict, *, class_names: Optional[Sequence[str]] = None,
+                    class_sizes: Optional[Any] = None) -> "DeepWatershedDetector":
+        """A detector from a configuration dict: ``{"backbone": {"name": "unet", ...}, "num_classes": C,
+        "levels": 20, "upsample": False, "encoder": {...}, "loss": {...}, "decoder": {...}}`` (JSON values;
+        the backbone's keys are :func:`~dwd_fast.torch.backbone.make_backbone`'s)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        known = {"backbone", "num_classes", "levels", "upsample", "encoder", "loss", "decoder"}
+        unknown = sorted(set(config) - known)
+        if unknown or "backbone" not in config or "num_classes" not in config:
+            raise ValueError(f"config needs 'backbone' and 'num_classes' and takes only {sorted(known)}; "
+                             f"got {sorted(config)}")
+        config = json.loads(json.dumps(config))  # a private, JSON-clean copy
+        backbone = make_backbone(config["backbone"])
+        model = cls(backbone, backbone.out_channels, config["num_classes"], levels=config.get("levels", 20),
+                    upsample=config.get("upsample", False), encoder=config.get("encoder"),
+                    loss=config.get("loss"), decoder=config.get("decoder"), class_names=class_names,
+                    class_sizes=class_sizes)
+        model.config = config
+        return model
+
+    def save(self, path, **meta) -> None:
+        """Write the model (configuration, weights, class names, class sizes and ``meta``, JSON values) to
+        ``path`` in one piece (a temporary file renamed over ``path``). Only a model built by
+        :meth:`from_config` can be saved (a custom backbone cannot be rebuilt from a file)."""
+        from .._files import atomic_write_bytes
+
+        if self.config is None:
+            raise ValueError("only a detector built by DeepWatershedDetector.from_config can be saved; save "
+                             "a custom model's state_dict() yourself")
+        try:
+            meta = json.loads(json.dumps(meta))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"meta must hold JSON values only: {e}") from None
+        payload = {
+            "format": FORMAT, "version": VERSION, "config": self.config, "class_names": self.class_names,
+            "class_sizes": None if self.class_sizes is None else self.class_sizes.cpu().tolist(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}, "meta": meta,
+        }
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @staticmethod
+    def read_file(path, map_location="cpu") -> dict:
+        """The contents of a file written by :meth:`save` (checked), without building the model."""
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path must be a file path, got {type(path).__name__}")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no model file at {os.fspath(path)!r}")
+        try:
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:  # a truncated or foreign file
+            raise ValueError(f"{os.fspath(path)!r} is not a dwd-fast model file: {e}") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"{os.fspath(path)!r} is not a dwd-fast model file (no {FORMAT!r} format tag)")
+        if payload.get("version") != VERSION:
+            raise ValueError(f"{os.fspath(path)!r} has model file version {payload.get('version')!r}; this "
+                             f"dwd_fast reads version {VERSION}")
+        return payload
+
+    @classmethod
+    def load(cls, path, map_location="cpu") -> "DeepWatershedDetector":
+        """A detector saved by :meth:`save`, in eval mode, its ``meta`` in ``.meta``."""
+        payload = cls.read_file(path, map_location)
+        model = cls.from_config(payload["config"], class_names=payload.get("class_names"),
+                                class_sizes=payload.get("class_sizes"))
+        model.load_state_dict(payload["state_dict"])
+        model.meta = payload.get("meta") or {}
+        return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
 
     @staticmethod
     def _images(images):

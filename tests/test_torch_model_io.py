@@ -1,0 +1,102 @@
+"""The UNet backbone, DeepWatershedDetector.from_config / save / load."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dwd_fast.torch import DeepWatershedDetector, UNet, image_to_tensor, make_backbone  # noqa: E402
+
+CFG = {"backbone": {"name": "unet", "in_channels": 1, "widths": [4, 8, 8]}, "num_classes": 4, "levels": 8}
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (37, 50), (1, 9)])
+def test_unet_full_resolution_any_size(hw):
+    torch.manual_seed(0)
+    m = UNet(1, (4, 8, 8, 16))
+    y = m(torch.rand(2, 1, *hw))
+    assert y.shape == (2, m.out_channels, *hw) and m.out_channels == 12
+    assert torch.isfinite(y).all()
+
+
+def test_unet_padding_is_a_crop_of_the_padded_input():
+    # the result for an odd size equals the result for the input padded (replicate) to a multiple of 8, cropped
+    torch.manual_seed(1)
+    m = UNet(1, (4, 8, 8, 8)).eval()
+    x = torch.rand(1, 1, 21, 30)
+    xp = torch.nn.functional.pad(x, (0, 2, 0, 3), mode="replicate")
+    with torch.no_grad():
+        assert torch.allclose(m(x), m(xp)[..., :21, :30], atol=1e-6)
+
+
+def test_unet_bad_arguments():
+    with pytest.raises(ValueError, match="widths"):
+        UNet(1, ())
+    with pytest.raises(ValueError, match="dilations"):
+        UNet(1, (4, 8), dilations=(1,))
+    with pytest.raises(ValueError, match="x must be"):
+        UNet(1, (4, 8))(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="unknown backbone"):
+        make_backbone({"name": "resnet"})
+
+
+def test_save_load_roundtrip(tmp_path):
+    torch.manual_seed(2)
+    names = ["background", "a", "b", "c"]
+    sizes = np.array([[0, 0], [10, 5], [3, 20], [7, 7]], np.float32)
+    m = DeepWatershedDetector.from_config(CFG, class_names=names, class_sizes=sizes)
+    m.train()
+    targets = [{"boxes": torch.tensor([[4.0, 4, 20, 12]]), "labels": torch.tensor([2])}]
+    m(torch.rand(1, 1, 24, 32), targets)["loss"].backward()  # the loss history buffer moves
+    p = tmp_path / "model.pt"
+    m.save(p, steps=7, note="x")
+    m2 = DeepWatershedDetector.load(p)
+    assert not m2.training and m2.meta == {"steps": 7, "note": "x"} and m2.class_names == names
+    assert torch.equal(m2.class_sizes, torch.from_numpy(sizes)) and m2.config == m.config
+    for (k, a), (k2, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    m.eval()
+    x = torch.rand(2, 1, 24, 32)
+    with torch.no_grad():
+        a, b = m.forward_outputs(x)[0], m2.forward_outputs(x)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left behind
+
+
+def test_save_load_errors(tmp_path):
+    m = DeepWatershedDetector(UNet(1, (4, 8)), 12, 3)
+    with pytest.raises(ValueError, match="from_config"):
+        m.save(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="class_names"):
+        DeepWatershedDetector.from_config(CFG, class_names=["a"])
+    with pytest.raises(ValueError, match="class_sizes"):
+        DeepWatershedDetector.from_config(CFG, class_sizes=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="config"):
+        DeepWatershedDetector.from_config({"num_classes": 3})
+    m = DeepWatershedDetector.from_config(CFG)
+    with pytest.raises(TypeError, match="meta"):
+        m.save(tmp_path / "m.pt", bad=object())
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a dwd-fast model"):
+        DeepWatershedDetector.load(tmp_path / "junk.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a dwd-fast model"):
+        DeepWatershedDetector.load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        DeepWatershedDetector.load(tmp_path / "missing.pt")
+
+
+def test_image_to_tensor():
+    g = np.array([[0, 255], [51, 102]], np.uint8)
+    t = image_to_tensor(g)
+    assert t.shape == (1, 2, 2) and t.dtype == torch.float32
+    assert torch.allclose(t[0], torch.from_numpy(g / 255.0).float())
+    rgb = np.stack([g, g, g], -1)
+    assert torch.allclose(image_to_tensor(rgb), t, atol=1e-6)
+    assert torch.equal(image_to_tensor(torch.from_numpy(g)), t)
+    with pytest.raises(ValueError, match="finite"):
+        image_to_tensor(np.array([[np.nan]], np.float32))
+    with pytest.raises(TypeError, match="uint8 or float"):
+        image_to_tensor(np.zeros((2, 2), np.int64))
+    with pytest.raises(ValueError, match="shape"):
+        image_to_tensor(np.zeros((2, 2, 2), np.uint8))
