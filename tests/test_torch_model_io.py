@@ -100,3 +100,17 @@ def test_image_to_tensor():
         image_to_tensor(np.zeros((2, 2), np.int64))
     with pytest.raises(ValueError, match="shape"):
         image_to_tensor(np.zeros((2, 2, 2), np.uint8))
+
+
+def test_unet_is_local_so_tiles_equal_the_whole():
+    # a channel norm (no statistics over pixels or the batch): the output of a tile aligned to the stride
+    # grid equals the whole image's away from the tile's cut edges, and a batch item does not see the others
+    torch.manual_seed(3)
+    m = UNet(1, (4, 8, 8)).eval()
+    x = torch.rand(2, 1, 128, 160)
+    with torch.no_grad():
+        whole = m(x)
+        tile = m(x[:, :, 32:128, 64:160])
+        alone = m(x[1:])
+    assert torch.allclose(tile[:, :, 56:, 56:], whole[:, :, 88:, 120:], atol=1e-5)  # receptive radius ~45
+    assert torch.allclose(alone, whole[1:], atol=1e-5)

@@ -19,14 +19,32 @@ def _ints(values, name, minimum=1):
     return vals
 
 
+class _ChannelNorm(nn.Module):
+    """Layer normalization over the channels of each pixel (with a learned scale and shift).
+
+    Not BatchNorm nor GroupNorm: both normalize over many pixels (the batch, or the whole image), so a
+    page cut into tiles would not give the whole page's outputs, and BatchNorm's statistics depend on how a
+    batch is split over processes. This one is local: tiled inference equals untiled inference, and
+    training gives the same result on one process or several."""
+
+    def __init__(self, channels, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).square().mean(1, keepdim=True)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
 def _norm(channels):
-    # GroupNorm, not BatchNorm: batches of a few crops, and the same result however a batch is split over
-    # processes (DistributedDataParallel) without synchronizing statistics.
-    return nn.GroupNorm(next(g for g in (8, 4, 2, 1) if channels % g == 0), channels)
+    return _ChannelNorm(channels)
 
 
 class _Block(nn.Module):
-    """Two 3x3 convolutions (the second dilated), each followed by GroupNorm and ReLU; residual when the
+    """Two 3x3 convolutions (the second dilated), each followed by a channel normalization and ReLU; residual when the
     channel counts agree."""
 
     def __init__(self, cin, cout, dilation=1):
