@@ -52,7 +52,8 @@ def test_save_load_roundtrip(tmp_path):
     m.save(p, steps=7, note="x")
     m2 = DeepWatershedDetector.load(p)
     assert not m2.training and m2.meta == {"steps": 7, "note": "x"} and m2.class_names == names
-    assert torch.equal(m2.class_sizes, torch.from_numpy(sizes)) and m2.config == m.config
+    assert np.array_equal(m2.class_sizes.sizes, sizes) and m2.config == m.config
+    assert np.array_equal(m2.class_sizes.counts, [1, 1, 1, 1])
     for (k, a), (k2, b) in zip(m.state_dict().items(), m2.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
     m.eval()
@@ -61,6 +62,19 @@ def test_save_load_roundtrip(tmp_path):
         a, b = m.forward_outputs(x)[0], m2.forward_outputs(x)[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left behind
+
+
+def test_save_load_class_size_table(tmp_path):
+    import dwd_fast
+
+    boxes = np.array([[0, 0, 10, 4], [5, 5, 15, 9], [0, 0, 3, 30], [1, 1, 4, 41]], np.float32)
+    table = dwd_fast.class_size_table(boxes, np.array([1, 1, 3, 3]), 4)
+    m = DeepWatershedDetector.from_config(CFG, class_sizes=table)
+    m.save(tmp_path / "m.pt")
+    t2 = DeepWatershedDetector.load(tmp_path / "m.pt").class_sizes
+    for f in ("sizes", "counts", "spread"):
+        assert np.array_equal(getattr(t2, f), getattr(table, f), equal_nan=True)
+    assert t2.stat == table.stat and np.isnan(t2.sizes[2]).all()
 
 
 def test_save_load_errors(tmp_path):

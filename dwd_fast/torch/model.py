@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -34,6 +35,32 @@ def output_stride(image_size, output_size):
                      f"(ceil(H / s), ceil(W / s)); use DWDHead(upsample=True) or pad the input")
 
 
+def _size_table(class_sizes, num_classes):
+    """A ClassSizeTable (or None) from a table, a (C, 2) array, or the dict :meth:`save` writes."""
+    from ..class_sizes import ClassSizeTable
+
+    if class_sizes is None or isinstance(class_sizes, ClassSizeTable):
+        t = class_sizes
+    elif isinstance(class_sizes, dict):
+        try:
+            t = ClassSizeTable(np.asarray(class_sizes["sizes"], np.float64),
+                               np.asarray(class_sizes["counts"], np.int64),
+                               np.asarray(class_sizes["spread"], np.float64), str(class_sizes["stat"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"class_sizes: not a class-size table ({e})") from None
+    else:
+        a = np.asarray(class_sizes.cpu() if isinstance(class_sizes, torch.Tensor) else class_sizes, np.float64)
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise ValueError(f"class_sizes must be ({num_classes}, 2) (height, width) per class, got {a.shape}")
+        seen = ~np.isnan(a).any(1)
+        t = ClassSizeTable(a, seen.astype(np.int64), np.where(seen[:, None], np.zeros_like(a), np.nan), "median")
+    if t is not None and (t.sizes.shape != (num_classes, 2) or t.counts.shape != (num_classes,)
+                          or t.spread.shape != (num_classes, 2)):
+        raise ValueError(f"class_sizes must be ({num_classes}, 2) (height, width) per class, got "
+                         f"{t.sizes.shape}")
+    return t
+
+
 class DeepWatershedDetector(nn.Module):
     """DWD on a backbone: ``model(images, targets)`` returns the loss dict in training mode (``"loss"`` the
     total), ``model(images)`` returns ``list[dict(boxes, labels, scores)]`` in eval mode, like torchvision's
@@ -58,8 +85,9 @@ class DeepWatershedDetector(nn.Module):
         Keyword arguments for (or instances of) :class:`TargetEncoder`, :class:`DWDLoss`, :class:`Decoder`.
     class_names : sequence of str, optional
         A name per class (``num_classes`` of them, class 0 the background), kept with the model.
-    class_sizes : (num_classes, 2) array, optional
-        Per-class (height, width) box sizes (:func:`dwd_fast.class_size_table`), kept with the model.
+    class_sizes : ClassSizeTable or (num_classes, 2) array, optional
+        Per-class (height, width) box sizes of the training boxes (:func:`dwd_fast.class_size_table`), kept
+        with the model (``.class_sizes``, a :class:`~dwd_fast.ClassSizeTable`) for the decoder's size modes.
 
     A detector built by :meth:`from_config` can be saved with its configuration, class names and size table
     (:meth:`save`) and rebuilt from the file alone (:meth:`load`).
@@ -77,14 +105,7 @@ class DeepWatershedDetector(nn.Module):
             if len(class_names) != num_classes:
                 raise ValueError(f"class_names must have num_classes ({num_classes}) names, got {len(class_names)}")
         self.class_names = class_names
-        if class_sizes is not None:
-            cs = torch.as_tensor(getattr(class_sizes, "sizes", class_sizes), dtype=torch.float32)
-            if cs.shape != (num_classes, 2):
-                raise ValueError(f"class_sizes must be ({num_classes}, 2) (height, width) per class, "
-                                 f"got {tuple(cs.shape)}")
-            class_sizes = cs
-        if not isinstance(backbone, nn.Module):
-            raise TypeError(f"backbone must be an nn.Module, got {type(backbone).__name__}")
+        self.class_sizes = _size_table(class_sizes, num_classes)
         self.backbone = backbone
         self.head = DWDHead(in_channels, num_classes, levels, upsample=upsample)
         self.encoder = encoder if isinstance(encoder, TargetEncoder) else TargetEncoder(
@@ -93,7 +114,6 @@ class DeepWatershedDetector(nn.Module):
             raise ValueError(f"encoder.levels ({self.encoder.levels}) must equal levels ({levels})")
         self.loss = loss if isinstance(loss, DWDLoss) else DWDLoss(**(loss or {}))
         self.decoder = decoder if isinstance(decoder, Decoder) else Decoder(**(decoder or {}))
-        self.register_buffer("class_sizes", class_sizes, persistent=False)
 
     @classmethod
     def from_config(cls, config: dict, *, class_names: Optional[Sequence[str]] = None,
@@ -132,7 +152,9 @@ class DeepWatershedDetector(nn.Module):
             raise TypeError(f"meta must hold JSON values only: {e}") from None
         payload = {
             "format": FORMAT, "version": VERSION, "config": self.config, "class_names": self.class_names,
-            "class_sizes": None if self.class_sizes is None else self.class_sizes.cpu().tolist(),
+            "class_sizes": None if self.class_sizes is None else {
+                "sizes": self.class_sizes.sizes.tolist(), "counts": self.class_sizes.counts.tolist(),
+                "spread": self.class_sizes.spread.tolist(), "stat": self.class_sizes.stat},
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}, "meta": meta,
         }
         buf = io.BytesIO()
