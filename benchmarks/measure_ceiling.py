@@ -88,7 +88,7 @@ def table(stats, min_count):
     return "\n".join(rows), (worst_r, worst_p, m / max(n, 1), tp / max(d, 1))
 
 
-OLD = dict(levels=20, min_marker=0.0, overlap="max")
+OLD = dict(marker="oval", min_marker=0.0, overlap="max")
 
 
 def main(argv=None):
@@ -114,7 +114,7 @@ def main(argv=None):
             new[k] = v
     configs = [("new defaults" + (f" with {new}" if new else ""), new)]
     if not args.no_old:
-        configs.append(("old defaults (min_marker=0, overlap='max')", OLD))
+        configs.append(("former defaults (marker='oval', min_marker=0, overlap='max')", OLD))
     print(f"decode options (the torch Decoder's defaults): {dec}\n")
     for title, opts in configs:
         text, (wr, wp, r, p) = table(ceiling(pages, opts, dec), args.min_count)

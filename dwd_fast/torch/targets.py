@@ -26,10 +26,11 @@ class TargetEncoder(nn.Module):
     num_classes : int, optional
         If given, every label must be below it (class 0 is the background, as in torchvision).
     marker, size, profile, overlap, min_marker :
-        As :func:`dwd_fast.encode` (``profile`` must be a name here). The defaults differ from ``encode``'s:
-        ``overlap="smallest"`` and ``min_marker=6`` (px of the output grid), so that thin and small objects
-        (stems, ledger lines through noteheads, dots) keep a marker a network can predict and the decoder
-        can find (``benchmarks/measure_ceiling.py``; ``overlap="max", min_marker=0`` is the old behaviour).
+        As :func:`dwd_fast.encode` (``profile`` must be a name here), with its defaults ``marker="box"``,
+        ``overlap="smallest"`` and ``min_marker=6`` (px of the output grid): thin and small objects (stems,
+        ledger lines through noteheads, dots) keep a marker a network can predict and the default
+        :class:`Decoder` finds (``benchmarks/measure_ceiling.py``, docs/encode.md). ``marker="oval",
+        overlap="max", min_marker=0`` is the former behaviour.
     stride : int
         Output stride of the predictions: targets are ``ceil(H / stride) x ceil(W / stride)`` and sizes are
         in pixels of that grid.
@@ -46,7 +47,7 @@ class TargetEncoder(nn.Module):
     ``stride`` overrides the encoder's stride for one call.
     """
 
-    def __init__(self, levels: int = 20, num_classes: Optional[int] = None, *, marker: str = "oval",
+    def __init__(self, levels: int = 20, num_classes: Optional[int] = None, *, marker: str = "box",
                  size: Union[float, Sequence[float]] = 0.8, profile: str = "linear", overlap: str = "smallest",
                  stride: int = 1, drop_invalid: bool = False, min_marker: float = 6.0):
         super().__init__()
