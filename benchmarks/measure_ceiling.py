@@ -1,15 +1,15 @@
 """The ceiling of DWD's targets: ground-truth boxes encoded, then decoded with the default decoder.
 
-For a fixed set of engraved pages (random music with seeds 0-8 in the five SMuFL fonts, and the three
-bundled pieces), the boxes are encoded by :func:`dwd_fast.encode` and the targets decoded by
+For a fixed set of engraved pages (the three bundled pieces, and random music with seeds 0-14 in the five SMuFL
+fonts), the boxes are encoded by :func:`dwd_fast.encode` and the targets decoded by
 :func:`dwd_fast.decode` with the options of the torch ``Decoder``'s defaults. Detections are matched to
 the ground truth greedily per class at IoU 0.5 (``dwd_fast._bench.evaluate.match``). Prints markdown
 tables of per-class recall and precision (classes with at least ``--min-count`` instances, and all classes
-together) for the new defaults and the old ones (``min_marker=0, overlap="max"``).
+together) for the defaults and the former ones (``marker="oval", min_marker=0, overlap="max"``).
 
 Usage::
 
-    python benchmarks/measure_ceiling.py [--pages 12] [--cache /tmp/dwd_ceiling] [--min-count 50]
+    PYTHONPATH=. python benchmarks/measure_ceiling.py [--pages 18] [--cache /tmp/dwd_ceiling] [--min-count 50]
 
 Engraving a page takes 1-2 s; pages are cached as npz under ``--cache``.
 """
@@ -93,7 +93,7 @@ OLD = dict(marker="oval", min_marker=0.0, overlap="max")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pages", type=int, default=12)
+    ap.add_argument("--pages", type=int, default=18)
     ap.add_argument("--cache", default="/tmp/dwd_ceiling")
     ap.add_argument("--min-count", type=int, default=50)
     ap.add_argument("--min-marker", type=float, default=None, help="override encode's min_marker")
