@@ -373,7 +373,8 @@ def encode(boxes, labels=None, shape=None, *, levels=20, marker="box", size=0.8,
 
     Each box gets a marker: a shape of ``size`` centred on the box centre (``size`` a fraction of
     the box's width and height, default 0.8, or a fixed ``(rows, cols)`` in pixels of the output
-    grid), at least ``min_marker`` pixels across each of its axes (default 6). At each pixel inside the marker the energy level comes from the pixel's normalized
+    grid), at least ``min_marker`` pixels across each of its axes (default 6). At each pixel inside
+    the marker the energy level comes from the pixel's normalized
     distance ``d`` in [0, 1) to the marker's boundary through ``profile``; the class map gets the
     box's label and the size map its ``(height, width)`` wherever the marker's level is non-zero
     and wins the pixel.

@@ -269,3 +269,29 @@ def test_decoder_connectivity_and_bad_options():
         Decoder(size_mode="class")
     with pytest.raises(ValueError, match="size_mode"):
         Decoder(size_mode="nope")
+
+
+def test_smallest_nests_oriented_boxes():
+    """The notehead / ledger-line scene rotated by 30 degrees, as corner polygons: the ledger line's marker
+    is shortened inside the notehead's (one notehead core, the ledger line's core at its centre), and the
+    cpu and host backends agree in every order."""
+    from scipy import ndimage
+
+    th = np.deg2rad(30)
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    c0 = np.array([423.75, 143.05])
+    polys = []
+    for x1, y1, x2, y2 in (NOTEHEAD, LEDGER):
+        corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]) - c0
+        polys.append(corners @ rot.T + [40, 40])
+    polys = np.array(polys)
+    t = dwd_fast.encode(polys, [76, 3], (80, 80))
+    assert t.classes[40, 40] == 3 and t.energy[40, 40] > 7
+    assert ndimage.label((t.energy > 7) & (t.classes == 76), np.ones((3, 3)))[1] == 1
+    assert ndimage.label((t.energy > 7) & (t.classes == 3), np.ones((3, 3)))[1] == 1
+    full = dwd_fast.encode(polys[1:], [3], (80, 80))
+    assert (t.classes == 3).sum() < (full.classes == 3).sum()  # shortened
+    for order in ("forward", "reversed", "shuffled"):
+        h = dwd_fast.encode(polys, [76, 3], (80, 80), backend="host", order=order)
+        np.testing.assert_array_equal(h.energy, t.energy)
+        np.testing.assert_array_equal(h.classes, t.classes)

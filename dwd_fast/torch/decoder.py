@@ -58,7 +58,8 @@ class Decoder(nn.Module):
 
             sizes_np, _ = _check_table(class_sizes)
             class_sizes = torch.as_tensor(sizes_np)
-        self.size_mode, self.class_confidence, self.class_spread = size_mode, float(class_confidence), float(class_spread)
+        self.size_mode = size_mode
+        self.class_confidence, self.class_spread = float(class_confidence), float(class_spread)
         self.class_sizes, self.class_spread_table, self.connectivity = class_sizes, spread, int(connectivity)
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride must be a positive integer, got {stride!r}")

@@ -632,7 +632,8 @@ def _class_table(class_sizes, spread):
         return s
     sp = spread.detach().cpu().double().numpy()
     if sp.shape != s.shape:
-        raise ValueError(f"class_spread_table must have the shape of class_sizes {tuple(s.shape)}, got {tuple(sp.shape)}")
+        raise ValueError(f"class_spread_table must have the shape of class_sizes {tuple(s.shape)}, "
+                         f"got {tuple(sp.shape)}")
     import numpy as np
 
     return ClassSizeTable(sizes=s, counts=np.where(np.isnan(s[:, 0]), 0, 1).astype(np.int64), spread=sp,

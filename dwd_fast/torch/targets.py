@@ -78,7 +78,8 @@ class TargetEncoder(nn.Module):
 
     def extra_repr(self):
         return (f"levels={self.levels}, num_classes={self.num_classes}, marker={self.marker!r}, size={self.size}, "
-                f"profile={self.profile!r}, overlap={self.overlap!r}, stride={self.stride}, min_marker={self.min_marker}")
+                f"profile={self.profile!r}, overlap={self.overlap!r}, stride={self.stride}, "
+                f"min_marker={self.min_marker}")
 
     def forward(self, targets: list[dict[str, torch.Tensor]], image_size: tuple[int, int],
                 device: Optional[torch.device] = None, stride: Optional[int] = None) -> dict[str, torch.Tensor]:
