@@ -58,13 +58,15 @@ def decoder_options(decoder=None):
     return dict(cutoff=d.cutoff, min_size=d.min_size, grow_to=d.grow_to, seeds=d.seeds, size_reduce=d.size_reduce)
 
 
-def ceiling(pages, encode_options, decode_options):
-    """Per class: (instances, matched ground truth, detections, true positives), summed over pages."""
+def ceiling(pages, encode_options, decode_options, stride=1):
+    """Per class: (instances, matched ground truth, detections, true positives), summed over pages. With
+    ``stride`` > 1 the targets are drawn on the strided grid and the decoded boxes multiplied by it (the
+    torch Decoder's ``stride``)."""
     stats = {}
     for boxes, labels, shape in pages:
-        t = dwd_fast.encode(boxes, labels, shape, **encode_options)
+        t = dwd_fast.encode(boxes, labels, shape, strides=(stride,), **encode_options)
         det = dwd_fast.decode(t.energy, t.classes, t.sizes, **decode_options)
-        tp, used = match(det.boxes, det.labels, det.scores, boxes, labels, iou=0.5)
+        tp, used = match(det.boxes * stride, det.labels, det.scores, boxes, labels, iou=0.5)
         for c in np.union1d(np.unique(labels), np.unique(det.labels)):
             s = stats.setdefault(int(c), np.zeros(4, np.int64))
             g, d = labels == c, det.labels == c
@@ -100,6 +102,7 @@ def main(argv=None):
     ap.add_argument("--overlap", default=None, help="override encode's overlap")
     ap.add_argument("--size", type=float, default=None, help="override encode's size")
     ap.add_argument("--marker", default=None, help="override encode's marker")
+    ap.add_argument("--stride", type=int, default=1, help="output stride of the targets (default 1)")
     ap.add_argument("--no-old", action="store_true", help="skip the old defaults' table")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -115,9 +118,9 @@ def main(argv=None):
     configs = [("new defaults" + (f" with {new}" if new else ""), new)]
     if not args.no_old:
         configs.append(("former defaults (marker='oval', min_marker=0, overlap='max')", OLD))
-    print(f"decode options (the torch Decoder's defaults): {dec}\n")
+    print(f"decode options (the torch Decoder's defaults): {dec}; stride {args.stride}\n")
     for title, opts in configs:
-        text, (wr, wp, r, p) = table(ceiling(pages, opts, dec), args.min_count)
+        text, (wr, wp, r, p) = table(ceiling(pages, opts, dec, args.stride), args.min_count)
         print(f"### {title}\n\n{text}\n\nworst class recall {wr:.3f}, worst class precision {wp:.3f} "
               f"(classes with >= {args.min_count} instances)\n")
 
