@@ -1,6 +1,8 @@
 """encode: against an independent numpy oracle of the documented definition, against skimage.draw
 supports and the level formula, cpu == host in every order, and bad input."""
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -10,6 +12,12 @@ from skimage import draw
 import dwd_fast
 from dwd_fast.encode import BINS, level_table
 from tests.conftest import assert_unchanged, torch_or_skip
+
+# The oracle below states the definition with explicit options; these tests call encode with its former
+# defaults (oval markers, "max" overlaps, no minimum marker) unless they pass options themselves. The new
+# defaults (box, "smallest", min_marker=6) are tested in tests/test_ceiling.py.
+FORMER_DEFAULTS = {"marker": "oval", "overlap": "max", "min_marker": 0.0}
+encode = functools.partial(dwd_fast.encode, **FORMER_DEFAULTS)
 
 ORDERS = ["forward", "reversed", "shuffled"]
 MARKERS = ["oval", "box", "hull"]
@@ -150,7 +158,7 @@ options = st.fixed_dictionaries({
 def test_equals_oracle(scene, opts):
     boxes, labels, shape = scene
     before = boxes.copy()
-    t = dwd_fast.encode(boxes, labels, shape, **opts)
+    t = encode(boxes, labels, shape, **opts)
     assert t.energy.dtype == np.uint8 and t.classes.dtype == np.int32 and t.sizes.dtype == np.float32
     assert t.energy.shape == shape and t.sizes.shape == (2,) + shape
     assert_targets_equal(t, *oracle_encode(boxes, labels, shape, **opts))
@@ -160,16 +168,16 @@ def test_equals_oracle(scene, opts):
 @given(scene=scenes(), opts=options, seed=st.integers(0, 1000))
 def test_host_algorithm_equals_cpu_in_every_order(scene, opts, seed):
     boxes, labels, shape = scene
-    cpu = dwd_fast.encode(boxes, labels, shape, **opts)
+    cpu = encode(boxes, labels, shape, **opts)
     for order in ORDERS:
-        host = dwd_fast.encode(boxes, labels, shape, backend="host", order=order, seed=seed, **opts)
+        host = encode(boxes, labels, shape, backend="host", order=order, seed=seed, **opts)
         assert_targets_equal(host, cpu.energy, cpu.classes, cpu.sizes)
 
 
 @given(scene=scenes(oriented=False), stride=st.sampled_from([2, 3, 4]))
 def test_strides(scene, stride):
     boxes, labels, shape = scene
-    t1, ts = dwd_fast.encode(boxes, labels, shape, strides=(1, stride))
+    t1, ts = encode(boxes, labels, shape, strides=(1, stride))
     assert t1.stride == 1 and ts.stride == stride
     assert ts.energy.shape == (-(-shape[0] // stride), -(-shape[1] // stride))
     assert_targets_equal(ts, *oracle_encode(boxes, labels, shape, stride=stride))
@@ -201,7 +209,7 @@ def test_supports_equal_skimage_draw_and_levels_follow_the_formula(seed):
         w, h = rng.integers(2, 60) / 2, rng.integers(2, 60) / 2
         box = np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]])
         for marker in ("oval", "box"):
-            t = dwd_fast.encode(box, [1], (H, W), marker=marker, size=1.0, levels=20)
+            t = encode(box, [1], (H, W), marker=marker, size=1.0, levels=20)
             d = _exact_d(box[0], 1.0, marker, H, W)
             if marker == "oval":  # skimage: pixel (r, c) sits at (r, c); ours at (r + 1/2, c + 1/2)
                 rr, cc = draw.ellipse(cy - 0.5, cx - 0.5, h / 2, w / 2, shape=(H, W))
@@ -230,7 +238,7 @@ def test_supports_equal_skimage_draw_and_levels_follow_the_formula(seed):
 def test_oriented_box_support_equals_skimage_polygon():
     H, W = 50, 50
     corners = np.array([[[10, 25], [25, 10], [40, 25], [25, 40]]], np.float64)  # a square at 45 degrees
-    t = dwd_fast.encode(corners, [2], (H, W), marker="box", size=1.0)
+    t = encode(corners, [2], (H, W), marker="box", size=1.0)
     rr, cc = draw.polygon(corners[0, :, 1] - 0.5, corners[0, :, 0] - 0.5, shape=(H, W))
     sk = np.zeros((H, W), bool)
     sk[rr, cc] = True
@@ -247,7 +255,7 @@ def test_oriented_box_support_equals_skimage_polygon():
 # --------------------------------------------------------------------------------------------------
 
 def test_docstring_example_and_symmetry():
-    t = dwd_fast.encode(np.array([[1, 1, 6, 6]]), np.array([3]), (7, 7), levels=5, size=1.0)
+    t = encode(np.array([[1, 1, 6, 6]]), np.array([3]), (7, 7), levels=5, size=1.0)
     e = t.energy
     np.testing.assert_array_equal(e, e[::-1])
     np.testing.assert_array_equal(e, e.T)
@@ -258,17 +266,17 @@ def test_docstring_example_and_symmetry():
 
 def test_ties_first_drawn_wins_under_max_and_last_wins_under_last():
     boxes = np.array([[2, 2, 8, 8], [2, 2, 8, 8]], np.float32)
-    t = dwd_fast.encode(boxes, [1, 2], (10, 10))
+    t = encode(boxes, [1, 2], (10, 10))
     assert set(np.unique(t.classes[t.energy > 0])) == {1}
-    t = dwd_fast.encode(boxes, [1, 2], (10, 10), overlap="last")
+    t = encode(boxes, [1, 2], (10, 10), overlap="last")
     assert set(np.unique(t.classes[t.energy > 0])) == {2}
-    t = dwd_fast.encode(boxes, [1, 2], (10, 10), overlap="nearest")
+    t = encode(boxes, [1, 2], (10, 10), overlap="nearest")
     assert set(np.unique(t.classes[t.energy > 0])) == {1}
 
 
 def test_nearest_splits_between_centres():
     boxes = np.array([[0, 0, 20, 10], [10, 0, 30, 10]], np.float32)
-    t = dwd_fast.encode(boxes, [1, 2], (10, 30), overlap="nearest", size=1.0)
+    t = encode(boxes, [1, 2], (10, 30), overlap="nearest", size=1.0)
     cols1 = np.nonzero((t.classes == 1).any(0))[0]
     cols2 = np.nonzero((t.classes == 2).any(0))[0]
     assert cols1.max() < 15 <= cols2.min()  # column 14's centre 14.5 is nearer to 10 than to 20
@@ -281,23 +289,23 @@ def test_batch_equals_single_images():
         xy, wh = rng.uniform(0, 28, (k, 2)), rng.uniform(2, 12, (k, 2))
         bl.append(np.concatenate([xy, xy + wh], 1).astype(np.float32))
     ll = [np.arange(len(b), dtype=np.int32) + 1 for b in bl]
-    t = dwd_fast.encode(bl, ll, (32, 33), overlap="nearest")
+    t = encode(bl, ll, (32, 33), overlap="nearest")
     assert t.energy.shape == (3, 32, 33) and t.sizes.shape == (3, 2, 32, 33)
     for k in range(3):
-        s = dwd_fast.encode(bl[k], ll[k], (32, 33), overlap="nearest")
+        s = encode(bl[k], ll[k], (32, 33), overlap="nearest")
         assert_targets_equal(s, t.energy[k], t.classes[k], t.sizes[k])
 
 
 def test_callable_and_table_profiles():
     box = np.array([[0, 0, 21, 21]], np.float32)
-    lin = dwd_fast.encode(box, [1], (21, 21), size=1.0)
-    same = dwd_fast.encode(box, [1], (21, 21), size=1.0, profile=lambda d: 1 - d)
+    lin = encode(box, [1], (21, 21), size=1.0)
+    same = encode(box, [1], (21, 21), size=1.0, profile=lambda d: 1 - d)
     np.testing.assert_array_equal(lin.energy, same.energy)
-    step = dwd_fast.encode(box, [1], (21, 21), size=1.0, levels=3, profile=[1.0, 0.5])
+    step = encode(box, [1], (21, 21), size=1.0, levels=3, profile=[1.0, 0.5])
     assert set(np.unique(step.energy)) == {0, 1, 2}
     np.testing.assert_array_equal(level_table([1.0, 0.5], 3)[:BINS // 2], 2)
     np.testing.assert_array_equal(level_table([1.0, 0.5], 3)[BINS // 2:], 1)
-    q = dwd_fast.encode(box, [1], (21, 21), size=1.0, profile="quadratic")
+    q = encode(box, [1], (21, 21), size=1.0, profile="quadratic")
     assert (q.energy <= lin.energy).all() and q.energy.max() == 19
 
 
@@ -309,28 +317,28 @@ def test_level_table_rounding():
 
 
 def test_partly_outside_boxes_are_clipped_and_class_zero_allowed():
-    t = dwd_fast.encode(np.array([[-5, -5, 5, 5]], np.float32), [0], (8, 8))
+    t = encode(np.array([[-5, -5, 5, 5]], np.float32), [0], (8, 8))
     assert t.energy[0, 0] > 0 and t.energy[7, 7] == 0
     assert not t.classes.any()
 
 
 def test_empty_inputs():
-    t = dwd_fast.encode(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), (5, 6))
+    t = encode(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), (5, 6))
     assert t.energy.shape == (5, 6) and not t.energy.any()
-    t = dwd_fast.encode([], None, (5, 6))
+    t = encode([], None, (5, 6))
     assert not t.energy.any()
 
 
 def test_tiny_marker_draws_nothing_or_its_pixel():
-    t = dwd_fast.encode(np.array([[2, 2, 2.001, 2.001]]), [1], (5, 5))
+    t = encode(np.array([[2, 2, 2.001, 2.001]]), [1], (5, 5))
     assert not t.energy.any()
-    t = dwd_fast.encode(np.array([[2, 2, 3, 3]]), [1], (5, 5))  # the centre pixel only
+    t = encode(np.array([[2, 2, 3, 3]]), [1], (5, 5))  # the centre pixel only
     assert t.energy[2, 2] == 19 and t.energy.sum() == 19
 
 
 def test_torch_in_torch_out():
     torch = torch_or_skip()
-    t = dwd_fast.encode(torch.tensor([[1.0, 1.0, 6.0, 6.0]]), torch.tensor([2]), (7, 7))
+    t = encode(torch.tensor([[1.0, 1.0, 6.0, 6.0]]), torch.tensor([2]), (7, 7))
     assert isinstance(t.energy, torch.Tensor) and t.classes.dtype == torch.int32
 
 
@@ -351,7 +359,7 @@ def test_torch_in_torch_out():
 ])
 def test_bad_boxes(boxes, msg):
     with pytest.raises(ValueError, match=msg):
-        dwd_fast.encode(np.asarray(boxes, np.float64), None, (10, 10))
+        encode(np.asarray(boxes, np.float64), None, (10, 10))
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
@@ -370,7 +378,7 @@ def test_bad_boxes(boxes, msg):
 ])
 def test_bad_options(kw, exc, msg):
     with pytest.raises(exc, match=msg):
-        dwd_fast.encode(np.array([[1, 1, 5, 5]]), [1], (10, 10), **kw)
+        encode(np.array([[1, 1, 5, 5]]), [1], (10, 10), **kw)
 
 
 @pytest.mark.parametrize("labels, shape, exc, msg", [
@@ -382,14 +390,14 @@ def test_bad_options(kw, exc, msg):
 ])
 def test_bad_labels_and_shape(labels, shape, exc, msg):
     with pytest.raises(exc, match=msg):
-        dwd_fast.encode(np.array([[1, 1, 5, 5]]), labels, shape)
+        encode(np.array([[1, 1, 5, 5]]), labels, shape)
 
 
 def test_bad_batch_labels():
     with pytest.raises(ValueError, match="one label array per box array"):
-        dwd_fast.encode([np.array([[1, 1, 5, 5]])] * 2, [[1]], (10, 10))
+        encode([np.array([[1, 1, 5, 5]])] * 2, [[1]], (10, 10))
     with pytest.raises(ValueError, match=r"boxes\[1\]: box 0 is not finite"):
-        dwd_fast.encode([np.array([[1, 1, 5, 5]]), np.array([[1, 1, np.nan, 5]])], [[1], [1]], (10, 10))
+        encode([np.array([[1, 1, 5, 5]]), np.array([[1, 1, np.nan, 5]])], [[1], [1]], (10, 10))
 
 
 @pytest.mark.parametrize("marker", MARKERS)
@@ -401,10 +409,10 @@ def test_large_and_thin_markers_equal_oracle_and_host(marker):
                       [-300.5, -200.25, 310.125, 260.5]], np.float32)
     labels = rng.integers(1, 9, len(boxes)).astype(np.int32)
     for overlap in OVERLAPS:
-        t = dwd_fast.encode(boxes, labels, (H, W), marker=marker, overlap=overlap, size=1.0, levels=256)
+        t = encode(boxes, labels, (H, W), marker=marker, overlap=overlap, size=1.0, levels=256)
         assert_targets_equal(t, *oracle_encode(boxes, labels, (H, W), marker=marker, overlap=overlap, size=1.0,
                                                levels=256))
-    h = dwd_fast.encode(boxes, labels, (H, W), marker=marker, backend="host", order="shuffled", size=1.0, levels=256)
+    h = encode(boxes, labels, (H, W), marker=marker, backend="host", order="shuffled", size=1.0, levels=256)
     assert_targets_equal(h, *oracle_encode(boxes, labels, (H, W), marker=marker, size=1.0, levels=256))
 
 
@@ -415,12 +423,12 @@ def test_out_buffers_are_fully_overwritten(scene, opts, fill):
     pixel, band by band)."""
     boxes, labels, shape = scene
     buf = (np.full(shape, fill, np.uint8), np.full(shape, fill, np.int32), np.full((2,) + shape, fill, np.float32))
-    t = dwd_fast.encode(boxes, labels, shape, out=buf, **opts)
+    t = encode(boxes, labels, shape, out=buf, **opts)
     assert t.energy is buf[0] and t.sizes is buf[2]
-    f = dwd_fast.encode(boxes, labels, shape, **opts)
+    f = encode(boxes, labels, shape, **opts)
     assert_targets_equal(t, f.energy, f.classes, f.sizes)
-    again = dwd_fast.encode(boxes[::-1], labels[::-1], shape, out=t, **opts)  # a Targets is accepted too
-    g = dwd_fast.encode(boxes[::-1], labels[::-1], shape, **opts)
+    again = encode(boxes[::-1], labels[::-1], shape, out=t, **opts)  # a Targets is accepted too
+    g = encode(boxes[::-1], labels[::-1], shape, **opts)
     assert_targets_equal(again, g.energy, g.classes, g.sizes)
 
 
@@ -428,9 +436,9 @@ def test_out_batched_and_host():
     boxes = [np.array([[1, 1, 9, 7]], np.float32), np.array([[3, 2, 8, 9]], np.float32)]
     labels = [np.array([1]), np.array([2])]
     buf = (np.ones((2, 10, 10), np.uint8), np.ones((2, 10, 10), np.int32), np.ones((2, 2, 10, 10), np.float32))
-    f = dwd_fast.encode(boxes, labels, (10, 10))
+    f = encode(boxes, labels, (10, 10))
     for backend in ("cpu", "host"):
-        t = dwd_fast.encode(boxes, labels, (10, 10), out=buf, backend=backend)
+        t = encode(boxes, labels, (10, 10), out=buf, backend=backend)
         assert_targets_equal(t, f.energy, f.classes, f.sizes)
 
 
@@ -446,14 +454,14 @@ def test_out_batched_and_host():
 ])
 def test_bad_out(out, exc, msg):
     with pytest.raises(exc, match=msg):
-        dwd_fast.encode(np.array([[1, 1, 3, 3]], np.float32), np.array([1]), (5, 5), out=out)
+        encode(np.array([[1, 1, 3, 3]], np.float32), np.array([1]), (5, 5), out=out)
     with pytest.raises(ValueError, match="one stride"):
-        dwd_fast.encode(np.array([[1, 1, 3, 3]], np.float32), np.array([1]), (5, 5), strides=(1, 2),
+        encode(np.array([[1, 1, 3, 3]], np.float32), np.array([1]), (5, 5), strides=(1, 2),
                         out=(np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.int32), np.zeros((2, 5, 5), np.float32)))
 
 
 def test_out_views_are_returned_as_given():
     big = np.zeros((3, 6, 6), np.uint8)
     cls, sz = np.zeros((6, 6), np.int32), np.zeros((2, 6, 6), np.float32)
-    t = dwd_fast.encode(np.array([[1, 1, 5, 5]], np.float32), np.array([4]), (6, 6), out=(big[1], cls, sz))
+    t = encode(np.array([[1, 1, 5, 5]], np.float32), np.array([4]), (6, 6), out=(big[1], cls, sz))
     assert t.energy.base is big and np.shares_memory(t.energy, big[1]) and big[1].max() > 0 and big[0].max() == 0

@@ -54,7 +54,7 @@ def test_import_dwd_fast_does_not_import_torch():
 # --------------------------------------------------------------------------------------------------
 
 @given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 4), stride=st.sampled_from([1, 2, 3]),
-       overlap=st.sampled_from(["max", "nearest", "last"]), marker=st.sampled_from(["oval", "box", "hull"]))
+       overlap=st.sampled_from(["max", "nearest", "last", "smallest"]), marker=st.sampled_from(["oval", "box", "hull"]))
 def test_targets_equal_encode(seed, B, stride, overlap, marker):
     rng = np.random.default_rng(seed)
     H, W = int(rng.integers(8, 30)), int(rng.integers(8, 30))
@@ -62,7 +62,7 @@ def test_targets_equal_encode(seed, B, stride, overlap, marker):
     enc = TargetEncoder(levels=9, num_classes=5, marker=marker, overlap=overlap, stride=stride)
     t = enc(targets, (H, W))
     want = dwd_fast.encode([d["boxes"].numpy() for d in targets], [d["labels"].numpy() for d in targets], (H, W),
-                           levels=9, marker=marker, overlap=overlap, strides=(stride,))
+                           levels=9, marker=marker, overlap=overlap, strides=(stride,), min_marker=enc.min_marker)
     assert t["energy"].dtype == torch.uint8 and t["classes"].dtype == torch.int32 and t["sizes"].dtype == torch.float32
     assert t["energy"].shape == (B, -(-H // stride), -(-W // stride))
     np.testing.assert_array_equal(t["energy"].numpy(), want.energy)
@@ -72,12 +72,15 @@ def test_targets_equal_encode(seed, B, stride, overlap, marker):
     assert torch.equal(t["sizes"].amax(1) > 0, t["energy"] > 0)
 
 
+TARGET_DEFAULTS = {"min_marker": TargetEncoder().min_marker, "overlap": TargetEncoder().overlap}
+
+
 def test_targets_fixed_size_and_profile():
     rng = np.random.default_rng(3)
     targets = random_targets(rng, 2, 20, 24)
     t = TargetEncoder(levels=12, size=(5, 7), profile="quadratic")(targets, (20, 24))
     want = dwd_fast.encode([d["boxes"] for d in targets], [d["labels"] for d in targets], (20, 24), levels=12,
-                           size=(5.0, 7.0), profile="quadratic")
+                           size=(5.0, 7.0), profile="quadratic", **TARGET_DEFAULTS)
     assert torch.equal(t["energy"], want.energy) and torch.equal(t["sizes"], want.sizes)
 
 
@@ -90,7 +93,7 @@ def test_targets_drop_invalid_equals_filtering_by_hand():
         TargetEncoder(levels=6)(targets, (20, 25))
     t = TargetEncoder(levels=6, drop_invalid=True)(targets, (20, 25))
     keep = [0, 4]
-    want = dwd_fast.encode(boxes[keep], labels[keep], (20, 25), levels=6)
+    want = dwd_fast.encode(boxes[keep], labels[keep], (20, 25), levels=6, **TARGET_DEFAULTS)
     assert torch.equal(t["energy"][0], want.energy) and torch.equal(t["classes"][0], want.classes)
     assert int(t["energy"][1].count_nonzero()) == 0
 

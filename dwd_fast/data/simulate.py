@@ -96,7 +96,9 @@ def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_opt
 
     Thin objects (stems, ledger lines, barlines: 1-3 px) get no marker pixel from a marker of 0.8 x
     their box; here the box is widened (about its centre) to ``min_marker`` pixels for drawing the
-    marker only: the class and size maps keep each object's real class and ``(height, width)``.
+    marker only (:func:`dwd_fast.encode`'s ``min_marker = size * min_marker``): the class and size maps
+    keep each object's real class and ``(height, width)``. Unless ``encode_options`` say otherwise, the
+    markers are encode's former defaults, ``marker="oval", overlap="max"`` (the demo's figures).
 
     Returns
     -------
@@ -121,11 +123,13 @@ def box_targets(boxes, labels, shape, *, levels=16, min_marker=6.0, **encode_opt
     if min_marker > 2048:
         raise ValueError(f"min_marker must be at most 2048 px (markers are limited to 2048 px across), "
                          f"got {min_marker!r}")
-    c = (b[:, :2] + b[:, 2:]) / 2
-    half = np.maximum(b[:, 2:] - b[:, :2], min_marker) / 2
-    drawn = np.concatenate([c - half, c + half], 1)
+    # A box widened to min_marker draws a marker of size * min_marker: encode's min_marker, which grows
+    # the drawn marker only (a fixed (rows, cols) marker size does not depend on the box: nothing to grow).
+    size = encode_options.get("size", 0.8)
+    frac = float(size) if np.ndim(size) == 0 else 0.0
     n = b.shape[0]
-    t = encode(drawn, np.arange(1, n + 1, dtype=np.int32), shape, levels=levels, **encode_options)
+    t = encode(b, np.arange(1, n + 1, dtype=np.int32), shape, levels=levels,
+               **{"marker": "oval", "overlap": "max", "min_marker": min_marker * frac, **encode_options})
     objects = np.asarray(t.classes)
     cls = np.concatenate([[0], lab]).astype(np.int32)
     hw = np.zeros((2, n + 1), np.float32)

@@ -105,7 +105,7 @@ def _check_encode_args(boxes, labels, counts, height, width, stride, levels, num
 @torch.library.custom_op("dwd_fast::encode_targets", mutates_args=())
 def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, width: int, stride: int,
                    levels: int, marker: str, size: Sequence[float], profile: str, overlap: str,
-                   num_classes: int, drop_invalid: bool) -> tuple[Tensor, Tensor, Tensor]:
+                   num_classes: int, drop_invalid: bool, min_marker: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
     """Training targets of a batch: ``(energy (B, h, w) uint8, classes (B, h, w) int32, sizes (B, 2, h, w)
     float32)`` (the dtypes :func:`dwd_fast.encode` writes) on the device of ``boxes``, with
     ``(h, w) = (ceil(height / stride), ceil(width / stride))``.
@@ -114,7 +114,7 @@ def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, w
     ``counts`` (B,) int64 (CPU) how many belong to each image. ``size`` is ``[fraction]`` or ``[rows, cols]``.
     With ``drop_invalid``, boxes of zero or negative extent and boxes entirely outside the image are
     dropped (the original's ``crop_boxes``); otherwise they raise ``ValueError``. ``num_classes > 0``
-    requires every label to be below it.
+    requires every label to be below it. ``min_marker``: see :func:`dwd_fast.encode`.
     """
     _check_encode_args(boxes, labels, counts, height, width, stride, levels, num_classes)
     n_total = int(counts.sum())
@@ -146,7 +146,7 @@ def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, w
     sz = float(size[0]) if len(size) == 1 else (float(size[0]), float(size[1]))
     try:
         t = dwd_fast.encode(box_list, lab_list, (height, width), levels=levels, marker=marker, size=sz,
-                            profile=profile, overlap=overlap, strides=(stride,))
+                            profile=profile, overlap=overlap, strides=(stride,), min_marker=min_marker)
     except ValueError as e:  # name the image as the caller knows it: targets[k]['boxes']
         raise ValueError(re.sub(r"\b(boxes|labels)\[(\d+)\]", r"targets[\2]['\1']", str(e))) from None
     dev = boxes.device
@@ -155,7 +155,8 @@ def encode_targets(boxes: Tensor, labels: Tensor, counts: Tensor, height: int, w
 
 
 @encode_targets.register_fake
-def _(boxes, labels, counts, height, width, stride, levels, marker, size, profile, overlap, num_classes, drop_invalid):
+def _(boxes, labels, counts, height, width, stride, levels, marker, size, profile, overlap, num_classes, drop_invalid,
+      min_marker=0.0):
     _check_encode_args(boxes, labels, counts, height, width, stride, levels, num_classes)
     B = counts.shape[0]
     h, w = _grid(height, width, stride)
@@ -589,17 +590,25 @@ def _check_decode_args(energy, classes, sizes, stride):
 
 @torch.library.custom_op("dwd_fast::decode", mutates_args=())
 def decode(energy: Tensor, classes: Tensor, sizes: Tensor, cutoff: float, min_size: int, stride: int,
-           grow_to: Optional[float], seeds: str, size_reduce: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+           grow_to: Optional[float], seeds: str, size_reduce: str, size_mode: str = "regress",
+           class_sizes: Optional[Tensor] = None, class_spread_table: Optional[Tensor] = None,
+           class_confidence: float = 0.5, class_spread: float = 0.15,
+           connectivity: int = 2) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Detections of a batch of network outputs, concatenated: ``(boxes (N, 4) float32, labels (N,) int64,
     scores (N,) float32, counts (B,) int64)``; boxes in input pixels (grid boxes times ``stride``).
 
     ``energy`` (B, K, H, W) and ``classes`` (B, C, H, W) are logits, ``sizes`` (B, 2, H, W) the predicted
-    (height, width) in grid pixels; see :func:`dwd_fast.decode` for the rest.
+    (height, width) in grid pixels; see :func:`dwd_fast.decode` for the rest. ``class_sizes`` (C, 2) is a
+    class-size table's ``sizes`` (grid pixels, NaN rows for unseen classes) and ``class_spread_table`` its
+    ``spread`` (or None: spread 0), for ``size_mode`` ``"class"`` / ``"blend"``.
     """
     _check_decode_args(energy, classes, sizes, stride)
+    table = _class_table(class_sizes, class_spread_table)
     dets = dwd_fast.decode(energy.detach().contiguous(), classes.detach().contiguous(),
                            sizes.detach().float().contiguous(), cutoff=cutoff, min_size=min_size,
-                           grow_to=grow_to, seeds=seeds, size_reduce=size_reduce)
+                           grow_to=grow_to, seeds=seeds, size_reduce=size_reduce, size_mode=size_mode,
+                           class_sizes=table, class_confidence=class_confidence, class_spread=class_spread,
+                           connectivity=connectivity)
     dev = energy.device
     boxes = torch.cat([d.boxes.reshape(-1, 4) for d in dets]).to(device=dev, dtype=torch.float32) * stride
     labels = torch.cat([d.labels.reshape(-1) for d in dets]).to(device=dev, dtype=torch.int64)
@@ -608,8 +617,32 @@ def decode(energy: Tensor, classes: Tensor, sizes: Tensor, cutoff: float, min_si
     return boxes, labels, scores, counts
 
 
+def _class_table(class_sizes, spread):
+    """A ClassSizeTable (or None) of the decode op's tensor arguments."""
+    if class_sizes is None:
+        if spread is not None:
+            raise ValueError("class_spread_table needs class_sizes")
+        return None
+    from ..class_sizes import ClassSizeTable
+
+    s = class_sizes.detach().cpu().double().numpy()
+    if s.ndim != 2 or s.shape[1] != 2:
+        raise ValueError(f"class_sizes must be (C, 2) (height, width) per class, got shape {tuple(s.shape)}")
+    if spread is None:
+        return s
+    sp = spread.detach().cpu().double().numpy()
+    if sp.shape != s.shape:
+        raise ValueError(f"class_spread_table must have the shape of class_sizes {tuple(s.shape)}, "
+                         f"got {tuple(sp.shape)}")
+    import numpy as np
+
+    return ClassSizeTable(sizes=s, counts=np.where(np.isnan(s[:, 0]), 0, 1).astype(np.int64), spread=sp,
+                          stat="median")
+
+
 @decode.register_fake
-def _(energy, classes, sizes, cutoff, min_size, stride, grow_to, seeds, size_reduce):
+def _(energy, classes, sizes, cutoff, min_size, stride, grow_to, seeds, size_reduce, size_mode="regress",
+      class_sizes=None, class_spread_table=None, class_confidence=0.5, class_spread=0.15, connectivity=2):
     _check_decode_args(energy, classes, sizes, stride)
     n = torch.library.get_ctx().new_dynamic_size()
     return (energy.new_empty((n, 4), dtype=torch.float32), energy.new_empty((n,), dtype=torch.int64),

@@ -13,7 +13,7 @@ __all__ = ["TargetEncoder"]
 
 _MARKERS = ("oval", "box", "hull")
 _PROFILES = ("linear", "quadratic", "root")
-_OVERLAPS = ("max", "nearest", "last")
+_OVERLAPS = ("max", "nearest", "last", "smallest")
 
 
 class TargetEncoder(nn.Module):
@@ -25,8 +25,12 @@ class TargetEncoder(nn.Module):
         Energy levels K.
     num_classes : int, optional
         If given, every label must be below it (class 0 is the background, as in torchvision).
-    marker, size, profile, overlap :
-        As :func:`dwd_fast.encode` (``profile`` must be a name here).
+    marker, size, profile, overlap, min_marker :
+        As :func:`dwd_fast.encode` (``profile`` must be a name here), with its defaults ``marker="box"``,
+        ``overlap="smallest"`` and ``min_marker=6`` (px of the output grid): thin and small objects (stems,
+        ledger lines through noteheads, dots) keep a marker a network can predict and the default
+        :class:`Decoder` finds (``benchmarks/measure_ceiling.py``, docs/encode.md). ``marker="oval",
+        overlap="max", min_marker=0`` is the former behaviour.
     stride : int
         Output stride of the predictions: targets are ``ceil(H / stride) x ceil(W / stride)`` and sizes are
         in pixels of that grid.
@@ -43,9 +47,9 @@ class TargetEncoder(nn.Module):
     ``stride`` overrides the encoder's stride for one call.
     """
 
-    def __init__(self, levels: int = 20, num_classes: Optional[int] = None, *, marker: str = "oval",
-                 size: Union[float, Sequence[float]] = 0.8, profile: str = "linear", overlap: str = "max",
-                 stride: int = 1, drop_invalid: bool = False):
+    def __init__(self, levels: int = 20, num_classes: Optional[int] = None, *, marker: str = "box",
+                 size: Union[float, Sequence[float]] = 0.8, profile: str = "linear", overlap: str = "smallest",
+                 stride: int = 1, drop_invalid: bool = False, min_marker: float = 6.0):
         super().__init__()
         if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 255:
             raise ValueError(f"levels must be an integer in [2, 255], got {levels!r}")
@@ -63,12 +67,19 @@ class TargetEncoder(nn.Module):
         sz = [float(size)] if isinstance(size, (int, float)) else [float(v) for v in size]
         if len(sz) not in (1, 2) or not all(v > 0 and v == v and v != float("inf") for v in sz):
             raise ValueError(f"size must be a fraction > 0 or a (rows, cols) pair of positive sizes, got {size!r}")
+        from ..encode import _check_min_marker
+
+        mr, mc = _check_min_marker(min_marker)
+        if mr != mc:
+            raise ValueError(f"min_marker must be one number here, got {min_marker!r}")
+        self.min_marker = mr
         self.levels, self.num_classes, self.marker, self.size = levels, num_classes, marker, sz
         self.profile, self.overlap, self.stride, self.drop_invalid = profile, overlap, stride, bool(drop_invalid)
 
     def extra_repr(self):
         return (f"levels={self.levels}, num_classes={self.num_classes}, marker={self.marker!r}, size={self.size}, "
-                f"profile={self.profile!r}, overlap={self.overlap!r}, stride={self.stride}")
+                f"profile={self.profile!r}, overlap={self.overlap!r}, stride={self.stride}, "
+                f"min_marker={self.min_marker}")
 
     def forward(self, targets: list[dict[str, torch.Tensor]], image_size: tuple[int, int],
                 device: Optional[torch.device] = None, stride: Optional[int] = None) -> dict[str, torch.Tensor]:
@@ -97,5 +108,6 @@ class TargetEncoder(nn.Module):
         cat_labels = torch.cat([lab.to(device=dev, dtype=torch.int64) for lab in labels])
         energy, classes, sizes = ops.encode_targets(
             cat_boxes, cat_labels, counts, H, W, self.stride if stride is None else int(stride), self.levels,
-            self.marker, self.size, self.profile, self.overlap, self.num_classes or 0, self.drop_invalid)
+            self.marker, self.size, self.profile, self.overlap, self.num_classes or 0, self.drop_invalid,
+            self.min_marker)
         return {"energy": energy, "classes": classes, "sizes": sizes}
