@@ -77,6 +77,22 @@ def test_save_load_class_size_table(tmp_path):
     assert t2.stat == table.stat and np.isnan(t2.sizes[2]).all()
 
 
+def test_decoder_uses_the_detectors_size_table(tmp_path):
+    import dwd_fast
+
+    boxes = np.array([[0, 0, 10, 4], [5, 5, 15, 9], [0, 0, 3, 30], [1, 1, 4, 41]], np.float32)
+    table = dwd_fast.class_size_table(boxes, np.array([1, 1, 3, 3]), 4)
+    cfg = dict(CFG, decoder={"size_mode": "blend"})
+    m = DeepWatershedDetector.from_config(cfg, class_sizes=table)
+    assert np.allclose(m.decoder.class_sizes.numpy(), table.sizes, equal_nan=True)
+    m.save(tmp_path / "m.pt")
+    m2 = DeepWatershedDetector.load(tmp_path / "m.pt")
+    assert m2.decoder.size_mode == "blend"
+    assert np.allclose(m2.decoder.class_sizes.numpy(), table.sizes, equal_nan=True)
+    with pytest.raises(ValueError, match="class_sizes"):
+        DeepWatershedDetector.from_config(cfg)
+
+
 def test_save_load_errors(tmp_path):
     m = DeepWatershedDetector(UNet(1, (4, 8)), 12, 3)
     with pytest.raises(ValueError, match="from_config"):

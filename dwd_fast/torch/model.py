@@ -113,7 +113,15 @@ class DeepWatershedDetector(nn.Module):
         if self.encoder.levels != levels:
             raise ValueError(f"encoder.levels ({self.encoder.levels}) must equal levels ({levels})")
         self.loss = loss if isinstance(loss, DWDLoss) else DWDLoss(**(loss or {}))
-        self.decoder = decoder if isinstance(decoder, Decoder) else Decoder(**(decoder or {}))
+        if not isinstance(decoder, Decoder):
+            decoder = dict(decoder or {})
+            if decoder.get("size_mode", "regress") != "regress" and decoder.get("class_sizes") is None:
+                if self.class_sizes is None:
+                    raise ValueError(f"decoder size_mode {decoder['size_mode']!r} needs the detector's "
+                                     f"class_sizes (dwd_fast.class_size_table of the training boxes)")
+                decoder["class_sizes"] = self.class_sizes  # the detector's own table
+            decoder = Decoder(**decoder)
+        self.decoder = decoder
 
     @classmethod
     def from_config(cls, config: dict, *, class_names: Optional[Sequence[str]] = None,
