@@ -346,7 +346,8 @@ def main(argv=None):
     t.add_argument("--seed", type=int, help="seed of the model and the crops (default 0)")
     t.add_argument("--eval-every", type=int, help="evaluate every N steps, 0 = at the end only (default 500)")
     t.add_argument("--eval-pages", type=int, help="test pages evaluated, the first ones (default 2)")
-    t.add_argument("--eval-crop", type=int, help="evaluate a window this large of each page, 0 = whole page (default 1024)")
+    t.add_argument("--eval-crop", type=int,
+                   help="evaluate a window this large of each page, 0 = whole page (default 1024)")
     t.add_argument("--checkpoint-every", type=int, help="write last.pt every N steps (default 250)")
     t.add_argument("--log-every", type=int, help="metrics line every N steps (default 10)")
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")

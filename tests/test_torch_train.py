@@ -4,7 +4,6 @@ is deterministic per seed, and 2 torchrun (gloo) processes equal 1 process on th
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 from dwd_fast.data.deepscores import DeepScoresPage, read_deepscores, write_deepscores  # noqa: E402
 from dwd_fast.torch import DeepWatershedDetector  # noqa: E402
 from dwd_fast.torch.augment import ScanDegradation  # noqa: E402
-from dwd_fast.torch.data import CropDataset, LabelMap, collate  # noqa: E402
+from dwd_fast.torch.data import CropDataset, LabelMap, PageCache, collate  # noqa: E402
 from dwd_fast.torch.train import read_run_metrics, train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +89,8 @@ def test_crop_dataset(tiny_dataset):
     for i in range(0, 50, 3):
         img, t = cd[i]
         img2, t2 = again[i]
-        assert torch.equal(img, img2) and torch.equal(t["boxes"], t2["boxes"]) and torch.equal(t["labels"], t2["labels"])
+        assert torch.equal(img, img2) and torch.equal(t["boxes"], t2["boxes"])
+        assert torch.equal(t["labels"], t2["labels"])
         pi, x0, y0, _ = cd.window(i)
         page = ds.pages[pi]
         # the image is the page's window (numpy restatement), as image_to_tensor gives it
@@ -115,6 +115,21 @@ def test_crop_dataset(tiny_dataset):
         CropDataset(ds, lm, crop=3)
     with pytest.raises(IndexError):
         cd[50]
+
+
+def test_crop_dataset_workers_and_page_cache(tiny_dataset):
+    ds = read_deepscores(os.path.join(tiny_dataset, "deepscores_train.json"))
+    cd = CropDataset(ds, crop=32, length=8, seed=1, transform=ScanDegradation())
+    loader = torch.utils.data.DataLoader(cd, batch_size=2, num_workers=2, collate_fn=collate)
+    got = torch.cat([images for images, _ in loader])
+    assert torch.equal(got, torch.stack([cd[i][0] for i in range(8)]))  # workers give the items of the index
+    one = ds.pages[0].load_image().nbytes
+    cache = PageCache(2 * one)
+    for p in (ds.pages[0], ds.pages[1], ds.pages[0], ds.pages[2], ds.pages[1]):
+        assert np.array_equal(cache.get(p), p.load_image())
+    assert (cache.hits, cache.misses) == (1, 4)  # page 1 was evicted by page 2 (least recently used)
+    with pytest.raises(ValueError, match="max_bytes"):
+        PageCache(-1)
 
 
 def test_crop_dataset_centres_near_content(tiny_dataset):
@@ -163,7 +178,8 @@ def test_scan_degradation_boxes_follow_the_ink():
     # a single box: its moved box is (within 1.5 px) the bounding box of the transformed ink
     img = _ink_page([[20, 16, 40, 30]], 64, 64)
     aug = ScanDegradation(rotation=(4), skew=0.05, blur=0, noise=0, contrast=1, paper=1, gamma=1, seed=1)
-    out, t = aug(torch.from_numpy(img)[None], {"boxes": torch.tensor([[20.0, 16, 40, 30]]), "labels": torch.tensor([1])})
+    tgt = {"boxes": torch.tensor([[20.0, 16, 40, 30]]), "labels": torch.tensor([1])}
+    out, t = aug(torch.from_numpy(img)[None], tgt)
     rr, cc = np.nonzero(out[0].numpy() < 0.5)
     got = np.array([cc.min(), rr.min(), cc.max() + 1, rr.max() + 1], np.float32)
     assert np.abs(got - t["boxes"][0].numpy()).max() <= 1.5
@@ -220,7 +236,8 @@ def test_train_runs_checkpoints_and_evaluates(tiny_dataset, tmp_path):
     recs = read_run_metrics(out)
     steps = [r["step"] for r in recs if "loss_energy" in r]
     assert steps == [1, 2, 3, 4]
-    assert all(np.isfinite([r["loss_energy"], r["loss_class"], r["loss_size"]]).all() for r in recs if "loss_energy" in r)
+    assert all(np.isfinite([r["loss_energy"], r["loss_class"], r["loss_size"]]).all()
+               for r in recs if "loss_energy" in r)
     assert [r["step"] for r in recs if "eval" in r] == [2, 4]
     m = DeepWatershedDetector.load(out / "last.pt")
     assert m.class_names == ["background", "legerLine", "repeatDot", "clefG"] and m.meta["step"] == 4
@@ -284,8 +301,8 @@ def _free_port():
                     reason="torch.distributed with gloo is not available")
 def test_torchrun_two_processes_equal_one(tiny_dataset, tmp_path):
     args = ["train", tiny_dataset, "--steps", "3", "--batch", "4", "--crop", "40", "--widths", "4,8", "--levels",
-            "6", "--threads", "1", "--eval-pages", "0", "--warmup", "1", "--quiet", "--degrade", "0.8", "--paste-rare", "0",
-            "--log-every", "1"]
+            "6", "--threads", "1", "--eval-pages", "0", "--warmup", "1", "--quiet", "--degrade", "0.8",
+            "--paste-rare", "0", "--log-every", "1"]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     two = tmp_path / "two"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",

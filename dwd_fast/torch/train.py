@@ -26,7 +26,8 @@ from .data import Compose, CropDataset, LabelMap, collate
 from .decoder import Decoder
 from .model import FORMAT, VERSION, DeepWatershedDetector
 
-__all__ = ["train", "predict_page", "eval_items", "evaluate_model", "DEFAULTS", "default_model_config", "read_run_metrics"]
+__all__ = ["train", "predict_page", "eval_items", "evaluate_model", "DEFAULTS", "default_model_config",
+           "read_run_metrics"]
 
 DEFAULTS: dict[str, Any] = dict(
     steps=2000, batch=4, crop=256, lr=2e-3, weight_decay=1e-4, warmup=100, min_lr=0.02, clip=1.0, seed=0,
@@ -306,12 +307,14 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         (linear warm-up steps, then a cosine down to ``min_lr`` x ``lr``), ``clip`` (gradient norm; 0 = none),
         ``seed``, ``eval_every`` (steps; 0 = only at the end), ``eval_pages`` (the first pages of the test
         split), ``eval_crop`` (px: evaluate a window of each page this large, centred on its content, 0 = the
-        whole page; :func:`eval_items`), ``checkpoint_every``, ``log_every``, ``device`` ("auto", "cpu", "cuda", "cuda:1"), ``workers``
-        (DataLoader processes), ``widths`` (UNet stages), ``levels``, ``threads`` (torch CPU threads),
+        whole page; :func:`eval_items`), ``checkpoint_every``, ``log_every``, ``device`` ("auto", "cpu",
+        "cuda", "cuda:1"), ``workers`` (DataLoader processes), ``widths`` (UNet stages), ``levels``,
+        ``threads`` (torch CPU threads),
         ``amp`` ("auto": bf16 (else fp16) on CUDA, none on CPU; "none"; "bf16"; "fp16"), ``degrade``
         (probability of :class:`ScanDegradation` per crop), ``paste_rare`` (rare symbols pasted per crop by
-        :class:`PasteRareSymbols`; 0 = off), ``cache_mb`` (decoded pages kept per process), ``stop_at`` (stop after this step with a checkpoint, as
-        if interrupted, the schedule still spanning ``steps``; 0 = run to the end), ``model`` (a full
+        :class:`PasteRareSymbols`; 0 = off), ``cache_mb`` (decoded pages kept per process), ``stop_at``
+        (stop after this step with a checkpoint, as if interrupted, the schedule still spanning ``steps``;
+        0 = run to the end), ``model`` (a full
         detector configuration instead of the default one, ``num_classes`` filled in).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes its share of every batch (gloo on CPU, NCCL on
@@ -335,16 +338,16 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         cfg = dict(DEFAULTS)
         cfg.update(saved)
         for k, v in config.items():  # only these may change on resume (they do not change the result)
-            if k in ("steps", "eval_every", "eval_pages", "eval_crop", "checkpoint_every", "log_every", "workers", "device",
-                     "threads", "cache_mb", "stop_at"):
+            if k in ("steps", "eval_every", "eval_pages", "eval_crop", "checkpoint_every", "log_every", "workers",
+                     "device", "threads", "cache_mb", "stop_at"):
                 cfg[k] = v
             elif json.loads(json.dumps(v)) != cfg.get(k):
                 raise ValueError(f"--resume: {k}={v!r} differs from the run's {cfg.get(k)!r}")
     else:
         cfg = dict(DEFAULTS)
         cfg.update(config)
-    for k in ("steps", "batch", "crop", "warmup", "eval_every", "eval_pages", "eval_crop", "checkpoint_every", "workers",
-              "seed", "cache_mb", "paste_rare", "stop_at"):
+    for k in ("steps", "batch", "crop", "warmup", "eval_every", "eval_pages", "eval_crop", "checkpoint_every",
+              "workers",              "seed", "cache_mb", "paste_rare", "stop_at"):
         cfg[k] = _check_int(cfg[k], k)
     cfg["log_every"] = _check_int(cfg["log_every"], "log_every", 1)
     if cfg["batch"] < 1 or cfg["crop"] < 16 or cfg["steps"] < 1:
@@ -406,8 +409,9 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         label_map = LabelMap.from_dataset(ds)
     test_items = eval_items(test_pages, label_map, cfg["eval_crop"])
     ids = [label_map.map(p.labels) for p in ds.pages]
-    table = dwd_fast.class_size_table([np.asarray(p.boxes, np.float64).reshape(-1, 4)[i > 0] for p, i in zip(ds.pages, ids)],
-                                      [i[i > 0] for i in ids], label_map.num_classes)
+    table = dwd_fast.class_size_table(
+        [np.asarray(p.boxes, np.float64).reshape(-1, 4)[i > 0] for p, i in zip(ds.pages, ids)],
+        [i[i > 0] for i in ids], label_map.num_classes)
     transforms = []
     if cfg["paste_rare"] > 0:
         from ..data.rare import RareSymbolBank
