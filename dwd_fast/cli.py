@@ -340,6 +340,7 @@ def main(argv=None):
     t.add_argument("--batch", type=int, help="crops per step, over all processes (default 4)")
     t.add_argument("--crop", type=int, help="crop side in px (default 256)")
     t.add_argument("--lr", type=float, help="peak learning rate of AdamW (default 2e-3)")
+    t.add_argument("--size-lr", type=float, help="the size head's learning rate as a multiple of --lr (default 10)")
     t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
     t.add_argument("--warmup", type=int, help="linear warm-up steps before the cosine decay (default 100)")
     t.add_argument("--clip", type=float, help="gradient norm clipping, 0 = off (default 1.0)")

@@ -30,7 +30,7 @@ __all__ = ["train", "predict_page", "eval_items", "evaluate_model", "DEFAULTS", 
            "read_run_metrics"]
 
 DEFAULTS: dict[str, Any] = dict(
-    steps=2000, batch=4, crop=256, lr=2e-3, weight_decay=1e-4, warmup=100, min_lr=0.02, clip=1.0, seed=0,
+    steps=2000, batch=4, crop=256, lr=2e-3, size_lr=10.0, weight_decay=1e-4, warmup=100, min_lr=0.02, clip=1.0, seed=0,
     eval_every=500, eval_pages=2, eval_crop=1024, checkpoint_every=250, log_every=10, device="auto", workers=0,
     widths=(8, 16, 32, 64, 128), levels=20, threads=None, amp="auto", degrade=0.8, paste_rare=2,
     cache_mb=1024, model=None, stop_at=0,
@@ -303,7 +303,8 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         A tqdm progress bar (rank 0) with each task's raw loss and crops per second.
     **config
         Settings (defaults in :data:`DEFAULTS`): ``steps`` (optimizer steps), ``batch`` (crops per step, the
-        global batch over all processes), ``crop`` (px), ``lr`` (AdamW's peak), ``weight_decay``, ``warmup``
+        global batch over all processes), ``crop`` (px), ``lr`` (AdamW's peak), ``size_lr`` (the size head's
+        learning rate, a multiple of ``lr``; its bias starts at the median training box), ``weight_decay``, ``warmup``
         (linear warm-up steps, then a cosine down to ``min_lr`` x ``lr``), ``clip`` (gradient norm; 0 = none),
         ``seed``, ``eval_every`` (steps; 0 = only at the end), ``eval_pages`` (the first pages of the test
         split), ``eval_crop`` (px: evaluate a window of each page this large, centred on its content, 0 = the
@@ -352,7 +353,7 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
     cfg["log_every"] = _check_int(cfg["log_every"], "log_every", 1)
     if cfg["batch"] < 1 or cfg["crop"] < 16 or cfg["steps"] < 1:
         raise ValueError("steps and batch must be >= 1 and crop >= 16")
-    for k in ("lr", "weight_decay", "min_lr", "clip", "degrade"):
+    for k in ("lr", "size_lr", "weight_decay", "min_lr", "clip", "degrade"):
         cfg[k] = float(cfg[k])
         if not (cfg[k] >= 0 and math.isfinite(cfg[k])):
             raise ValueError(f"{k} must be a finite number >= 0, got {cfg[k]!r}")
@@ -439,11 +440,24 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
                                               class_sizes=np.nan_to_num(table.sizes, nan=0.0))
     if state is not None:
         model.load_state_dict(state["state_dict"])
+    else:
+        # the size head starts at the training boxes' median (height, width): the regressed sizes are tens to
+        # hundreds of pixels, and AdamW moves a bias by about lr per step, so from 0 they would take thousands
+        # of steps to reach the right scale (and every box would stay too small to count at IoU 0.5)
+        allb = np.concatenate([np.asarray(p.boxes, np.float64).reshape(-1, 4)[i > 0]
+                               for p, i in zip(ds.pages, ids)])
+        sizes_head = getattr(getattr(model, "head", None), "sizes", None)
+        if len(allb) and isinstance(sizes_head, nn.Conv2d) and sizes_head.bias is not None:
+            with torch.no_grad():
+                sizes_head.bias.copy_(torch.tensor([np.median(allb[:, 3] - allb[:, 1]),
+                                                    np.median(allb[:, 2] - allb[:, 0])]))
     model.to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
+    groups: dict[tuple, list] = {}
+    for n, p in model.named_parameters():  # weight decay on weights only; the size head at size_lr x lr
+        groups.setdefault((n.startswith("head.sizes."), p.dim() > 1), []).append(p)
+    opt = torch.optim.AdamW([{"params": ps, "weight_decay": cfg["weight_decay"] if dec else 0.0,
+                              "lr": cfg["lr"] * (cfg["size_lr"] if size else 1.0)}
+                             for (size, dec), ps in sorted(groups.items())], lr=cfg["lr"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg["warmup"], cfg["steps"], cfg["min_lr"]))
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     step = 0
