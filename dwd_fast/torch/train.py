@@ -37,19 +37,16 @@ DEFAULTS: dict[str, Any] = dict(
 )
 
 
-def default_model_config(num_classes: int, *, widths=(8, 16, 32, 64, 128), levels: int = 20,
-                         class_sizes: Optional[np.ndarray] = None) -> dict:
+def default_model_config(num_classes: int, *, widths=(8, 16, 32, 64, 128), levels: int = 20) -> dict:
     """The detector configuration :func:`train` uses: a :class:`UNet` of ``widths``, full-resolution outputs,
-    the encoder's and loss's defaults, and a decoder that blends regressed box sizes with the class-size table
-    when :class:`Decoder` offers ``size_mode`` (else the regressed sizes)."""
-    decoder: dict[str, Any] = {}
+    the encoder's and loss's defaults, and a decoder that blends regressed box sizes with the detector's
+    class-size table (``size_mode="blend"``) when :class:`Decoder` offers size modes (else the regressed sizes)."""
     import inspect
 
-    if class_sizes is not None and "size_mode" in inspect.signature(Decoder).parameters:
-        # the class-size table (in input pixels), NaN rows for classes never seen
-        decoder = {"size_mode": "blend", "class_sizes": np.asarray(class_sizes, np.float64).tolist()}
-    # TODO(lead): with the `targets` branch merged, Decoder(size_mode="blend", class_sizes=...) is used above;
-    # tune cutoff / min_size / size_mode here once the shipped model is trained.
+    decoder: dict[str, Any] = {}
+    if "size_mode" in inspect.signature(Decoder).parameters:
+        decoder = {"size_mode": "blend"}  # the detector passes its own class_sizes to the decoder
+    # TODO(lead): tune the decoder (cutoff, min_size, size_mode) on the trained model's evaluation
     return {"backbone": {"name": "unet", "in_channels": 1, "widths": [int(w) for w in widths]},
             "num_classes": int(num_classes), "levels": int(levels), "upsample": False,
             "encoder": {"drop_invalid": True}, "loss": {}, "decoder": decoder}
@@ -434,10 +431,9 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         model_cfg = dict(cfg["model"])
         model_cfg["num_classes"] = label_map.num_classes
     else:
-        model_cfg = default_model_config(label_map.num_classes, widths=cfg["widths"], levels=cfg["levels"],
-                                         class_sizes=table.sizes)
-    model = DeepWatershedDetector.from_config(model_cfg, class_names=label_map.names,
-                                              class_sizes=np.nan_to_num(table.sizes, nan=0.0))
+        model_cfg = default_model_config(label_map.num_classes, widths=cfg["widths"], levels=cfg["levels"])
+    # the class-size table of the training boxes (compact labels; NaN row for the background)
+    model = DeepWatershedDetector.from_config(model_cfg, class_names=label_map.names, class_sizes=table.sizes)
     if state is not None:
         model.load_state_dict(state["state_dict"])
     else:
