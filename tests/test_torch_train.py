@@ -241,7 +241,8 @@ def test_train_runs_checkpoints_and_evaluates(tiny_dataset, tmp_path):
     assert [r["step"] for r in recs if "eval" in r] == [2, 4]
     m = DeepWatershedDetector.load(out / "last.pt")
     assert m.class_names == ["background", "legerLine", "repeatDot", "clefG"] and m.meta["step"] == 4
-    assert m.class_sizes.shape == (4, 2) and (m.class_sizes[1:] > 0).all()
+    sizes = np.asarray(getattr(m.class_sizes, "sizes", m.class_sizes))  # a table, or its (C, 2) sizes
+    assert sizes.shape == (4, 2) and (sizes[1:] > 0).all()
     x = torch.rand(1, 1, 40, 52)
     with torch.no_grad():
         dets = m(x)

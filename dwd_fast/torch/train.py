@@ -24,7 +24,7 @@ from .augment import PasteRareSymbols, ScanDegradation
 from .backbone import image_to_tensor
 from .data import Compose, CropDataset, LabelMap, collate
 from .decoder import Decoder
-from .model import FORMAT, VERSION, DeepWatershedDetector
+from .model import FORMAT, DeepWatershedDetector
 
 __all__ = ["train", "predict_page", "eval_items", "evaluate_model", "DEFAULTS", "default_model_config",
            "read_run_metrics"]
@@ -196,18 +196,25 @@ def _resolve_paths(dataset):
     raise FileNotFoundError(f"no dataset at {d!r} (a folder with deepscores_train.json, or that file)")
 
 
-def _payload(model: DeepWatershedDetector, meta: dict, train_state: Optional[dict]) -> bytes:
-    """A model file as :meth:`DeepWatershedDetector.save` writes it, plus the training state (ignored by
-    :meth:`~DeepWatershedDetector.load`)."""
-    payload = {"format": FORMAT, "version": VERSION, "config": model.config, "class_names": model.class_names,
-               "class_sizes": None if model.class_sizes is None else model.class_sizes.cpu().tolist(),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "meta": json.loads(json.dumps(meta))}
-    if train_state is not None:
-        payload["train_state"] = train_state
+def _write_checkpoint(model: DeepWatershedDetector, path: str, meta: dict, train_state: Optional[dict]) -> None:
+    """``path``: the model file :meth:`DeepWatershedDetector.save` writes, plus the training state (a
+    ``"train_state"`` entry, ignored by :meth:`~DeepWatershedDetector.load`), written whole."""
+    from .._files import atomic_write_bytes
+
+    if train_state is None:
+        model.save(path, **meta)
+        return
+    tmp = f"{path}.model-{os.getpid()}.tmp"
+    try:
+        model.save(tmp, **meta)  # the model's own format, whatever its version
+        payload = torch.load(tmp, map_location="cpu", weights_only=True)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    payload["train_state"] = train_state
     buf = io.BytesIO()
     torch.save(payload, buf)
-    return buf.getvalue()
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _to_cpu(obj):
@@ -433,7 +440,7 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
     else:
         model_cfg = default_model_config(label_map.num_classes, widths=cfg["widths"], levels=cfg["levels"])
     # the class-size table of the training boxes (compact labels; NaN row for the background)
-    model = DeepWatershedDetector.from_config(model_cfg, class_names=label_map.names, class_sizes=table.sizes)
+    model = DeepWatershedDetector.from_config(model_cfg, class_names=label_map.names, class_sizes=table)
     if state is not None:
         model.load_state_dict(state["state_dict"])
     else:
@@ -496,7 +503,7 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
             ts = {"optimizer": _to_cpu(opt.state_dict()), "scheduler": sched.state_dict(),
                   "scaler": scaler.state_dict() if scaler.is_enabled() else None, "step": step, "best": best,
                   "torch_rng": torch.get_rng_state()}
-        atomic_write_bytes(path, _payload(model, meta, ts))
+        _write_checkpoint(model, path, meta, ts)
 
     def log(rec):
         records.append(rec)
