@@ -320,5 +320,5 @@ def test_torchrun_two_processes_equal_one(tiny_dataset, tmp_path):
     assert [r[0] for r in l1] == [r[0] for r in l2]
     np.testing.assert_allclose([r[1:] for r in l1], [r[1:] for r in l2], rtol=1e-4)
     torch.manual_seed(0)
-    init = DeepWatershedDetector.from_config(s1["config"]).state_dict()
+    init = DeepWatershedDetector.from_config(s1["config"], class_sizes=s1["class_sizes"]).state_dict()
     assert not torch.equal(s1["state_dict"]["head.energy.weight"], init["head.energy.weight"])  # it trained
