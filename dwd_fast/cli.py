@@ -264,6 +264,35 @@ def make_dataset_cmd(args):
     return 0
 
 
+def train_cmd(args):
+    """``dwd-fast train``: a DeepScores-format dataset -> a trained detector in a run folder."""
+    try:
+        from .torch.train import DEFAULTS, train
+    except ImportError as e:
+        print(f"dwd-fast train: needs PyTorch ({e})", file=sys.stderr)
+        return 2
+    cfg = {}
+    for k in DEFAULTS:
+        v = getattr(args, k, None)
+        if v is not None:
+            cfg[k] = v
+    try:
+        if args.widths:
+            cfg["widths"] = [int(w) for w in args.widths.split(",") if w.strip()]
+        if args.model_config:
+            with open(args.model_config) as f:
+                cfg["model"] = json.load(f)
+        r = train(args.dataset, args.out, resume=args.resume, progress=not args.quiet, **cfg)
+    except (OSError, ValueError, TypeError) as e:
+        print(f"dwd-fast train: {e}", file=sys.stderr)
+        return 2
+    if r:
+        print(f"{args.out}: mAP@0.5 {r['map50']}, mAP {r['map']} on {r['pages']} test pages")
+    else:
+        print(f"{args.out}: trained (no test pages evaluated)")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="dwd-fast", description="Fast Deep Watershed Detector post-processing")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -303,6 +332,37 @@ def main(argv=None):
     m.add_argument("--no-segmentation", action="store_true", help="do not write segmentation/*_seg.png")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=make_dataset_cmd)
+    t = sub.add_parser("train", help="train a Deep Watershed Detector on a DeepScores-format dataset (needs PyTorch)")
+    t.add_argument("dataset", help="folder with deepscores_train.json (and deepscores_test.json), or a train JSON")
+    t.add_argument("--out", required=True, help="run folder: last.pt, best.pt, metrics.jsonl, curve.png, config.json")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    t.add_argument("--steps", type=int, help="optimizer steps (default 2000)")
+    t.add_argument("--batch", type=int, help="crops per step, over all processes (default 4)")
+    t.add_argument("--crop", type=int, help="crop side in px (default 256)")
+    t.add_argument("--lr", type=float, help="peak learning rate of AdamW (default 2e-3)")
+    t.add_argument("--size-lr", type=float, help="the size head's learning rate as a multiple of --lr (default 10)")
+    t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    t.add_argument("--warmup", type=int, help="linear warm-up steps before the cosine decay (default 100)")
+    t.add_argument("--clip", type=float, help="gradient norm clipping, 0 = off (default 1.0)")
+    t.add_argument("--seed", type=int, help="seed of the model and the crops (default 0)")
+    t.add_argument("--eval-every", type=int, help="evaluate every N steps, 0 = at the end only (default 500)")
+    t.add_argument("--eval-pages", type=int, help="test pages evaluated, the first ones (default 2)")
+    t.add_argument("--eval-crop", type=int,
+                   help="evaluate a window this large of each page, 0 = whole page (default 1024)")
+    t.add_argument("--checkpoint-every", type=int, help="write last.pt every N steps (default 250)")
+    t.add_argument("--log-every", type=int, help="metrics line every N steps (default 10)")
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    t.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
+    t.add_argument("--widths", help="UNet channels per stage, comma-separated (default 8,16,32,64,128)")
+    t.add_argument("--levels", type=int, help="energy levels (default 20)")
+    t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's)")
+    t.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"], help="mixed precision (auto: bf16/fp16 on CUDA)")
+    t.add_argument("--degrade", type=float, help="probability of the scan degradation per crop (default 0.8)")
+    t.add_argument("--paste-rare", type=int, help="rare symbols pasted per crop, 0 = off (default 2)")
+    t.add_argument("--cache-mb", type=int, help="decoded pages kept per process, MiB (default 1024)")
+    t.add_argument("--model-config", help="a JSON file: the detector configuration instead of the default")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=train_cmd)
     i = sub.add_parser("info", help="what was built and what is usable")
     i.set_defaults(func=info)
     e = sub.add_parser("eval", help="score a detections file (COCO results or DeepScores proposals) against ground truth")
