@@ -23,7 +23,6 @@ from torch import nn
 from .augment import PasteRareSymbols, ScanDegradation
 from .backbone import image_to_tensor
 from .data import Compose, CropDataset, LabelMap, collate
-from .decoder import Decoder
 from .model import FORMAT, DeepWatershedDetector
 
 __all__ = ["train", "predict_page", "eval_items", "evaluate_model", "DEFAULTS", "default_model_config",
@@ -39,17 +38,16 @@ DEFAULTS: dict[str, Any] = dict(
 
 def default_model_config(num_classes: int, *, widths=(8, 16, 32, 64, 128), levels: int = 20) -> dict:
     """The detector configuration :func:`train` uses: a :class:`UNet` of ``widths``, full-resolution outputs,
-    the encoder's and loss's defaults, and a decoder that blends regressed box sizes with the detector's
-    class-size table (``size_mode="blend"``) when :class:`Decoder` offers size modes (else the regressed sizes)."""
-    import inspect
-
-    decoder: dict[str, Any] = {}
-    if "size_mode" in inspect.signature(Decoder).parameters:
-        decoder = {"size_mode": "blend"}  # the detector passes its own class_sizes to the decoder
-    # TODO(lead): tune the decoder (cutoff, min_size, size_mode) on the trained model's evaluation
+    the target encoding that every symbol can be decoded from (box markers, smallest on top, at least 6 px;
+    written out in full), the loss's defaults, and a decoder that blends regressed box sizes with the
+    detector's class-size table (``size_mode="blend"``)."""
+    # every setting written out, so that a model file says how it was trained whatever later defaults become
+    encoder = {"marker": "box", "size": 0.8, "profile": "linear", "overlap": "smallest", "min_marker": 6.0,
+               "drop_invalid": True}
+    decoder: dict[str, Any] = {"cutoff": 7, "min_size": 4, "size_mode": "blend"}  # the detector's class sizes
     return {"backbone": {"name": "unet", "in_channels": 1, "widths": [int(w) for w in widths]},
             "num_classes": int(num_classes), "levels": int(levels), "upsample": False,
-            "encoder": {"drop_invalid": True}, "loss": {}, "decoder": decoder}
+            "encoder": encoder, "loss": {}, "decoder": decoder}
 
 
 # ---------------------------------------------------------------------------------------------------------------
