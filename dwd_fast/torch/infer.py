@@ -311,7 +311,8 @@ def predict_outputs(model, image, *, tile=(1664, 2048), overlap: Optional[int] =
             if K > 255:
                 raise ValueError(f"the model has {K} energy levels; at most 255 are supported")
         for name, v in (("energy", e), ("classes", c), ("sizes", sz)):
-            if not bool(torch.isfinite(v).all()):
+            # a finite sum means finite values (one cheap pass); an infinite one may be an overflow: look closer
+            if not bool(torch.isfinite(v.sum())) and not bool(torch.isfinite(v).all()):
                 raise ValueError(f"the network's {name} outputs hold NaN or infinity (output rows {r0}:{r1}, "
                                  f"columns {c0}:{c1})")
         lv = e.argmax(0)
