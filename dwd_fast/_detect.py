@@ -126,7 +126,8 @@ def run(args):
     path = args.model or default_model_path()
     if path is None:
         raise ValueError(f"no model given and this install has no packaged default model ({DEFAULT_MODEL} does not "
-                         "exist yet): pass --model PATH, a file written by DeepWatershedDetector.save or `dwd-fast train`")
+                         "exist yet): pass --model PATH, a file written by DeepWatershedDetector.save or "
+                         "`dwd-fast train`")
     for p in args.images:
         if not os.path.isfile(p):
             raise ValueError(f"no image file {p!r}")
@@ -205,7 +206,8 @@ def run(args):
         net = sum(p["network_s"] for p in pages)
         dec = sum(p["decode_s"] for p in pages)
         k = max(1, len(pages))
-        print(f"{len(pages)} pages, {n} detections ({'DeepScoresV2 category ids' if mapping == 'deepscores' else 'category id = label'}); "
+        how = "DeepScoresV2 category ids" if mapping == "deepscores" else "category id = label"
+        print(f"{len(pages)} pages, {n} detections ({how}); "
               f"per page: network {net / k:.2f} s, decode {dec / k:.3f} s"
               + (f" (rank 0: {len(mine)} pages)" if world > 1 else ""))
         print(f"  {coco}\n  {ds}\n  {os.path.join(args.out, 'detect_index.json')}"

@@ -431,7 +431,8 @@ def main(argv=None):
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--batch", type=int, default=1, help="tiles per forward pass (default 1)")
     t.add_argument("--tile", type=_tile_arg, default=None,
-                   help="largest tile, N or ROWSxCOLUMNS input pixels (default 1664x2048: a DeepScores page in 2 tiles)")
+                   help="largest tile, N or ROWSxCOLUMNS input pixels (default 1664x2048: a DeepScores page in "
+                        "2 tiles)")
     t.add_argument("--overlap", type=int, default=None,
                    help="context around each tile's own pixels (default: the backbone's receptive radius, so that "
                         "tiled outputs equal untiled ones)")

@@ -396,11 +396,13 @@ def test_detect_sharded_by_torchrun_equals_one_process(pages_and_model):
 # dwd-fast demo --model
 # --------------------------------------------------------------------------------------------------
 
-def test_demo_runs_a_model(pages_and_model, tmp_path, capsys):
+def test_demo_runs_a_model(tmp_path, capsys):
     pytest.importorskip("verovio")
     pytest.importorskip("resvg_py")
-    d, _, _ = pages_and_model  # a tiny model whose classes are DeepScoresV2 categories
-    assert cli.main(["demo", "--model", str(d / "tiny.pt"), "--music", "chorale", "--out", str(tmp_path),
+    # the smallest UNet (the demo runs a whole page), its classes DeepScoresV2 categories
+    cfg = {**SMALL, "backbone": {"name": "unet", "widths": [2, 2]}}
+    small_model(0, cfg, class_names=NAMES, img=page(0, 64, 64)).save(tmp_path / "m.pt")
+    assert cli.main(["demo", "--model", str(tmp_path / "m.pt"), "--music", "chorale", "--out", str(tmp_path),
                      "--scale", "0.25"]) == 0
     text = capsys.readouterr().out
     assert "network" in text and "DeepScoresV2 categories" in text and "precision" in text

@@ -384,7 +384,8 @@ def predict_outputs(model, image, *, tile=(1664, 2048), overlap: Optional[int] =
         return PageOutputs(**common, index=np.concatenate(acc["index"]).astype(np.int64) if acc["index"]
                            else np.zeros(0, np.int64),
                            above=np.concatenate(acc["above"]) if acc["above"] else np.zeros(0),
-                           class_logits=np.concatenate(acc["logits"]) if acc["logits"] else np.zeros((0, C), np.float32))
+                           class_logits=(np.concatenate(acc["logits"]) if acc["logits"]
+                                         else np.zeros((0, C), np.float32)))
     cat = (lambda k, shape, dt: torch.cat(acc[k]).numpy() if acc[k] else np.zeros(shape, dt))
     return PageOutputs(**common, piece=piece, piece_pixels=cat("pixels", 0, np.int64).astype(np.int64),
                        piece_above=cat("psum", 0, np.float64), piece_classes=cat("csum", (0, C), np.float64))
