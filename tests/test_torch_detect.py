@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
@@ -200,11 +200,21 @@ def test_tiled_equals_untiled_on_a_page():
           phases=[Phase.explicit, Phase.reuse, Phase.generate])  # each example runs networks: no slow shrinking
 @given(seed=st.integers(0, 1000), h=st.integers(20, 260), w=st.integers(20, 260), tile=st.integers(104, 180),
        batch=st.integers(1, 3), cutoff=st.integers(1, 5))
+@example(seed=3, h=260, w=213, tile=168, batch=1, cutoff=3)  # a level tie that rounds differently on a tile
 def test_tiled_equals_untiled_random(seed, h, w, tile, batch, cutoff):
     img = page(seed, h, w)
     m = small_model(seed % 7, img=img)
-    ref, _ = untiled(m, img, cutoff=cutoff, min_size=2)
-    assert_same(detect_image(m, img, tile=tile, batch=batch, cutoff=cutoff, min_size=2), ref)
+    ref, full = untiled(m, img, cutoff=cutoff, min_size=2)
+    out = predict_outputs(m, img, tile=tile, batch=batch, cutoff=cutoff)
+    # the stitched levels are the whole page's, but where two levels' logits tie to rounding (the backbone's
+    # sums may round differently on a tile): such a pixel may take either
+    e = full["energy"][0]
+    top2 = e.topk(2, 0).values
+    tie = (top2[0] - top2[1] < 1e-4).numpy()
+    differ = out.level != e.argmax(0).numpy()
+    assert not (differ & ~tie).any()
+    if not differ.any():
+        assert_same(decode_outputs(out, min_size=2), ref)
 
 
 @pytest.mark.parametrize("options", [{"grow_to": 1.0}, {"seeds": "peaks"}, {"seeds": "peaks", "grow_to": 2.0},
