@@ -1,4 +1,4 @@
-"""The ``dwd-fast`` command: ``demo``, ``bench``, ``info``, ``make-dataset``."""
+"""The ``dwd-fast`` command: ``demo``, ``bench``, ``info``, ``make-dataset``, ``eval``, ``detect``."""
 
 from __future__ import annotations
 
@@ -135,6 +135,13 @@ def demo(args):
     kinds = len(set(page.labels.tolist()))
     print(f"dwd_fast {dwd_fast.__version__} demo: an engraved page of {what} ({args.font}), {page.image.shape[1]} x "
           f"{page.image.shape[0]} px, {n} objects of {kinds} classes (engraved in {t_page:.1f} s)")
+    model_path = getattr(args, "model", None)
+    if model_path is None and not args.simulated:
+        from ._detect import default_model_path
+
+        model_path = default_model_path() if _has_torch() else None
+    if model_path is not None:
+        return _model_demo(args, page, model_path)
     _progress("encoding training targets and simulating network outputs (blur, noise, missed and merged objects) ...")
     t0 = time.perf_counter()
     targets, objects = box_targets(page.boxes, page.labels, page.image.shape, levels=16)
@@ -196,6 +203,76 @@ def demo(args):
     return 0
 
 
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _demo_ground_truth(page, class_names):
+    """(gt boxes, gt labels, det label -> comparable label, how) for the demo page and a model's classes:
+    DeepScoresV2 category ids when the model's classes are DeepScores categories, the engraved classes when
+    they are those, else class-agnostic."""
+    from ._detect import category_ids
+
+    lut, _, mapping = category_ids(class_names)
+    if mapping == "deepscores":
+        from .data.deepscores import from_engraved
+
+        ds = from_engraved(page, image_id=1, segmentation=False)
+        return ds.boxes, ds.category_ids, (lambda lab: lut[lab]), "DeepScoresV2 categories"
+    if class_names and tuple(class_names) == tuple(page.class_names):
+        return page.boxes, page.labels, (lambda lab: lab), "engraved classes"
+    return page.boxes, np.zeros(len(page.boxes), np.int64), (lambda lab: np.zeros_like(lab)), "class-agnostic"
+
+
+def _model_demo(args, page, model_path):
+    """The demo page through a real model (``--model``, or the packaged default model)."""
+    import os
+
+    import torch
+
+    import dwd_fast
+
+    from ._bench.evaluate import precision_recall
+    from ._draw import overlay
+    from .torch import DeepWatershedDetector
+    from .torch.infer import decode_outputs, predict_outputs, _decoder_options
+
+    try:
+        model = DeepWatershedDetector.load(model_path).to(args.device).eval()
+    except (OSError, ValueError) as e:
+        print(f"dwd-fast demo: {e}", file=sys.stderr)
+        return 2
+    opts = _decoder_options(model, None, None)
+    _progress(f"running the page through the model {model_path} (tiled) ...")
+    t0 = time.perf_counter()
+    out = predict_outputs(model, page.image, device=args.device, cutoff=opts["cutoff"], grow_to=opts["grow_to"],
+                          seeds=opts["seeds"])
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+    t1 = time.perf_counter()
+    det = decode_outputs(out, min_size=opts["min_size"], grow_to=opts["grow_to"], seeds=opts["seeds"],
+                         size_reduce=opts["size_reduce"])
+    t2 = time.perf_counter()
+    keep = det.labels > 0
+    gt_boxes, gt_labels, to_gt, how = _demo_ground_truth(page, model.class_names)
+    boxes, labels, scores = det.boxes[keep], to_gt(det.labels[keep]), det.scores[keep]
+    p, r, tp, _ = precision_recall(boxes, labels, scores, gt_boxes, gt_labels, iou=0.5)
+    ev = dwd_fast.evaluate([{"boxes": boxes, "labels": labels, "scores": scores}],
+                           [{"boxes": gt_boxes, "labels": gt_labels}], protocol="coco")
+    print(f"model {os.path.basename(model_path)}: network {t1 - t0:.2f} s, decode {t2 - t1:.3f} s ({args.device}); "
+          f"{int(keep.sum())} detections, precision {p:.3f}, recall {r:.3f} at IoU 0.5 ({how}); COCO mAP@0.5 "
+          f"{ev.map50:.3f}, mAP {ev.map:.3f}")
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "dwd_fast_demo.png")
+    overlay(page.image, gt_boxes, boxes, tp, path=path, scale=args.scale)
+    print(f"overlay: {path} (page; ground truth green; detections magenta, orange where they match nothing)")
+    return 0
+
+
 def bench(args):
     """Every op against its references; table, JSON, plot."""
     from ._bench import runner
@@ -233,6 +310,32 @@ def bench(args):
         runner.plot(data["results"], args.plot)
         print(f"plot: {args.plot}")
     return 0
+
+
+def detect_cmd(args):
+    """``dwd-fast detect``: pages through a model, tiled; detections files and overlays."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("dwd-fast detect needs PyTorch: pip install 'dwd-fast[torch]'", file=sys.stderr)
+        return 2
+    from ._detect import run
+
+    try:
+        return run(args)
+    except (OSError, ValueError, TypeError) as e:
+        print(f"dwd-fast detect: {e}", file=sys.stderr)
+        return 2
+
+
+def _tile_arg(text):
+    try:
+        parts = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or ROWSxCOLUMNS, got {text!r}") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or ROWSxCOLUMNS, got {text!r}")
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def info(args):
@@ -311,6 +414,10 @@ def main(argv=None):
     d.add_argument("--objects", type=int, default=250, help="objects on the reference page (with --reference)")
     d.add_argument("--show", type=int, default=10, help="detections to print (with --reference)")
     d.add_argument("--dataset", metavar="DIR", help="also write the page as a one-page DeepScoresV2 dataset in DIR")
+    d.add_argument("--model", help="run the page through this model file (default: the packaged default model when "
+                                   "this install has one, else simulated network outputs)")
+    d.add_argument("--simulated", action="store_true",
+                   help="simulated network outputs even when a default model is packaged")
     d.set_defaults(func=demo)
     b = sub.add_parser("bench", help="every op against its references (scikit-image, OpenCV, cc3d, the original)")
     b.add_argument("--quick", action="store_true", help="fewer pages and rounds (well under a minute)")
@@ -375,6 +482,29 @@ def main(argv=None):
     e.add_argument("--annotation-set", default="deepscores", help="DeepScoresV2: the annotation set")
     e.add_argument("--plot", help="write precision-recall curves (IoU 0.5) to this PNG")
     e.set_defaults(func=eval_cmd)
+    t = sub.add_parser("detect", help="pages through a detector (tiled, bounded memory): COCO results, DeepScores "
+                                      "proposals, overlay PNGs")
+    t.add_argument("images", nargs="+", help="page images (PNG, JPEG, ...; grey or colour)")
+    t.add_argument("--model", help="a model file (DeepWatershedDetector.save, `dwd-fast train`); default: the "
+                                   "packaged default model")
+    t.add_argument("--out", default="detections", help="output folder (default: ./detections)")
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    t.add_argument("--batch", type=int, default=1, help="tiles per forward pass (default 1)")
+    t.add_argument("--tile", type=_tile_arg, default=None,
+                   help="largest tile, N or ROWSxCOLUMNS input pixels (default 1664x2048: a DeepScores page in "
+                        "2 tiles)")
+    t.add_argument("--overlap", type=int, default=None,
+                   help="context around each tile's own pixels (default: the backbone's receptive radius, so that "
+                        "tiled outputs equal untiled ones)")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads (torch and dwd_fast)")
+    t.add_argument("--cutoff", type=float, default=None, help="decoding cut-off (default: the model's decoder's)")
+    t.add_argument("--dataset", metavar="JSON",
+                   help="take image ids from this DeepScores / COCO JSON's images (by file name); default 1..N in the "
+                        "order given")
+    t.add_argument("--scale", type=float, default=0.5, help="scale of the overlay PNGs (default 0.5)")
+    t.add_argument("--no-overlay", action="store_true", help="write no overlay PNGs")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=detect_cmd)
     args = p.parse_args(argv)
     return args.func(args)
 

@@ -21,7 +21,7 @@ def test_demo_writes_overlay_and_reports(tmp_path, capsys):
     pytest.importorskip("resvg_py")
     Image = pytest.importorskip("PIL.Image")
     pytest.importorskip("skimage")
-    assert cli.main(["demo", "--out", str(tmp_path), "--music", "chorale", "--repeat", "3"]) == 0
+    assert cli.main(["demo", "--out", str(tmp_path), "--music", "chorale", "--repeat", "3", "--simulated"]) == 0
     captured = capsys.readouterr()
     out = captured.out
     png = tmp_path / "dwd_fast_demo.png"
