@@ -1,6 +1,7 @@
 // Python binding of watershed: canonical and scikit-image flooding on the CPU, and the data-parallel
 // op (what the CUDA binding runs) through HostExec.
 #include "cpu/watershed.h"
+#include "cpu/watershed_raveled.h"
 
 #include "dwd/watershed.h"
 #include "host/host_exec.h"
@@ -52,6 +53,39 @@ py::dict watershed_exec_host(const py::object& image, const py::object& markers,
   return d;
 }
 
+// scikit-image's flood on a raveled padded image, all modes (dwd_fast.skimage.segmentation.watershed):
+// image float64 (n,), seeds int64 raster indices, offsets int64, strides int64 (elements), mask uint8 (n,)
+// and out int32 (n,) modified in place. Returns the number of heap pushes.
+std::int64_t watershed_raveled(py::array_t<double, py::array::c_style> image, py::array_t<std::int64_t, py::array::c_style> seeds,
+                               py::array_t<std::int64_t, py::array::c_style> offsets,
+                               py::array_t<std::int64_t, py::array::c_style> strides,
+                               py::array_t<std::uint8_t, py::array::c_style> mask, double compactness, bool watershed_line,
+                               py::array_t<std::int32_t, py::array::c_style> out) {
+  const py::ssize_t n = image.size();
+  if (mask.size() != n || out.size() != n) throw std::invalid_argument("watershed_raveled: size mismatch");
+  if (n >= (py::ssize_t(1) << 40)) throw std::invalid_argument("image too large");
+  cpu::RaveledFlood f;
+  f.image = image.data();
+  f.n = n;
+  f.seeds = seeds.data();
+  f.n_seeds = seeds.size();
+  for (py::ssize_t k = 0; k < seeds.size(); ++k)
+    if (f.seeds[k] < 0 || f.seeds[k] >= n || out.data()[f.seeds[k]] == 0)
+      throw std::invalid_argument("watershed_raveled: a seed lies outside the image or is not labelled");
+  f.offsets = offsets.data();
+  f.n_offsets = static_cast<int>(offsets.size());
+  f.strides = strides.data();
+  f.ndim = static_cast<int>(strides.size());
+  for (int k = 0; k < f.ndim; ++k)
+    if (f.strides[k] <= 0) throw std::invalid_argument("watershed_raveled: strides must be positive");
+  f.mask = mask.mutable_data();
+  f.compactness = compactness;
+  f.watershed_line = watershed_line;
+  f.out = out.mutable_data();
+  py::gil_scoped_release nogil;
+  return cpu::watershed_raveled(f);
+}
+
 }  // namespace
 
 void bind_watershed(py::module_& m) {
@@ -59,6 +93,8 @@ void bind_watershed(py::module_& m) {
         py::arg("method"), py::arg("out"));
   m.def("watershed_exec_host", &watershed_exec_host, py::arg("image"), py::arg("markers"), py::arg("mask"),
         py::arg("connectivity"), py::arg("out"), py::arg("order"), py::arg("seed"));
+  m.def("watershed_raveled", &watershed_raveled, py::arg("image"), py::arg("seeds"), py::arg("offsets"),
+        py::arg("strides"), py::arg("mask"), py::arg("compactness"), py::arg("watershed_line"), py::arg("out"));
 }
 
 }  // namespace dwd
