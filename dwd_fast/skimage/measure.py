@@ -12,7 +12,10 @@ __all__ = ["label", "regionprops_table", "SUPPORTED_PROPERTIES"]
 
 
 def _as_2d(a):
-    """(view as 2-D, restore) for 1-D and 2-D arrays; other ranks: ValueError (2-D only)."""
+    """(view as 2-D, restore) for 1-D and 2-D arrays (and empty ones of any rank); other ranks:
+    ValueError (2-D only)."""
+    if a.size == 0 and a.ndim != 2:
+        return np.zeros((0, 0), a.dtype), lambda x: np.zeros(a.shape, x.dtype)
     if a.ndim == 2:
         return a, lambda x: x
     if a.ndim == 1:
@@ -54,7 +57,7 @@ def label(label_image, background=None, return_num=False, connectivity=None):
         if not 1 <= connectivity <= image.ndim:
             raise ValueError(f"Connectivity for {image.ndim}D image should be in [1, ..., {image.ndim}]. Got {connectivity}.")
         a, restore = _as_2d(np.asarray(image))
-        out, n = _dwd_label(a, connectivity=int(connectivity), return_num=True)
+        out, n = _dwd_label(a, connectivity=min(int(connectivity), 2), return_num=True)
         out = restore(out)
         return (out, n) if return_num else out
     data = np.array(label_image, order="C", dtype=np.intp)
