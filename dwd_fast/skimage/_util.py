@@ -72,7 +72,8 @@ def plateaus(image, connectivity):
 
 def local_minima_2d(image, footprint):
     """``skimage.morphology.local_minima(image, footprint)`` (borders allowed) for a 2-D image: the
-    plateaus (connected at ``footprint``) none of whose pixels has a strictly smaller neighbour."""
+    plateaus (connected at ``footprint``) none of whose pixels has a strictly smaller neighbour, except
+    those at the image's maximum value."""
     a = np.asarray(image)
     if a.dtype == np.float16:
         raise TypeError("dtype of `image` is float16 which is not supported, try upcasting to float32")
@@ -94,6 +95,10 @@ def local_minima_2d(image, footprint):
         if r0 >= r1 or c0 >= c1:
             continue
         lower[r0:r1, c0:c1] |= a[r0 + dr:r1 + dr, c0 + dc:c1 + dc] < a[r0:r1, c0:c1]
+    # scikit-image pads the (inverted) image with its extreme value and counts the padding as part of
+    # a plateau of that value touching the edge: a plateau at the image's maximum is never a minimum
+    # (inside the image it has lower neighbours; touching the edge it meets the padding)
+    lower |= a == a.max()
     bad = np.zeros(n + 1, bool)
     bad[lab[lower]] = True
     return ~bad[lab]
