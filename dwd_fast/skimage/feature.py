@@ -178,8 +178,8 @@ def peak_local_max(image, min_distance=1, threshold_abs=None, threshold_rel=None
 
     Notes
     -----
-    The default footprint (or an all-True square of that size) with ``p_norm=inf`` (or no spacing,
-    ``min_distance <= 1``) runs the C++ kernel of ``dwd_fast.peak_local_max``; other footprints and
+    Square all-True footprints (the default one included) with ``p_norm=inf`` (or no spacing,
+    ``min_distance <= 1``) run the C++ kernel of ``dwd_fast.peak_local_max``; other footprints and
     p-norms run an exact numpy / Python implementation (slower).
     """
     if (footprint is None or footprint.size == 1) and min_distance < 1:
@@ -191,16 +191,19 @@ def peak_local_max(image, min_distance=1, threshold_abs=None, threshold_rel=None
     threshold = threshold_abs if threshold_abs is not None else image.min()
     if threshold_rel is not None:
         threshold = max(threshold, threshold_rel * image.max())
+    window = None  # half-size of a full square footprint (the C++ kernel's window)
     if footprint is None:
         size = 2 * min_distance + 1
         footprint = np.ones((size,) * image.ndim, dtype=bool)
-        default_fp = True
+        if min_distance >= 1:
+            window = min_distance
     else:
         footprint = np.asarray(footprint)
-        size = 2 * min_distance + 1
-        default_fp = footprint.shape == (size, size) and bool(np.all(footprint))
-    fast = (default_fp and (min_distance <= 1 or math.isinf(p_norm)) and image.size > 1 and min_distance >= 1
-            and image.dtype.kind in "iuf" and isinstance(min_distance, (int, np.integer))
+        s = footprint.shape
+        if footprint.ndim == 2 and s[0] == s[1] and s[0] % 2 == 1 and bool(np.all(footprint)):
+            window = s[0] // 2
+    fast = (window is not None and (min_distance <= 1 or math.isinf(p_norm)) and image.size > 1
+            and image.dtype.kind in "iuf" and isinstance(min_distance, (int, np.integer)) and min_distance >= 0
             and (labels is None or (labels.dtype.kind in "iub")))
     if fast and image.dtype.kind == "f" and np.isnan(image).any():
         fast = False
@@ -209,9 +212,10 @@ def peak_local_max(image, min_distance=1, threshold_abs=None, threshold_rel=None
         nppl = None if not np.isfinite(num_peaks_per_label) else int(num_peaks_per_label)
         if labels is not None:
             labels.astype(int, casting="safe")  # scikit-image's TypeError for unsafe label dtypes
-        return _dwd_peaks(image, min_distance=int(min_distance), threshold_abs=threshold_abs, threshold_rel=threshold_rel,
-                          exclude_border=tuple(int(w) for w in border_width), num_peaks=nump, labels=labels,
-                          num_peaks_per_label=nppl)
+        # min_distance 0 and 1 both mean no spacing (the window and border are passed explicitly)
+        return _dwd_peaks(image, min_distance=max(int(min_distance), 1), threshold_abs=threshold_abs,
+                          threshold_rel=threshold_rel, exclude_border=tuple(int(w) for w in border_width),
+                          num_peaks=nump, labels=labels, num_peaks_per_label=nppl, _window=window)
     return _general(image, min_distance, threshold, border_width, num_peaks, footprint, labels, num_peaks_per_label,
                     p_norm)
 

@@ -92,26 +92,27 @@ _ALIASES = {"Area": "area", "BoundingBox": "bbox", "BoundingBoxArea": "area_bbox
             "MinIntensity": "intensity_min", "min_intensity": "intensity_min"}
 
 
-def _intensity_means(lab, inten, n):
-    """np.mean of each region's intensities (raster order), bit for bit."""
+def _intensity_means(lab, inten, n, counts):
+    """np.mean of the intensities of each label 1..n (raster order), bit for bit; ``counts``: the
+    labels' areas. ``lab``: int32 or int64, values <= 0 ignored."""
     dt = inten.dtype
+    counts = counts.astype(np.intp)
     if dt in (np.float32, np.float64):
         sums = cpu_ext().region_sums_pairwise(np.ascontiguousarray(lab), np.ascontiguousarray(inten), n)
-        counts = np.bincount(lab.ravel(), minlength=n + 1)[1:n + 1].astype(np.intp)
         with np.errstate(invalid="ignore", divide="ignore"):
             if dt == np.float32:  # np.mean: float32 sum, divided by the intp count in float64, back to float32
                 return (sums / counts).astype(np.float32).astype(np.float64)
             return sums / counts
     if dt.kind in "iub" and dt.itemsize <= 4:
-        # float64 sums of at most 2^31 integers below 2^32 are exact in any order
-        vals = inten.astype(np.float64)
-        counts = np.bincount(lab.ravel(), minlength=n + 1)[1:n + 1]
-        sums = np.bincount(lab.ravel(), weights=vals.ravel(), minlength=n + 1)[1:n + 1]
-        if lab.size < 2**21:
+        # float64 sums of integers are exact in any order while below 2^53: then the pairwise sums of
+        # the float64 values equal numpy's (buffered) mean sums
+        info = np.iinfo(dt) if dt.kind != "b" else np.iinfo(np.uint8)
+        if max(abs(int(info.min)), int(info.max)) * lab.size < 2**53:
+            sums = cpu_ext().region_sums_pairwise(np.ascontiguousarray(lab), inten.astype(np.float64), n)
             with np.errstate(invalid="ignore", divide="ignore"):
                 return sums / counts
     # other dtypes: numpy's own mean per region (exact, slower)
-    flat_l, flat_v = lab.ravel(), inten.ravel()
+    flat_l, flat_v = np.where(lab > 0, lab, 0).ravel(), inten.ravel()
     order = np.argsort(flat_l, kind="stable")
     sl, sv = flat_l[order], flat_v[order]
     starts = np.searchsorted(sl, np.arange(1, n + 2))
@@ -231,15 +232,20 @@ def regionprops_table(label_image, intensity_image=None, properties=("label", "b
         elif p == "intensity_min":
             out[orig] = _region_min(lab, intensity_image)[present].astype(float)
         elif p == "intensity_mean":
-            lab32 = lab if lab.dtype in (np.int32, np.int64) else lab.astype(np.int64)
-            labc = np.where(lab32 > 0, lab32, 0)
-            out[orig] = _intensity_means(labc, intensity_image, n_max)[present].astype(float)
+            labk = lab if lab.dtype in (np.int32, np.int64) else lab.astype(np.int64)
+            out[orig] = _intensity_means(labk, intensity_image, n_max, st.area)[present].astype(float)
     return out
 
 
 def _region_min(lab, inten):
-    """Per label 1..max: the minimum intensity as float64 (max of the negated float64 values)."""
-    neg = -inten.astype(np.float64)
+    """Per label 1..max: the minimum intensity as float64 (minus the maximum of the negated values,
+    negated exactly: floats in their dtype, integers up to 32 bits in int64, others in float64)."""
+    if inten.dtype.kind == "f" and inten.dtype.itemsize >= 4:
+        neg = -inten
+    elif inten.dtype.kind in "iub" and inten.dtype.itemsize <= 4:
+        neg = -inten.astype(np.int64)
+    else:
+        neg = -inten.astype(np.float64)
     return -_region_stats(lab, image=neg).image_max
 
 
