@@ -266,3 +266,30 @@ def test_regionprops_table_rejections():
     empty = measure.regionprops_table(np.zeros((3, 3), np.int32), properties=("label", "bbox", "area"))
     ref = skimage.measure.regionprops_table(np.zeros((3, 3), np.int32), properties=("label", "bbox", "area"))
     assert list(empty) == list(ref) and all(empty[k].dtype == ref[k].dtype and len(empty[k]) == 0 for k in ref)
+
+
+# ---- distance transform (scipy.ndimage's, the pipeline's step before peak_local_max) ---------------------
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.integers(1, 60), st.sampled_from([0.0, 0.02, 0.3, 0.9, 1.0]),
+       st.sampled_from([bool, np.uint8, np.float64, np.int32]))
+def test_distance_transform_edt_matches_scipy(seed, h, w, density, dt):
+    from scipy import ndimage as ndi
+
+    from dwd_fast.skimage.ndimage import distance_transform_edt
+
+    rng = np.random.default_rng(seed)
+    img = (rng.random((h, w)) >= density).astype(dt)  # density: the share of background (zero) pixels
+    ref, ours = ndi.distance_transform_edt(img), distance_transform_edt(img)
+    assert ours.dtype == ref.dtype and ours.shape == ref.shape
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_distance_transform_edt_rejects():
+    from dwd_fast.skimage.ndimage import distance_transform_edt
+
+    with pytest.raises(ValueError, match="2-D images only"):
+        distance_transform_edt(np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match="defaults only"):
+        distance_transform_edt(np.ones((2, 2)), sampling=(1, 2))

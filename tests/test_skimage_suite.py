@@ -4,7 +4,8 @@ dwd_fast.skimage (their 2-D cases, and the n-D watershed ones).
 The test modules come from the scikit-image sdist (scripts/skimage_tests.py fetches them once into a
 cache dir; they are never copied into this repository). They run in a pytest subprocess with the
 plugin tests/_skimage_patch.py, which points scikit-image's functions at ours before the modules are
-imported. In CI ($CI set) a missing download fails the test; elsewhere it skips with the reason.
+imported. In CI ($CI or $DWD_FAST_SKIMAGE_TESTS set) a missing download fails the test; elsewhere it
+skips with the reason.
 """
 
 import os
@@ -51,8 +52,8 @@ def _suite_dir():
     try:
         return skimage_tests.fetch(skimage_tests.default_dir())
     except Exception as e:  # noqa: BLE001 - network, disk: reported below
-        if os.environ.get("CI"):
-            pytest.fail(f"scikit-image's tests could not be fetched in CI: {e!r}")
+        if os.environ.get("CI") or os.environ.get("DWD_FAST_SKIMAGE_TESTS"):
+            pytest.fail(f"scikit-image's tests could not be fetched (CI / DWD_FAST_SKIMAGE_TESTS set): {e!r}")
         pytest.skip(f"scikit-image's tests could not be fetched (offline?): {e!r}")
 
 

@@ -2,6 +2,7 @@
 // op (what the CUDA binding runs) through HostExec.
 #include "cpu/watershed.h"
 #include "cpu/watershed_raveled.h"
+#include "cpu/edt.h"
 
 #include "dwd/watershed.h"
 #include "host/host_exec.h"
@@ -86,6 +87,24 @@ std::int64_t watershed_raveled(py::array_t<double, py::array::c_style> image, py
   return cpu::watershed_raveled(f);
 }
 
+// Exact euclidean distance transform (scipy.ndimage.distance_transform_edt's distances) of a 2-D uint8
+// image (non-zero = foreground, last axis contiguous); returns float64 (rows, cols).
+py::array_t<double> distance_transform_edt(const py::array& image) {
+  if (image.ndim() != 2 || image.itemsize() != 1) throw std::invalid_argument("distance_transform_edt: a 2-D uint8 image");
+  if (image.shape(1) > 1 && image.strides(1) != 1) throw std::invalid_argument("distance_transform_edt: last axis must be contiguous");
+  const std::int64_t rows = image.shape(0), cols = image.shape(1);
+  if (rows + cols >= (std::int64_t(1) << 30)) throw std::invalid_argument("distance_transform_edt: image too large");
+  py::array_t<double> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+  const auto* in = static_cast<const std::uint8_t*>(image.data());
+  const std::int64_t stride = image.strides(0);
+  double* o = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    cpu::distance_transform_edt(in, stride, rows, cols, o);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_watershed(py::module_& m) {
@@ -95,6 +114,7 @@ void bind_watershed(py::module_& m) {
         py::arg("connectivity"), py::arg("out"), py::arg("order"), py::arg("seed"));
   m.def("watershed_raveled", &watershed_raveled, py::arg("image"), py::arg("seeds"), py::arg("offsets"),
         py::arg("strides"), py::arg("mask"), py::arg("compactness"), py::arg("watershed_line"), py::arg("out"));
+  m.def("distance_transform_edt", &distance_transform_edt, py::arg("image"));
 }
 
 }  // namespace dwd

@@ -7,6 +7,6 @@ defaults, warnings and errors, and return its outputs bit for bit on 2-D inputs 
 runs on exact but slower code.
 """
 
-from . import feature, measure, segmentation
+from . import feature, measure, ndimage, segmentation
 
-__all__ = ["feature", "measure", "segmentation"]
+__all__ = ["feature", "measure", "ndimage", "segmentation"]

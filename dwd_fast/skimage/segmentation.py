@@ -92,11 +92,9 @@ def watershed(image, markers=None, connectivity=1, offset=None, mask=None, compa
     seeds' ties are settled), on n-D images too.
     """
     image = np.asanyarray(image)
-    n_pixels = image.size
     mask_arr = None
     if mask is not None:
         mask_arr = np.asanyarray(mask, dtype=bool)
-        n_pixels = np.sum(mask_arr)
         if mask_arr.shape != image.shape:
             raise ValueError(f"`mask` (shape {mask_arr.shape}) must have same shape as `image` (shape {image.shape})")
     if image.dtype.kind == "f" and image.size and np.isnan(image).any():
@@ -104,13 +102,18 @@ def watershed(image, markers=None, connectivity=1, offset=None, mask=None, compa
     if markers is None:
         markers = _minima_markers(image, connectivity, mask_arr)
     elif not isinstance(markers, (np.ndarray, list, tuple)):
+        n_pixels = image.size if mask_arr is None else np.sum(mask_arr)
         markers = _regular_seeds(image.shape, int(markers / (n_pixels / image.size)))
         if mask_arr is not None:
             markers *= mask_arr
     else:
         markers = np.asanyarray(markers)
-        if mask_arr is not None or markers.shape != image.shape:
+        # scikit-image multiplies by the mask (markers outside it vanish: so they do in both floods
+        # here); only a shape mismatch needs the product (numpy's broadcasting, or its error)
+        if markers.shape != image.shape:
             markers = markers * (mask_arr if mask_arr is not None else np.ones(image.shape, bool))
+        elif markers.dtype == np.bool_:
+            markers = markers * (mask_arr if mask_arr is not None else True)
         if markers.shape != image.shape:
             raise ValueError(f"`markers` (shape {markers.shape}) must have same shape as `image` (shape {image.shape})")
     if markers.dtype.kind not in "iu":
@@ -149,7 +152,10 @@ def _raveled(image, markers, mask, footprint, offset, compactness, watershed_lin
     img = np.pad(image.astype(np.float64), pad, mode="constant")
     m = np.ones(image.shape, np.uint8) if mask is None else mask.astype(np.uint8)
     m = np.ascontiguousarray(np.pad(m, pad, mode="constant")).ravel()
-    out = np.pad(np.asarray(markers), pad, mode="constant")
+    mk = np.asarray(markers)
+    if mask is not None:  # scikit-image's markers * mask: seeds outside the mask vanish
+        mk = np.where(mask, mk, 0).astype(mk.dtype, copy=False)
+    out = np.pad(mk, pad, mode="constant")
     offsets = raveled_offsets(img.shape, footprint, offset).astype(np.int64)
     flat = out.ravel()
     seeds = np.flatnonzero(flat).astype(np.int64)
