@@ -1,5 +1,6 @@
 #include "cpu/edt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -22,16 +23,21 @@ void distance_transform_edt(const std::uint8_t* in, std::int64_t in_stride, std:
         out[r * cols + c] = std::sqrt(static_cast<double>((r + 1) * (r + 1) + c * c));
     return;
   }
-  // Pass 1, per column: g = rows to the nearest zero in the column (inf: none), kept in out's storage
-  // as integers (exact in double).
+  // Pass 1, per column (swept row by row, all columns at once, for memory order): g = rows to the
+  // nearest zero in the column (inf: none).
   const std::int64_t inf = rows + cols + 1;
   std::vector<std::int64_t> g(static_cast<std::size_t>(rows * cols));
-  for (std::int64_t c = 0; c < cols; ++c) {
-    std::int64_t* gc = g.data() + c;
-    gc[0] = in[c] ? inf : 0;
-    for (std::int64_t r = 1; r < rows; ++r) gc[r * cols] = in[r * in_stride + c] ? (gc[(r - 1) * cols] >= inf ? inf : gc[(r - 1) * cols] + 1) : 0;
-    for (std::int64_t r = rows - 2; r >= 0; --r)
-      if (gc[(r + 1) * cols] < gc[r * cols]) gc[r * cols] = gc[(r + 1) * cols] + 1;
+  for (std::int64_t c = 0; c < cols; ++c) g[c] = in[c] ? inf : 0;
+  for (std::int64_t r = 1; r < rows; ++r) {
+    const std::uint8_t* row = in + r * in_stride;
+    const std::int64_t* up = g.data() + (r - 1) * cols;
+    std::int64_t* gr = g.data() + r * cols;
+    for (std::int64_t c = 0; c < cols; ++c) gr[c] = row[c] ? std::min(up[c] + 1, inf) : 0;
+  }
+  for (std::int64_t r = rows - 2; r >= 0; --r) {
+    const std::int64_t* dn = g.data() + (r + 1) * cols;
+    std::int64_t* gr = g.data() + r * cols;
+    for (std::int64_t c = 0; c < cols; ++c) gr[c] = std::min(gr[c], dn[c] + 1);
   }
   // Pass 2, per row: the lower envelope of the parabolas (x - i)^2 + g(i)^2, in integers.
   std::vector<std::int64_t> s(static_cast<std::size_t>(cols)), t(static_cast<std::size_t>(cols));

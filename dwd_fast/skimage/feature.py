@@ -188,9 +188,6 @@ def peak_local_max(image, min_distance=1, threshold_abs=None, threshold_rel=None
     border_width = _border_width(image, min_distance, exclude_border)
     if image.ndim != 2:
         raise ValueError(f"dwd_fast.skimage.feature.peak_local_max supports 2-D images only, got {image.ndim}-D")
-    threshold = threshold_abs if threshold_abs is not None else image.min()
-    if threshold_rel is not None:
-        threshold = max(threshold, threshold_rel * image.max())
     window = None  # half-size of a full square footprint (the C++ kernel's window)
     if footprint is None:
         size = 2 * min_distance + 1
@@ -205,17 +202,18 @@ def peak_local_max(image, min_distance=1, threshold_abs=None, threshold_rel=None
     fast = (window is not None and (min_distance <= 1 or math.isinf(p_norm)) and image.size > 1
             and image.dtype.kind in "iuf" and isinstance(min_distance, (int, np.integer)) and min_distance >= 0
             and (labels is None or (labels.dtype.kind in "iub")))
-    if fast and image.dtype.kind == "f" and np.isnan(image).any():
-        fast = False
-    if fast:
+    if fast:  # (the kernel rejects NaN with a ValueError)
         nump = None if not np.isfinite(num_peaks) else int(num_peaks)
         nppl = None if not np.isfinite(num_peaks_per_label) else int(num_peaks_per_label)
-        if labels is not None:
-            labels.astype(int, casting="safe")  # scikit-image's TypeError for unsafe label dtypes
+        if labels is not None and not np.can_cast(labels.dtype, int, "safe"):
+            labels.astype(int, casting="safe")  # raises numpy's TypeError, as scikit-image does
         # min_distance 0 and 1 both mean no spacing (the window and border are passed explicitly)
         return _dwd_peaks(image, min_distance=max(int(min_distance), 1), threshold_abs=threshold_abs,
                           threshold_rel=threshold_rel, exclude_border=tuple(int(w) for w in border_width),
                           num_peaks=nump, labels=labels, num_peaks_per_label=nppl, _window=window)
+    threshold = threshold_abs if threshold_abs is not None else image.min()
+    if threshold_rel is not None:
+        threshold = max(threshold, threshold_rel * image.max())
     return _general(image, min_distance, threshold, border_width, num_peaks, footprint, labels, num_peaks_per_label,
                     p_norm)
 
