@@ -40,12 +40,21 @@ def default_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "dwd_fast" / "skimage-tests"
 
 
+def cached(dest: Path):
+    """The directory holding the installed scikit-image version's test modules under ``dest``, or None
+    when they have not been fetched."""
+    import skimage
+
+    out = dest / skimage.__version__
+    return out if all((out / name).is_file() for name in MEMBERS.values()) else None
+
+
 def fetch(dest: Path) -> Path:
     import skimage
 
     version = skimage.__version__
     out = dest / version
-    if all((out / name).is_file() for name in MEMBERS.values()):
+    if cached(dest) is not None:
         return out
     req = urllib.request.Request("https://pypi.org/simple/scikit-image/",
                                  headers={"Accept": "application/vnd.pypi.simple.v1+json"})

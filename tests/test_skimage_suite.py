@@ -1,8 +1,9 @@
 """scikit-image 0.26's own tests for label, regionprops_table, peak_local_max and watershed, run against
 dwd_fast.skimage (their 2-D cases, and the n-D watershed ones).
 
-The test modules come from the scikit-image sdist (scripts/skimage_tests.py fetches them once into a
-cache dir; they are never copied into this repository). They run in a pytest subprocess with the
+The test modules come from the scikit-image sdist: scripts/skimage_tests.py fetches them once into a
+cache dir (.ci/run calls it before the tests); they are never copied into this repository, and this
+test never downloads. They run in a pytest subprocess with the
 plugin tests/_skimage_patch.py, which points scikit-image's functions at ours before the modules are
 imported. In CI ($CI or $DWD_FAST_SKIMAGE_TESTS set) a missing download fails the test; elsewhere it
 skips with the reason.
@@ -49,12 +50,14 @@ def _suite_dir():
         import skimage_tests
     finally:
         sys.path.pop(0)
-    try:
-        return skimage_tests.fetch(skimage_tests.default_dir())
-    except Exception as e:  # noqa: BLE001 - network, disk: reported below
+    d = skimage_tests.cached(skimage_tests.default_dir())
+    if d is None:
+        why = (f"scikit-image's test modules are not in {skimage_tests.default_dir()}: "
+               f"run python scripts/skimage_tests.py first")
         if os.environ.get("CI") or os.environ.get("DWD_FAST_SKIMAGE_TESTS"):
-            pytest.fail(f"scikit-image's tests could not be fetched (CI / DWD_FAST_SKIMAGE_TESTS set): {e!r}")
-        pytest.skip(f"scikit-image's tests could not be fetched (offline?): {e!r}")
+            pytest.fail(why + " (CI / DWD_FAST_SKIMAGE_TESTS set)")
+        pytest.skip(why)
+    return d
 
 
 def test_skimage_own_tests_pass_against_dwd_fast():
