@@ -133,7 +133,12 @@ def test_watershed_large_tied_seeds_compact():
     img = (rng.random((300, 300)) < 0.3).astype(np.uint8)
     markers = np.zeros(img.shape, np.int32)
     markers[rng.integers(0, 300, 400), rng.integers(0, 300, 400)] = rng.integers(1, 50, 400)
-    for kw in (dict(compactness=0.01), dict(watershed_line=True), dict(compactness=2.0, connectivity=2)):
+    # a mask of many components: seeds tie inside components and across them (only the former need the
+    # binary heap's layout)
+    blobs = rng.random((300, 300)) < 0.62
+    for kw in (dict(compactness=0.01), dict(watershed_line=True), dict(compactness=2.0, connectivity=2),
+               dict(mask=blobs), dict(mask=blobs, connectivity=2), dict(mask=blobs, compactness=0.05),
+               dict(mask=blobs, watershed_line=True, connectivity=2)):
         assert_same(_call(skimage.segmentation.watershed, img, markers, **kw),
                     _call(segmentation.watershed, img, markers, **kw))
 

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace dwd {
@@ -208,14 +209,16 @@ std::int64_t watershed_raveled(const RaveledFlood& f) {
     }
   };
 
-  // Seeds: their values' multiplicities (only while two seeds of one value are queued can the heap's
-  // layout decide an order).
-  std::vector<std::uint64_t> seed_value(static_cast<std::size_t>(f.n_seeds));
+  // Seeds: the multiplicities of their (component, value) (only while two seeds of one value in one
+  // component are queued can the heap's layout decide an order that changes a label).
+  using SeedKey = std::pair<std::int32_t, std::uint64_t>;
+  auto comp_of = [&](std::int64_t p) { return f.comp ? f.comp[p] : 0; };
+  std::vector<SeedKey> seed_value(static_cast<std::size_t>(f.n_seeds));
   BinaryHeap heap;
   for (std::int64_t k = 0; k < f.n_seeds; ++k) {
     const std::int64_t p = f.seeds[k];
-    seed_value[k] = key_of(image[p]);
-    heap.push(Item{seed_value[k], 0, p, p});
+    seed_value[k] = SeedKey(comp_of(p), key_of(image[p]));
+    heap.push(Item{seed_value[k].second, 0, p, p});
   }
   std::sort(seed_value.begin(), seed_value.end());
   std::vector<std::uint32_t> seed_count;
@@ -234,8 +237,8 @@ std::int64_t watershed_raveled(const RaveledFlood& f) {
   while (!heap.empty() && tied > 0) {
     const Item e = heap.pop();
     if (e.age == 0) {
-      const std::size_t v =
-          static_cast<std::size_t>(std::lower_bound(seed_value.begin(), seed_value.end(), e.key) - seed_value.begin());
+      const std::size_t v = static_cast<std::size_t>(
+          std::lower_bound(seed_value.begin(), seed_value.end(), SeedKey(comp_of(e.index), e.key)) - seed_value.begin());
       if (seed_count[v]-- >= 2) --tied;
     }
     expand(e, heap_push);

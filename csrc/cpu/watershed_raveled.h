@@ -22,6 +22,10 @@ struct RaveledFlood {
   double compactness = 0.0;
   bool watershed_line = false;
   std::int32_t* out = nullptr;  // n labels: the seeds' (dense, > 0) on entry, the result on exit
+  // Optional (null: one component): n ids of the connected components of the mask under the
+  // neighbourhood. Floods never cross components, so only ties between seeds of one component need
+  // scikit-image's heap layout.
+  const std::int32_t* comp = nullptr;
 };
 
 // Returns the number of heap pushes.

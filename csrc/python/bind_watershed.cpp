@@ -61,8 +61,13 @@ std::int64_t watershed_raveled(py::array_t<double, py::array::c_style> image, py
                                py::array_t<std::int64_t, py::array::c_style> offsets,
                                py::array_t<std::int64_t, py::array::c_style> strides,
                                py::array_t<std::uint8_t, py::array::c_style> mask, double compactness, bool watershed_line,
-                               py::array_t<std::int32_t, py::array::c_style> out) {
+                               py::array_t<std::int32_t, py::array::c_style> out, const py::object& comp) {
   const py::ssize_t n = image.size();
+  py::array_t<std::int32_t, py::array::c_style> comp_arr;
+  if (!comp.is_none()) {
+    comp_arr = comp.cast<py::array_t<std::int32_t, py::array::c_style>>();
+    if (comp_arr.size() != n) throw std::invalid_argument("watershed_raveled: comp size mismatch");
+  }
   if (mask.size() != n || out.size() != n) throw std::invalid_argument("watershed_raveled: size mismatch");
   if (n >= (py::ssize_t(1) << 40)) throw std::invalid_argument("image too large");
   cpu::RaveledFlood f;
@@ -83,6 +88,7 @@ std::int64_t watershed_raveled(py::array_t<double, py::array::c_style> image, py
   f.compactness = compactness;
   f.watershed_line = watershed_line;
   f.out = out.mutable_data();
+  f.comp = comp.is_none() ? nullptr : comp_arr.data();
   py::gil_scoped_release nogil;
   return cpu::watershed_raveled(f);
 }
@@ -113,7 +119,8 @@ void bind_watershed(py::module_& m) {
   m.def("watershed_exec_host", &watershed_exec_host, py::arg("image"), py::arg("markers"), py::arg("mask"),
         py::arg("connectivity"), py::arg("out"), py::arg("order"), py::arg("seed"));
   m.def("watershed_raveled", &watershed_raveled, py::arg("image"), py::arg("seeds"), py::arg("offsets"),
-        py::arg("strides"), py::arg("mask"), py::arg("compactness"), py::arg("watershed_line"), py::arg("out"));
+        py::arg("strides"), py::arg("mask"), py::arg("compactness"), py::arg("watershed_line"), py::arg("out"),
+        py::arg("comp") = py::none());
   m.def("distance_transform_edt", &distance_transform_edt, py::arg("image"));
 }
 

@@ -165,8 +165,15 @@ def _raveled(image, markers, mask, footprint, offset, compactness, watershed_lin
     lab = np.zeros(flat.shape, np.int32)
     lab[seeds] = dense.astype(np.int32) + 1
     strides = np.array(img.strides, dtype=np.int64) // img.itemsize
+    comp = None
+    if img.ndim == 2 and footprint.shape == (3, 3) and tuple(int(o) for o in offset) == (1, 1):
+        for conn in (1, 2):
+            if np.array_equal(footprint, binary_structure(2, conn)):
+                # the mask's components under the neighbourhood: floods never cross them, so only ties
+                # between seeds of one component need scikit-image's heap layout (C++ side)
+                comp = _dwd_label(m.reshape(img.shape), connectivity=conn).ravel()
     cpu_ext().watershed_raveled(np.ascontiguousarray(img).ravel(), seeds, offsets, strides, m, compactness,
-                                watershed_line, lab)
+                                watershed_line, lab, comp)
     lut = np.zeros(len(values) + 1, out.dtype)
     lut[1:] = values
     res = lut[lab].reshape(out.shape)
