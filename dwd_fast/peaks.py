@@ -123,7 +123,7 @@ def _threshold_cut(dtype, threshold):
 
 def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=None, exclude_border=True,
                    num_peaks=None, labels=None, num_peaks_per_label=None, backend="auto", order="forward",
-                   seed=0):
+                   seed=0, _window=None):
     """Coordinates of the local maxima of a 2-D image.
 
     Same result as ``skimage.feature.peak_local_max`` (scikit-image 0.26) with the default footprint
@@ -236,8 +236,11 @@ def peak_local_max(image, *, min_distance=1, threshold_abs=None, threshold_rel=N
         out, _ = ext.peak_local_max_host(a4, min_distance, border_r, border_c, num_peaks, all_pass, cut,
                                          _ORDERS[order], _arrays.check_nonneg_int(seed, "seed", 2**64 - 1))
     else:
+        # _window (private, dwd_fast.skimage): the half-size of a full square footprint other than
+        # the default one (min_distance still sets the spacing)
+        window = -1 if _window is None else min(_arrays.check_nonneg_int(_window, "_window"), big)
         out = ext.peak_local_max(a4, min_distance, border_r, border_c, num_peaks, all_pass, cut, lab,
-                                 num_peaks_per_label)
+                                 num_peaks_per_label, window)
     return _arrays.wrap(out, h)
 
 

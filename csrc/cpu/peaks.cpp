@@ -31,6 +31,7 @@ inline T tmax(T a, T b) {
 
 void check_params(const PeakParams& p) {
   if (p.min_distance < 0) throw std::invalid_argument("min_distance must be >= 0, got " + std::to_string(p.min_distance));
+  if (p.window < -1) throw std::invalid_argument("window must be >= 0");
   if (p.border_r < 0 || p.border_c < 0) throw std::invalid_argument("exclude_border widths must be >= 0");
 }
 
@@ -80,8 +81,8 @@ void scan_candidates(const ImageView<const T>& img, const PeakParams& p, std::ve
   const index_t r0 = p.border_r, r1 = img.rows - p.border_r;
   const index_t c0 = p.border_c, c1 = img.cols - p.border_c;
   if (r1 <= r0 || c1 <= c0) return;
-  const bool plain = p.min_distance == 0 || img.size() == 1;
-  const index_t d = p.min_distance, H = img.rows, W = img.cols;
+  const bool plain = p.radius() == 0 || img.size() == 1;
+  const index_t d = p.radius(), H = img.rows, W = img.cols;
   std::vector<std::uint8_t> flag(static_cast<std::size_t>(W + 16));
   auto run_end = [&](const T* row, index_t a) {
     if (above.all_pass) return c1;
@@ -243,7 +244,7 @@ template <class T>
 std::vector<index_t> labels_impl(const ImageView<const T>& img, const Planes& lp, const PeakParams& p,
                                  index_t per_label) {
   const auto reader = make_reader(lp);
-  const index_t H = img.rows, W = img.cols, d = p.min_distance;
+  const index_t H = img.rows, W = img.cols, d = p.radius();
   const peaks::Above<T> above = p.above<T>();
   const T bg = background_value<T>();
 
@@ -314,7 +315,7 @@ std::vector<index_t> labels_impl(const ImageView<const T>& img, const Planes& lp
       for (index_t c = 0; c < w; ++c)
         if (cand[r * w + c]) cands.push_back(Candidate{peaks::order_key(vals[r * w + c]), (b.r0 + r) * W + b.c0 + c});
     sort_raster_candidates<T>(cands);
-    const std::vector<index_t> kept = ensure_spacing(cands, W, d, per_label);
+    const std::vector<index_t> kept = ensure_spacing(cands, W, p.min_distance, per_label);
     result.insert(result.end(), kept.begin(), kept.end());
   }
 
@@ -325,7 +326,7 @@ std::vector<index_t> labels_impl(const ImageView<const T>& img, const Planes& lp
     cands.clear();
     for (index_t i : result) cands.push_back(Candidate{peaks::order_key(img(i / W, i % W)), i});
     sort_raster_candidates<T>(cands);
-    result = ensure_spacing(cands, W, d, p.num_peaks);
+    result = ensure_spacing(cands, W, p.min_distance, p.num_peaks);
   }
   return result;
 }

@@ -14,6 +14,8 @@ namespace cpu {
 
 struct PeakParams {
   index_t min_distance = 1;  // window half-size and minimal spacing (>= 0)
+  index_t window = -1;        // window half-size when >= 0 (a full square footprint of another size)
+  index_t radius() const { return window >= 0 ? window : min_distance; }
   index_t border_r = 0;      // rows [0, border_r) and [H - border_r, H) hold no peak
   index_t border_c = 0;      // likewise for columns
   index_t num_peaks = -1;    // at most this many peaks; < 0: no limit
@@ -42,8 +44,8 @@ struct PeakParams {
   peaks::CandidateSpec<T> spec(ImageView<const T> img) const {
     peaks::CandidateSpec<T> s;
     s.img = img;
-    s.radius = min_distance;
-    s.plain = min_distance == 0 || img.rows * img.cols == 1;
+    s.radius = radius();
+    s.plain = radius() == 0 || img.rows * img.cols == 1;
     s.r0 = border_r;
     s.r1 = img.rows - border_r;
     s.c0 = border_c;

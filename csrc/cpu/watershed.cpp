@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <stdexcept>
+#include <utility>
 
 #include "cpu/flood.h"
 #include "cpu/parallel.h"
@@ -229,12 +230,16 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   // same sequence: a radix heap with FIFO buckets (ages grow with every push, and a pushed value is
   // never below the popped one). Nor do components interact then: each one's items pop in the same
   // relative order when it is flooded alone, so each is finished while it is in cache.
-  // tied: the seeds that share their value with another seed still in the heap (the values' counts
-  // in seed_value / seed_count).
-  std::vector<std::uint64_t> seed_value(n_markers);
+  // Only ties inside one component matter: components never interact, so the order between seeds of
+  // different components changes no label (only ages compared across components, never compared).
+  // tied: the seeds that share their (component, value) with another seed still in the heap (counts in
+  // seed_value / seed_count).
+  using SeedKey = std::pair<std::uint32_t, std::uint64_t>;
+  std::vector<SeedKey> seed_value(n_markers);
   for (std::size_t k = 0; k < n_markers; ++k) {
     const index_t p = marker_px[k];
-    seed_value[k] = value_bits(Bordered ? img.data[p] : img(p / cols, p % cols));
+    seed_value[k] = SeedKey(marker_comp ? static_cast<std::uint32_t>(marker_comp[k]) : 1u,
+                            value_bits(Bordered ? img.data[p] : img(p / cols, p % cols)));
   }
   std::sort(seed_value.begin(), seed_value.end());
   std::vector<std::uint32_t> seed_count;
@@ -301,8 +306,10 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     const SkItem e = heap.pop();
     if (!heap.empty()) prefetch_around(heap.top().index);  // most often the next item to expand
     if (O::age(e) == 0) {
+      const std::uint32_t comp =
+          marker_comp ? (Narrow ? e.aux : static_cast<std::uint32_t>(comp_at(e.index))) : 1u;
       const std::size_t v = static_cast<std::size_t>(
-          std::lower_bound(seed_value.begin(), seed_value.end(), O::bits(e)) - seed_value.begin());
+          std::lower_bound(seed_value.begin(), seed_value.end(), SeedKey(comp, O::bits(e))) - seed_value.begin());
       if (seed_count[v]-- >= 2) --tied;  // its value's last seed was tied to this one
     }
     expand(e, heap_push, heap_age);
@@ -321,7 +328,7 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     for (const SkItem& it : rest) grouped[pos[comp_of(it)]++] = it;
   }
   rest = std::vector<SkItem>();
-  seed_value = std::vector<std::uint64_t>();
+  seed_value = std::vector<SeedKey>();
   seed_count = std::vector<std::uint32_t>();
   // The threads take contiguous stretches of comp_order (of near-equal weight(c)), each with its own
   // radix heap. Ages pushed from here on order nothing (its buckets are FIFO): each thread counts its own.

@@ -24,9 +24,10 @@ py::array_t<std::int64_t> coords_of(const std::vector<index_t>& idx, index_t col
 
 py::array_t<std::int64_t> peaks_cpu(const py::array& img, index_t min_distance, index_t border_r, index_t border_c,
                                     index_t num_peaks, bool all_pass, const py::object& cut,
-                                    const py::object& labels, index_t num_peaks_per_label) {
+                                    const py::object& labels, index_t num_peaks_per_label, index_t window) {
   const cpu::Planes p = planes_of(img, 0, "image");
-  const cpu::PeakParams q = peak_params(p.dtype, min_distance, border_r, border_c, num_peaks, all_pass, cut);
+  cpu::PeakParams q = peak_params(p.dtype, min_distance, border_r, border_c, num_peaks, all_pass, cut);
+  q.window = window;
   std::vector<index_t> idx;
   if (labels.is_none()) {
     py::gil_scoped_release nogil;
@@ -73,7 +74,7 @@ py::tuple peaks_host(const py::array& img, index_t min_distance, index_t border_
 void bind_peaks(py::module_& m) {
   m.def("peak_local_max", &peaks_cpu, py::arg("image"), py::arg("min_distance"), py::arg("border_r"),
         py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("labels"),
-        py::arg("num_peaks_per_label"));
+        py::arg("num_peaks_per_label"), py::arg("window") = -1);
   m.def("peak_local_max_host", &peaks_host, py::arg("image"), py::arg("min_distance"), py::arg("border_r"),
         py::arg("border_c"), py::arg("num_peaks"), py::arg("all_pass"), py::arg("cut"), py::arg("order"),
         py::arg("seed"));
