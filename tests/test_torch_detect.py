@@ -228,6 +228,26 @@ def test_tiled_equals_untiled_grown_and_peaks(options):
     assert_same(det, ref)
 
 
+@pytest.mark.parametrize("mode", ["blend", "class"])
+def test_tiled_equals_untiled_with_class_sizes(mode):
+    # the detector's own class-size table, as its Decoder applies it on the whole page
+    img = page(6, 230, 250)
+    rng = np.random.default_rng(0)
+    boxes = rng.uniform(0, 20, (200, 2))
+    boxes = np.concatenate([boxes, boxes + rng.uniform(2, 12, (200, 2))], 1).astype(np.float32)
+    table = dwd_fast.class_size_table(boxes, rng.integers(1, 4, 200), 5)  # class 4 never seen
+    cfg = dict(SMALL, decoder={"cutoff": 3, "min_size": 2, "size_mode": mode, "class_confidence": 0.2,
+                               "class_spread": 10.0})  # random sizes spread widely: trust them anyway
+    torch.manual_seed(1)
+    m = spread_energy(DeepWatershedDetector.from_config(cfg, class_sizes=table).eval(), img)
+    ref, _ = untiled(m, img)
+    det = detect_image(m, img, tile=112)
+    assert len(det) > 3
+    assert_same(det, ref)
+    plain = detect_image(m, img, tile=112, size_mode="regress")
+    assert not np.allclose(plain.boxes, det.boxes)  # the table changed some boxes
+
+
 class Strided(torch.nn.Module):
     """A backbone at stride 2 (a strided convolution), receptive radius 3 px."""
 

@@ -209,7 +209,16 @@ def _decoder_options(model, cutoff, grow_to):
     dec = getattr(model, "decoder", None)
     opts = {"cutoff": float(getattr(dec, "cutoff", 7.0)), "min_size": getattr(dec, "min_size", 4),
             "grow_to": getattr(dec, "grow_to", None), "seeds": getattr(dec, "seeds", "cutoff"),
-            "size_reduce": getattr(dec, "size_reduce", "max")}
+            "size_reduce": getattr(dec, "size_reduce", "max"), "size_mode": getattr(dec, "size_mode", "regress"),
+            "class_confidence": getattr(dec, "class_confidence", 0.5),
+            "class_spread": getattr(dec, "class_spread", 0.15), "class_sizes": None}
+    if opts["size_mode"] != "regress":  # the decoder's table (input pixels), with its spread for "blend"
+        from ..class_sizes import ClassSizeTable
+
+        sizes = dec.class_sizes.numpy()
+        spread = getattr(dec, "class_spread_table", None)
+        opts["class_sizes"] = sizes if spread is None else ClassSizeTable(
+            sizes, (~np.isnan(sizes).any(1)).astype(np.int64), spread.numpy(), "median")
     if cutoff is not None:
         opts["cutoff"] = float(cutoff)
     if grow_to is not None:
@@ -395,9 +404,13 @@ _ROWS = 1 << 16  # class softmax computed this many pixels at a time (float64)
 
 
 def decode_outputs(outputs: PageOutputs, *, min_size: int = 4, grow_to: Optional[float] = None,
-                   seeds: str = "cutoff", size_reduce: str = "max"):
+                   seeds: str = "cutoff", size_reduce: str = "max", size_mode: str = "regress", class_sizes=None,
+                   class_confidence: float = 0.5, class_spread: float = 0.15):
     """Detections of a page's reduced outputs, as :func:`dwd_fast.decode` finds them on the full logits
     (``reduce_over="core"``, 8-connected), boxes multiplied by the output stride.
+
+    ``size_mode``, ``class_sizes`` (in input pixels), ``class_confidence``, ``class_spread``: as
+    :func:`dwd_fast.decode`, applied once the objects' classes are known.
 
     The objects, centres, boxes and areas come from :func:`dwd_fast.decode` on the level map and sizes; an
     object's score (mean probability of the levels above the cut-off), class (argmax of its mean class
@@ -410,7 +423,9 @@ def decode_outputs(outputs: PageOutputs, *, min_size: int = 4, grow_to: Optional
         numpy arrays; ``.as_dict()`` gives ``{"boxes", "labels", "scores"}``.
     """
     import dwd_fast
+    from ..class_sizes import apply_size_mode, check_size_mode
 
+    table = check_size_mode(size_mode, class_sizes, class_confidence, class_spread)
     if not isinstance(outputs, PageOutputs):
         raise TypeError(f"outputs must be PageOutputs (from predict_outputs), got {type(outputs).__name__}")
     cut = outputs.cutoff
@@ -461,9 +476,15 @@ def decode_outputs(outputs: PageOutputs, *, min_size: int = 4, grow_to: Optional
     else:
         labels, class_scores = np.full(n, -1, np.int64), np.zeros(n, np.float32)
     s = outputs.stride
+    det.labels, det.scores, det.class_scores = labels, scores, class_scores
+    if table is not None:  # on the output grid, as the decoder applies it: the cached sizes divided by the stride
+        grid = (table[0] / s, table[1])
+        rec = apply_size_mode({"boxes": det.boxes, "centers": det.centers, "labels": labels,
+                               "class_scores": class_scores}, size_mode, grid,
+                              class_confidence=class_confidence, class_spread=class_spread)
+        det.boxes = rec["boxes"]
     if s != 1:
         det.boxes = (det.boxes * s).astype(np.float32)
-    det.labels, det.scores, det.class_scores = labels, scores, class_scores
     return det
 
 
@@ -481,14 +502,17 @@ def detect_image(model, image, *, tile=(1664, 2048), overlap: Optional[int] = No
         ``.to_coco(image_id, category_ids)`` / ``.to_deepscores(...)`` give result records. The same
         detections as ``model(image)`` in eval mode on the whole page (scores equal to rounding).
     """
-    unknown = set(decode_options) - {"cutoff", "min_size", "grow_to", "seeds", "size_reduce"}
+    unknown = set(decode_options) - {"cutoff", "min_size", "grow_to", "seeds", "size_reduce", "size_mode",
+                                     "class_sizes", "class_confidence", "class_spread"}
     if unknown:
         raise TypeError(f"detect_image got unexpected keyword arguments {sorted(unknown)}")
     opts = _decoder_options(model, decode_options.get("cutoff"), decode_options.get("grow_to"))
-    for k in ("min_size", "seeds", "size_reduce"):
+    for k in ("min_size", "seeds", "size_reduce", "size_mode", "class_sizes", "class_confidence", "class_spread"):
         if k in decode_options:
             opts[k] = decode_options[k]
     out = predict_outputs(model, image, tile=tile, overlap=overlap, batch=batch, device=device,
                           cutoff=opts["cutoff"], grow_to=opts["grow_to"], seeds=opts["seeds"])
     return decode_outputs(out, min_size=opts["min_size"], grow_to=opts["grow_to"], seeds=opts["seeds"],
-                          size_reduce=opts["size_reduce"])
+                          size_reduce=opts["size_reduce"], size_mode=opts["size_mode"],
+                          class_sizes=opts["class_sizes"], class_confidence=opts["class_confidence"],
+                          class_spread=opts["class_spread"])
