@@ -2,11 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
+#include <new>
 #include <stdexcept>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "cpu/flood.h"
 #include "cpu/parallel.h"
@@ -201,6 +207,35 @@ struct NoWarm {
 };
 struct UnitWeight {
   std::int64_t operator()(std::int32_t) const { return 1; }
+};
+
+// An uninitialised array of n trivial T, on 2 MB pages where Linux allows it (transparent huge pages on
+// request): the flood's reads are scattered over tens of MB, far beyond what the TLB maps in 4 KB pages,
+// and each miss would add a page walk to the cache miss.
+template <class T>
+class HugeArray {
+ public:
+  explicit HugeArray(std::size_t n) {
+#if defined(__linux__)
+    constexpr std::size_t kHuge = std::size_t(2) << 20;
+    const std::size_t bytes = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
+    p_ = static_cast<T*>(std::aligned_alloc(kHuge, bytes));
+    if (p_ == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    madvise(p_, bytes, MADV_HUGEPAGE);  // a request: without huge pages the memory is as good
+#endif
+#else
+    p_ = static_cast<T*>(std::malloc(n * sizeof(T)));
+    if (p_ == nullptr) throw std::bad_alloc();
+#endif
+  }
+  ~HugeArray() { std::free(p_); }
+  HugeArray(const HugeArray&) = delete;
+  HugeArray& operator=(const HugeArray&) = delete;
+  T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
 };
 
 // A framed page's pixel, value and label side by side: a neighbour's test and value are one cache line.
@@ -644,7 +679,7 @@ template <class T>
 void skimage_unmasked(const ImageView<const T> v, const Markers& m, int connectivity, ImageView<std::int32_t> out,
                       SkimageCounts* counts) {
   const index_t pr = v.rows + 2, pc = v.cols + 2;
-  std::unique_ptr<Cell<T>[]> cells(new Cell<T>[static_cast<std::size_t>(pr * pc)]);
+  HugeArray<Cell<T>> cells(static_cast<std::size_t>(pr * pc));
   Cell<T>* const c = cells.get();
   std::fill(c, c + pc, Cell<T>{T(0), kOutside});
   std::fill(c + (pr - 1) * pc, c + pr * pc, Cell<T>{T(0), kOutside});
