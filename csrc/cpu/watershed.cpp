@@ -423,6 +423,10 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
         if (a >= 0) prefetch_around(a);  // sure to be expanded soon
         each_new(p, L(p), [&](index_t q, T value) {
           const Bits vb = static_cast<Bits>(value_bits(value));
+          // Joins the equal list, so is expanded soon; wide (float64) keys only: there the list is
+          // mostly empty and gives no look-ahead (measured: 5-7% on a noisy float page, none on ints).
+          if constexpr (!Narrow)
+            if (vb <= eb) prefetch_around(q);
           queue->push(vb < eb ? eb : vb, static_cast<std::int32_t>(q));
         });
       }
