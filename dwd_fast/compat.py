@@ -217,6 +217,10 @@ def _oval(rows, cols, era, max_energy):
 # these, and training sees the same sizes over and over. Entries are read-only arrays.
 _STAMP_CACHE = {}
 _STAMP_CACHE_LIMIT = 8192
+_STAMP_CACHE_MAX_PX = 1 << 20  # larger stamps (beyond any page's boxes at ds 1) are not kept
+# A marker of more pixels than this is rejected (gt names it): its stamp alone would take gigabytes (the
+# original builds it whole before cropping it to the canvas). A full DeepScores page is 5 Mpx.
+_MAX_MARKER_PX = 1 << 26
 
 
 class _Stamps:
@@ -235,14 +239,18 @@ class _Stamps:
         if v is None:
             v = self._make(hm, wm, box_index)
             v.setflags(write=False)
-            if len(_STAMP_CACHE) >= _STAMP_CACHE_LIMIT:
-                _STAMP_CACHE.clear()
-            _STAMP_CACHE[key] = v
+            if hm * wm <= _STAMP_CACHE_MAX_PX:
+                if len(_STAMP_CACHE) >= _STAMP_CACHE_LIMIT:
+                    _STAMP_CACHE.clear()
+                _STAMP_CACHE[key] = v
         return v
 
     def _make(self, hm, wm, i):
         if hm <= 0 or wm <= 0:
             raise ValueError(f"gt: box {i} gives an empty {hm} x {wm} marker (the original raises IndexError)")
+        if hm * wm > _MAX_MARKER_PX:
+            raise ValueError(f"gt: box {i} gives a {hm} x {wm} marker, more than 2^26 px (boxes must be of "
+                             "the canvas' scale; the original runs out of memory)")
         task, era, me = self.task, self.era, self.me
         if task != "stamp_energy" and era == "2018" and hm != wm:
             raise ValueError(f"gt: box {i}: era 2018 class and box stamps need square markers, got {hm} x {wm} "
@@ -283,15 +291,29 @@ def _geometry_c(boxes, task, args, era):
             hm, wm = np.ceil(sp * hb), np.ceil(sp * wb)
         else:
             hm, wm = np.trunc(sp * hb), np.trunc(sp * wb)
+        _check_int64(hm, wm)
         hm, wm = hm.astype(np.int64), wm.astype(np.int64)
     else:
         md = args["marker_dim"]
         hm, wm = np.full(n, int(md[0]), np.int64), np.full(n, int(md[1]), np.int64)
     offx = np.round((wb - wm) * 0.5)
     offy = np.round((hb - hm) * 0.5)
-    tx = np.round(x1 + offx).astype(np.int64)
-    ty = np.round(y1 + offy).astype(np.int64)
-    return hm, wm, tx, ty
+    tx, ty = np.round(x1 + offx), np.round(y1 + offy)
+    _check_int64(tx, ty)
+    return hm, wm, tx.astype(np.int64), ty.astype(np.int64)
+
+
+def _check_int64(*arrays):
+    """Raises ValueError naming gt and the first box whose marker geometry (float64) is not a number of
+    magnitude below 2^62 (infinite or astronomically large boxes: int64 would wrap)."""
+    bad = np.zeros(len(arrays[0]), bool)
+    for a in arrays:
+        with np.errstate(invalid="ignore"):
+            bad |= ~(np.abs(a) < 2.0**62)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"gt: box {i} has infinite or astronomically large coordinates (marker geometry beyond "
+                         "2^62 px)")
 
 
 def _settings(objectness_settings, era):

@@ -103,9 +103,11 @@ def watershed(image, markers, *, connectivity=1, mask=None, method="canonical", 
     if mk.dtype == np.bool_:
         mk = mk.view(np.uint8)
     out = np.empty(img.shape, np.int32)  # the kernel writes every pixel
+    counts = None if _stats is None or method != "skimage" else {}
     first = cpu_ext().watershed(
         _arrays.kernel_view(img)[None, None], _arrays.kernel_view(mk)[None, None],
-        None if m is None else _arrays.kernel_view(m)[None, None], int(connectivity), _METHODS[method], out)
+        None if m is None else _arrays.kernel_view(m)[None, None], int(connectivity), _METHODS[method], out, counts)
+    _record(_stats, counts or {})
     # Dense labels 1..M follow the order of the marker values; map them back.
     values = mk.reshape(-1)[first] if mk.flags.c_contiguous else mk[np.unravel_index(first, mk.shape)]
     if not (out_dtype == np.int32 and np.array_equal(values, np.arange(1, len(values) + 1))):

@@ -275,3 +275,37 @@ def test_simulate_outputs_size_noise_bounded():
     with pytest.raises(ValueError, match="size_noise"):
         dwd_fast.data.simulate_outputs(t, seed=0, size_noise=2**31)
 
+
+
+# ---- compat.get_markers with enormous or far-away boxes (issue 18 item 4) ------------------------------
+
+_GM_SETTINGS = {"ds_factors": [1], "downsample_marker": True, "overlap_solution": "max",
+                "stamp_func": "stamp_energy",
+                "stamp_args": {"marker_dim": None, "size_percentage": 0.8, "loss": "softmax",
+                               "energy_shape": "linear", "shape": "oval"}}
+
+
+@pytest.mark.parametrize("era", ["2018", "2019", "2020"])
+@pytest.mark.parametrize("box", [
+    [0, 0, 1e12, 1e12, 1],          # the stamp alone: terabytes (numpy: "array is too big" / MemoryError)
+    [0, 0, 1e6, 1e6, 1],
+    [5, 5, 5 + 3e4, 5 + 3e4, 1],    # 24000^2 px marker on a 30 x 30 canvas: gigabytes
+    [-1e30, 0, 1e30, 10, 1],        # int64 would wrap
+    [0, 0, np.inf, 10, 1],
+    [0, -np.inf, 10, 10, 1],
+])
+def test_get_markers_enormous_box_names_gt(era, box):
+    gt = [np.array([1, 1, 9, 9, 1], np.float32), np.array(box, np.float64)]
+    with pytest.raises(ValueError, match=r"gt: box 1"):
+        compat.get_markers((1, 30, 30, 3), gt, 2, _GM_SETTINGS, era=era)
+
+
+@pytest.mark.parametrize("era", ["2018", "2019", "2020"])
+def test_get_markers_far_away_box_draws_nothing(era):
+    """A small box far outside the canvas is skipped (clipped away), as in the original."""
+    near = [np.array([1, 1, 9, 9, 1], np.float32)]
+    far = near + [np.array([1e15, 1e15, 1e15 + 10, 1e15 + 10, 1], np.float64),
+                  np.array([-1e15, -1e15, -1e15 + 10, -1e15 + 10, 1], np.float64)]
+    (a,) = compat.get_markers((1, 30, 30, 3), near, 2, _GM_SETTINGS, era=era)
+    (b,) = compat.get_markers((1, 30, 30, 3), far, 2, _GM_SETTINGS, era=era)
+    np.testing.assert_array_equal(a, b)

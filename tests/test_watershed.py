@@ -288,3 +288,39 @@ def test_sparse_mask_equals_oracle(sc, conn):
     img, markers, mask = sc
     np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, connectivity=conn),
                                   canonical_watershed(img, markers, mask, conn))
+
+
+@st.composite
+def noisy_scenes(draw, max_side=20):
+    """Reliefs where nearly every pixel has a value of its own, in every wide dtype (the canonical flood's
+    radix-heap level queue: values spread over all bytes of the key, signs, -0.0 / +0.0, subnormals)."""
+    H = draw(st.integers(1, max_side))
+    W = draw(st.integers(1, max_side))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    kind = draw(st.sampled_from(["f64", "f32", "int64", "uint64", "int32", "uint32", "tiny", "levels+noise"]))
+    if kind == "f64":
+        img = rng.uniform(0, 0.01, (H, W))
+    elif kind == "f32":
+        img = rng.normal(0, 1e3, (H, W)).astype(np.float32)
+    elif kind == "int64":
+        img = rng.integers(-2**62, 2**62, (H, W))
+    elif kind == "uint64":
+        img = rng.integers(0, 2**64 - 1, (H, W), dtype=np.uint64)
+    elif kind == "int32":
+        img = rng.integers(-2**31, 2**31 - 1, (H, W)).astype(np.int32)
+    elif kind == "uint32":
+        img = rng.integers(0, 2**32 - 1, (H, W), dtype=np.uint32)
+    elif kind == "tiny":  # subnormals and both zeros
+        img = rng.choice(np.array([0.0, -0.0, 5e-324, -5e-324, 1e-310, 1.0]), (H, W))
+    else:
+        img = -rng.integers(0, 4, (H, W)) + rng.uniform(0, 0.01, (H, W))
+    markers = (rng.choice([1, 2, 3], (H, W)) * (rng.random((H, W)) < draw(st.sampled_from([0.01, 0.1])))).astype(np.int32)
+    mask = None if draw(st.booleans()) else rng.random((H, W)) < draw(st.sampled_from([0.3, 0.9]))
+    return img, markers, mask
+
+
+@given(sc=noisy_scenes(), conn=st.sampled_from([1, 2]))
+def test_canonical_noisy_equals_oracle(sc, conn):
+    img, markers, mask = sc
+    np.testing.assert_array_equal(dwd_fast.watershed(img, markers, mask=mask, connectivity=conn),
+                                  canonical_watershed(img, markers, mask, conn))

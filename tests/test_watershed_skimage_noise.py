@@ -101,3 +101,49 @@ def test_fine_noise_is_not_quadratic():
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "done"
+
+
+def _noise_counts(side, conn=1):
+    """Operation counts of method="skimage" on -E + U[0, 0.01) over a side x side reference-page crop."""
+    from dwd_fast.data import reference_page
+
+    E = reference_page(250, seed=0).energy[:side, :side].astype(np.int32)
+    img = -E + np.random.default_rng(2).uniform(0, 0.01, E.shape)
+    mk = dwd_fast.label(E >= 8)
+    stats = {}
+    out = dwd_fast.watershed(img, mk, connectivity=conn, method="skimage", _stats=stats)
+    return stats, int((out > 0).sum()), int((mk > 0).sum())
+
+
+@pytest.mark.parametrize("conn", [1, 2])
+def test_fine_noise_operation_counts_grow_linearly(conn):
+    """Deterministic complexity guard (issue 18 item 3): the queue's work per flooded pixel (binary-heap
+    pops, radix-heap pushes, moves between buckets and refills) on a page crop with fine float noise
+    barely grows when the area is multiplied by 16 (a radix heap with 8-bit digits: each item moves at
+    most 8 times, about log_256(pending) on random values). The per-value lists this replaced did work
+    proportional to the values pending per pop: 16 times the area, about 16 times the work per pixel."""
+    work = []
+    for side in (128, 512):
+        s, flooded, seeds = _noise_counts(side, conn)
+        assert set(s) == {"heap_pops", "queue_pushes", "queue_moves", "queue_refills"}
+        # every flooded pixel is a seed or was pushed once, into the binary heap or the radix heap
+        assert s["queue_pushes"] <= flooded and s["heap_pops"] <= flooded
+        assert s["queue_moves"] <= 8 * s["queue_pushes"]  # float64 keys: 8 bytes, one move per byte at most
+        assert s["queue_refills"] <= s["queue_pushes"]
+        assert s["queue_pushes"] > 0.5 * flooded  # the radix heap did the flood (noise: seeds never tie long)
+        work.append((s["heap_pops"] + s["queue_pushes"] + s["queue_moves"] + s["queue_refills"]) / flooded)
+    assert work[1] < 1.5 * work[0], work
+    assert work[1] < 6, work  # a few operations per pixel
+
+
+def test_operation_counts_only_for_skimage_method():
+    img = np.random.default_rng(0).uniform(0, 1, (20, 20))
+    mk = np.zeros((20, 20), np.int32)
+    mk[3, 3], mk[15, 12] = 1, 2
+    s = {}
+    dwd_fast.watershed(img, mk, method="canonical", _stats=s)
+    assert s == {}
+    dwd_fast.watershed(img, mk, method="skimage", _stats=s)
+    # no tied seeds: no binary-heap phase; the 2 seeds and every other pixel pushed once into the radix heap
+    assert s["heap_pops"] == 0 and s["queue_pushes"] == 400
+    assert 0 < s["queue_refills"] <= 400 and s["queue_moves"] <= 8 * 400

@@ -3,8 +3,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
-#include <map>
+#include <utility>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -33,28 +34,179 @@ inline bool in_mask(const std::uint8_t* mask, index_t stride_r, index_t r, index
   return mask == nullptr || mask[r * stride_r + c] != 0;
 }
 
-// Buckets of pending items keyed by image value, popped in increasing value. Narrow integer types
-// use one bucket per value (a bucket queue whose cursor only moves up); others an ordered map.
-template <class T, class Item, bool Narrow = std::is_integral<T>::value && (sizeof(T) <= 2)>
-class Levels {
+// ---- monotone radix heap (8-bit digits) -----------------------------------------------------------------
+//
+// The buckets of a monotone priority queue over unsigned value bits U (every value added is above the
+// last value taken): bucket (d, x) holds the items whose bits first differ from the last value in byte
+// d, where their byte d is x (> the last value's). The lowest non-empty bucket (lowest d, then lowest x)
+// holds the smallest pending values; refill() makes its smallest value (tracked on add) the last value
+// and moves its items to buckets of lower bytes (all empty then) or, equal to it, out to the caller,
+// their order kept. An item only ever moves to a lower byte: at most sizeof(U) moves, and on n pending
+// items of random values about log_256(n). A bucket receives moved items only while empty and is
+// then appended to in add order, so every bucket keeps its items of one value in add order (and all
+// pending items of one value lie in one bucket): equal values come out first in, first out.
+template <class U>
+struct RadixItem {
+  U bits;
+  std::int32_t index;
+};
+template <>
+struct __attribute__((packed, aligned(4))) RadixItem<std::uint64_t> {
+  std::uint64_t bits;
+  std::int32_t index;
+};
+static_assert(sizeof(RadixItem<std::uint32_t>) == 8 && sizeof(RadixItem<std::uint64_t>) == 12,
+              "radix heap items are packed");
+
+template <class U>
+class RadixBuckets {
  public:
-  std::vector<Item>& at(T v) { return map_[v]; }
-  bool pop(T& v, std::vector<Item>& items) {
-    if (map_.empty()) return false;
-    const auto it = map_.begin();
-    v = it->first;
-    items = std::move(it->second);
-    map_.erase(it);
-    return true;
+  using Item = RadixItem<U>;
+  static constexpr int kBytes = static_cast<int>(sizeof(U));
+
+  U last() const { return last_; }
+  void set_last(U b) { last_ = b; }  // only while empty
+  bool empty() const { return level_mask_ == 0; }
+  std::uint64_t moves() const { return moves_; }
+  // Adds an item of bits b > last().
+  void add(U b, std::int32_t index) {
+    const int d = (63 - __builtin_clzll(static_cast<std::uint64_t>(b ^ last_))) >> 3;
+    const int x = static_cast<int>((b >> (8 * d)) & 0xff);
+    std::vector<Item>& v = b_[d][x];
+    const std::uint64_t bit = std::uint64_t(1) << (x & 63);
+    std::uint64_t& word = mask_[d][x >> 6];
+    if (!(word & bit)) {
+      word |= bit;
+      level_mask_ |= 1u << d;
+      min_[d][x] = b;
+      min_at_[d][x] = 0;
+    } else if (b < min_[d][x]) {
+      min_[d][x] = b;
+      min_at_[d][x] = v.size();
+    }
+    v.push_back(Item{b, index});
+  }
+  // The index of the first item of the smallest value (not empty()).
+  std::int32_t peek() const {
+    const int d = __builtin_ctz(level_mask_);
+    const int x = lowest_digit(d);
+    return b_[d][x][min_at_[d][x]].index;
+  }
+  // (not empty()) The smallest pending value becomes last(); its items are passed to equal(index) in
+  // add order, the bucket's others move down.
+  template <class Equal>
+  void refill(Equal&& equal) {
+    const int d = __builtin_ctz(level_mask_);
+    const int x = lowest_digit(d);
+    mask_[d][x >> 6] &= ~(std::uint64_t(1) << (x & 63));
+    if (!(mask_[d][0] | mask_[d][1] | mask_[d][2] | mask_[d][3])) level_mask_ &= ~(1u << d);
+    last_ = min_[d][x];
+    std::vector<Item>& src = b_[d][x];
+    moves_ += src.size();
+    for (const Item& it : src) {
+      if (it.bits == last_) equal(it.index);
+      else add(it.bits, it.index);
+    }
+    src.clear();
   }
 
  private:
-  std::map<T, std::vector<Item>> map_;
+  int lowest_digit(int d) const {
+    for (int w = 0;; ++w)
+      if (mask_[d][w]) return 64 * w + __builtin_ctzll(mask_[d][w]);
+  }
+  U last_ = 0;
+  std::uint32_t level_mask_ = 0;        // bit d: byte d holds a non-empty bucket
+  std::uint64_t mask_[kBytes][4] = {};  // bit x of byte d's words: bucket (d, x) holds items
+  std::uint64_t moves_ = 0;
+  std::vector<Item> b_[kBytes][256];
+  U min_[kBytes][256];            // while bucket (d, x) holds items: their smallest value bits,
+  std::size_t min_at_[kBytes][256];  // first at min_at_
+};
+
+// An exact order-preserving map of values to unsigned bits (-0.0 and +0.0 alike), and back.
+template <class T>
+struct OrderBits {
+  using U = typename std::conditional<sizeof(T) <= 4, std::uint32_t, std::uint64_t>::type;
+  static U to(T v) {
+    if constexpr (std::is_floating_point<T>::value) {
+      if (v == T(0)) v = T(0);
+      U b;
+      std::memcpy(&b, &v, sizeof b);
+      return (b >> (8 * sizeof(U) - 1)) ? ~b : (b | (U(1) << (8 * sizeof(U) - 1)));
+    } else if constexpr (std::is_signed<T>::value) {
+      return static_cast<U>(static_cast<U>(static_cast<typename std::make_signed<U>::type>(v)) ^ (U(1) << (8 * sizeof(U) - 1)));
+    } else {
+      return static_cast<U>(v);
+    }
+  }
+  static T from(U b) {
+    if constexpr (std::is_floating_point<T>::value) {
+      b = (b >> (8 * sizeof(U) - 1)) ? (b & ~(U(1) << (8 * sizeof(U) - 1))) : ~b;
+      T v;
+      std::memcpy(&v, &b, sizeof v);
+      return v;
+    } else if constexpr (std::is_signed<T>::value) {
+      return static_cast<T>(static_cast<typename std::make_signed<U>::type>(b ^ (U(1) << (8 * sizeof(U) - 1))));
+    } else {
+      return static_cast<T>(b);
+    }
+  }
+};
+
+// Buckets of pending items keyed by image value, popped in increasing value, a value's items in push
+// order; every value pushed after a pop is above the popped one. Narrow integer types use one bucket per
+// value (a bucket queue whose cursor only moves up); others a radix heap (a std::map of per-value lists
+// before it: a few times slower on reliefs where nearly every pixel has a value of its own).
+template <class T, class Item, bool Narrow = std::is_integral<T>::value && (sizeof(T) <= 2)>
+class Levels {
+  using B = OrderBits<T>;
+
+ public:
+  Levels() : q_(new RadixBuckets<typename B::U>()) {}
+  void push(T v, Item item) {
+    const typename B::U b = B::to(v);
+    if (fresh_) {  // the first push after a drain sets the floor; markers may arrive in any order
+      pre_.push_back(std::make_pair(b, item));
+      return;
+    }
+    if (b == q_->last()) eq_.push_back(item);
+    else q_->add(b, static_cast<std::int32_t>(item));
+  }
+  bool pop(T& v, std::vector<Item>& items) {
+    if (fresh_) {  // the markers: sorted by value (stable: each value's in push order)
+      if (pre_.empty()) return false;
+      std::stable_sort(pre_.begin(), pre_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      fresh_ = false;
+      q_->set_last(pre_[0].first);
+      for (const auto& e : pre_) push(B::from(e.first), e.second);
+      pre_.clear();
+    }
+    if (eq_.empty()) {
+      if (q_->empty()) {  // drained: ready for the next component
+        fresh_ = true;
+        return false;
+      }
+      q_->refill([this](std::int32_t i) { eq_.push_back(static_cast<Item>(i)); });
+    }
+    v = B::from(q_->last());
+    items.clear();
+    items.swap(eq_);
+    return true;
+  }
+  std::uint64_t moves() const { return q_->moves(); }
+
+ private:
+  std::unique_ptr<RadixBuckets<typename B::U>> q_;
+  std::vector<std::pair<typename B::U, Item>> pre_;
+  std::vector<Item> eq_;
+  bool fresh_ = true;
 };
 
 template <class T, class Item>
 class Levels<T, Item, true> {
  public:
+  void push(T v, Item item) { at(v).push_back(item); }
   // The bucket table covers only the slots used so far (a flood uses a few of the 2^16 values).
   std::vector<Item>& at(T v) {
     const std::size_t k = slot(v);
@@ -145,7 +297,7 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
   for (std::size_t k = 0; k < n_markers; ++k) {
     const index_t p = marker_px[k];
     lab[p] = marker_id[k];
-    pending.at(img(p / cols, p % cols)).push_back(p);
+    pending.push(img(p / cols, p % cols), p);
   }
   T level;
   while (pending.pop(level, entries)) {
@@ -163,7 +315,7 @@ void canonical(const ImageView<const T> img, const index_t* marker_px, const std
             if (lq == 0) {
               lab[q] = -lp;
               seg_of[q] = seg;
-              pending.at(v).push_back(q);
+              pending.push(v, q);
             } else if (seg_of[q] == seg && lp < -lq) {
               lab[q] = -lp;
             }

@@ -2,12 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <utility>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "cpu/flood.h"
 #include "cpu/parallel.h"
@@ -117,73 +123,76 @@ class SkHeap {
 };
 
 // The flood after the seeds' ties are settled: a monotone priority queue (every pushed value is at
-// least the last popped one) in (value, push order): a radix heap with FIFO buckets. Bucket 0 holds the
-// items whose value bits equal the last popped value's, bucket k > 0 those whose bits first differ from
-// it at bit k - 1. When bucket 0 runs dry, the lowest non-empty bucket's smallest value becomes the
-// last popped value and its items move to lower buckets (an item only ever moves down, at most once
-// per bit: O(bits) per item, and in practice a few moves), their order kept. A bucket receives moved
-// items only while empty and is then appended to in push order, so among equal values every bucket
-// stays in push order: bucket 0 pops exactly the (value, age) order.
+// least the last popped one) in (value, push order): a radix heap with FIFO buckets and 8-bit digits
+// (RadixBuckets, flood.h). The "equal" list holds the items whose value bits equal the last popped
+// value's; when it runs dry, the lowest non-empty bucket's smallest value becomes the last popped value
+// and its items move to the equal list or to lower buckets, their order kept. Among equal values every
+// bucket stays in push order, so the equal list pops exactly the (value, age) order, and ages need not
+// be stored. Items are 8 bytes for 32-bit value keys, 12 for 64-bit ones; each moves at most
+// sizeof(key) times, about log_256(pending) on random values (1-bit digits before: about log_2). The
+// equal list holds indices only and drops its popped prefix as it goes (on a plateau it is the flood's
+// whole front: it stays in cache).
 //
-// (The former per-value FIFO lists in an unsorted array cost O(distinct values pending) per push and
-// pop: quadratic on float reliefs with fine noise, where nearly every pixel has a value of its own.)
+// (The per-value FIFO lists in an unsorted array before the radix heap cost O(distinct values pending)
+// per push and pop: quadratic on float reliefs with fine noise, where nearly every pixel has a value
+// of its own.)
 template <bool Narrow>
 class SkRadix {
-  using O = SkOrder<Narrow>;
-  static constexpr int kBits = Narrow ? 32 : 64;
-
  public:
+  using Bits = typename std::conditional<Narrow, std::uint32_t, std::uint64_t>::type;
+
+  // Operation counts (for tests of the queue's complexity): items pushed, moved between buckets, and
+  // refills (the equal list run dry).
+  struct Counts {
+    std::uint64_t pushes = 0, moves = 0, refills = 0;
+  };
+
   // Empty; every value pushed from now on must be at least `floor`.
-  void reset(std::uint64_t floor) {
-    last_ = floor;
-    b_[0].clear();
-    head0_ = 0;
+  void reset(Bits floor) {
+    q_.set_last(floor);
+    eq_.clear();
+    head_ = 0;
   }
-  void push(const SkItem& it) {
-    const std::uint64_t b = O::bits(it);
-    if (b == last_) {
-      b_[0].push_back(it);
+  void push(Bits b, std::int32_t index) {
+    ++pushes_;
+    if (b != q_.last()) {
+      q_.add(b, index);
       return;
     }
-    const int k = kBits - __builtin_clzll((b ^ last_) << (64 - kBits));  // 1..kBits
-    const std::uint64_t bit = std::uint64_t(1) << (k - 1);
-    if (!(nonempty_ & bit) || b < min_[k]) {
-      min_[k] = b;
-      min_at_[k] = b_[k].size();
+    if (head_ >= 4096 && 2 * head_ >= eq_.size()) {  // drop the popped prefix (amortised O(1))
+      eq_.erase(eq_.begin(), eq_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
     }
-    b_[k].push_back(it);
-    nonempty_ |= bit;
+    eq_.push_back(index);
   }
-  // The item pop() returns next if nothing is pushed before (to fetch its neighbourhood ahead), or null.
-  const SkItem* peek() const {
-    if (head0_ < b_[0].size()) return &b_[0][head0_];
-    if (nonempty_ == 0) return nullptr;
-    const int k = __builtin_ctzll(nonempty_) + 1;
-    return &b_[k][min_at_[k]];
+  // The index pop() returns k pops after the next one, if it lies in the equal list already (pushes go
+  // after it), or -1.
+  std::int32_t peek_equal(std::size_t k) const { return head_ + k < eq_.size() ? eq_[head_ + k] : -1; }
+  // The index pop() returns next if nothing is pushed before (to fetch its neighbourhood ahead), or -1.
+  std::int32_t peek() const {
+    if (head_ < eq_.size()) return eq_[head_];
+    return q_.empty() ? -1 : q_.peek();
   }
-  bool pop(SkItem& out) {
-    if (head0_ == b_[0].size()) {
-      b_[0].clear();
-      head0_ = 0;
-      if (nonempty_ == 0) return false;
-      const int k = __builtin_ctzll(nonempty_) + 1;
-      nonempty_ &= nonempty_ - 1;
-      std::vector<SkItem>& src = b_[k];
-      last_ = min_[k];
-      for (const SkItem& it : src) push(it);  // into buckets below k, all empty
-      src.clear();
+  // The next index, with its value bits (the last popped value) in `bits`.
+  bool pop(std::int32_t& index, Bits& bits) {
+    if (head_ == eq_.size()) {
+      eq_.clear();
+      head_ = 0;
+      if (q_.empty()) return false;
+      ++refills_;
+      q_.refill([this](std::int32_t i) { eq_.push_back(i); });
     }
-    out = b_[0][head0_++];
+    index = eq_[head_++];
+    bits = q_.last();
     return true;
   }
+  Counts counts() const { return Counts{pushes_, q_.moves(), refills_}; }
 
  private:
-  std::vector<SkItem> b_[kBits + 1];
-  std::size_t head0_ = 0;
-  std::uint64_t last_ = 0;
-  std::uint64_t nonempty_ = 0;  // bit k - 1: b_[k] holds items
-  std::uint64_t min_[kBits + 1];  // while b_[k] holds items: their smallest value bits, first at min_at_[k]
-  std::size_t min_at_[kBits + 1];
+  RadixBuckets<Bits> q_;
+  std::vector<std::int32_t> eq_;
+  std::size_t head_ = 0;
+  std::uint64_t pushes_ = 0, refills_ = 0;
 };
 
 // comp_at: the component (1..n_comp) of a pixel (a packed page's), or all in one; marker_comp (or
@@ -201,12 +210,53 @@ struct UnitWeight {
   std::int64_t operator()(std::int32_t) const { return 1; }
 };
 
-template <class T, bool Bordered = false, class CompOf = OneComponent, class Warm = NoWarm, class Weight = UnitWeight>
+// An uninitialised array of n trivial T, on 2 MB pages where Linux allows it (transparent huge pages on
+// request): the flood's reads are scattered over tens of MB, far beyond what the TLB maps in 4 KB pages,
+// and each miss would add a page walk to the cache miss.
+template <class T>
+class HugeArray {
+ public:
+  explicit HugeArray(std::size_t n) {
+#if defined(__linux__)
+    constexpr std::size_t kHuge = std::size_t(2) << 20;
+    const std::size_t bytes = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
+    p_ = static_cast<T*>(std::aligned_alloc(kHuge, bytes));
+    if (p_ == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    madvise(p_, bytes, MADV_HUGEPAGE);  // a request: without huge pages the memory is as good
+#endif
+#else
+    p_ = static_cast<T*>(std::malloc(n * sizeof(T)));
+    if (p_ == nullptr) throw std::bad_alloc();
+#endif
+  }
+  ~HugeArray() { std::free(p_); }
+  HugeArray(const HugeArray&) = delete;
+  HugeArray& operator=(const HugeArray&) = delete;
+  T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
+// A framed page's pixel, value and label side by side: a neighbour's test and value are one cache line.
+template <class T>
+struct Cell {
+  T value;
+  std::int32_t label;
+};
+
+// Cells (Interleaved, implies Bordered): the page is `cells` (value and label of each pixel, outside
+// pixels labelled kOutside); img and out only give its shape.
+template <class T, bool Bordered = false, class CompOf = OneComponent, class Warm = NoWarm, class Weight = UnitWeight,
+          bool Interleaved = false>
 void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const std::int32_t* marker_id,
                    std::size_t n_markers, const std::uint8_t* mask, index_t mstride, int connectivity,
                    ImageView<std::int32_t> out, CompOf comp_at = CompOf(), std::int32_t n_comp = 1,
                    const std::int32_t* marker_comp = nullptr, const std::int32_t* comp_order = nullptr,
-                   Warm warm = Warm(), Weight weight = Weight(), std::int64_t work = 0) {
+                   Warm warm = Warm(), Weight weight = Weight(), std::int64_t work = 0,
+                   SkimageCounts* counts = nullptr, Cell<T>* cells = nullptr) {
+  static_assert(!Interleaved || Bordered, "interleaved cells are a framed page");
   constexpr bool Narrow = kNarrowKey<T>;
   using O = SkOrder<Narrow>;
   const Neighbours nb(connectivity);
@@ -214,13 +264,23 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   if (rows * cols >= (index_t(1) << 31)) throw std::invalid_argument("image has 2^31 pixels or more");
   index_t delta[8];
   for (int k = 0; k < nb.n; ++k) delta[k] = nb.dr[k] * cols + nb.dc[k];
-  std::int32_t* lab = out.data;
+  std::int32_t* const lab = out.data;
+  // The label and value of pixel p (of a contiguous page when Bordered).
+  auto L = [&](index_t p) -> std::int32_t& {
+    if constexpr (Interleaved) return cells[p].label;
+    else return lab[p];
+  };
+  auto V = [&](index_t p) -> T {
+    if constexpr (Interleaved) return cells[p].value;
+    else if constexpr (Bordered) return img.data[p];
+    else return img(p / cols, p % cols);
+  };
   SkHeap<Narrow> heap;
   heap.reserve(n_markers * 2);
   for (std::size_t k = 0; k < n_markers; ++k) {  // raster order, like np.flatnonzero
     const index_t p = marker_px[k];
-    lab[p] = marker_id[k];
-    const T value = Bordered ? img.data[p] : img(p / cols, p % cols);  // a packed page is contiguous
+    L(p) = marker_id[k];
+    const T value = V(p);
     heap.push(O::make(value_bits(value), 0, static_cast<std::int32_t>(p),
                       marker_comp ? static_cast<std::uint32_t>(marker_comp[k]) : 1u));
   }
@@ -238,8 +298,7 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   std::vector<SeedKey> seed_value(n_markers);
   for (std::size_t k = 0; k < n_markers; ++k) {
     const index_t p = marker_px[k];
-    seed_value[k] = SeedKey(marker_comp ? static_cast<std::uint32_t>(marker_comp[k]) : 1u,
-                            value_bits(Bordered ? img.data[p] : img(p / cols, p % cols)));
+    seed_value[k] = SeedKey(marker_comp ? static_cast<std::uint32_t>(marker_comp[k]) : 1u, value_bits(V(p)));
   }
   std::sort(seed_value.begin(), seed_value.end());
   std::vector<std::uint32_t> seed_count;
@@ -257,35 +316,37 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
     }
     seed_value.resize(d);
   }
-  std::uint32_t heap_age = 1;
-  auto expand = [&](const SkItem& e, auto&& push, std::uint32_t& age) {
-    const std::uint64_t eb = O::bits(e);
-    const std::int32_t le = lab[e.index];
-    auto visit = [&](index_t q, T value) {
-      ++age;
-      lab[q] = le;  // labelled when pushed
-      const std::uint64_t vb = value_bits(value);
-      push(O::make(vb < eb ? eb : vb, age, static_cast<std::int32_t>(q), e.aux));
-    };
+  // Labels with le every neighbour q of p not labelled yet (nor outside the mask), in scikit-image's
+  // order, and calls f(q, value of q): a pixel is labelled when pushed.
+  auto each_new = [&](index_t p, std::int32_t le, auto&& f) {
     if constexpr (Bordered) {
       for (int k = 0; k < nb.n; ++k) {
-        const index_t q = e.index + delta[k];
-        if (lab[q] != 0) continue;  // labelled, or outside the mask
-        visit(q, img.data[q]);
+        const index_t q = p + delta[k];
+        std::int32_t& lq = L(q);
+        if (lq != 0) continue;  // labelled, or outside the mask
+        lq = le;
+        f(q, V(q));
       }
     } else {
-      const index_t r = e.index / cols, c = e.index % cols;
+      const index_t r = p / cols, c = p % cols;
       for (int k = 0; k < nb.n; ++k) {
         const index_t rr = r + nb.dr[k], cc = c + nb.dc[k];
         if (rr < 0 || rr >= rows || cc < 0 || cc >= cols || !in_mask(mask, mstride, rr, cc)) continue;
         const index_t q = rr * cols + cc;
         if (lab[q] != 0) continue;
-        visit(q, img(rr, cc));
+        lab[q] = le;
+        f(q, img(rr, cc));
       }
     }
   };
   // Fetches pixel p's neighbourhood (its labels and values, rows above and below) ahead of its expansion.
   auto prefetch_around = [&](index_t p) {
+    if constexpr (Interleaved) {
+      __builtin_prefetch(cells + p - cols);
+      __builtin_prefetch(cells + p);
+      __builtin_prefetch(cells + p + cols);
+      return;
+    }
     __builtin_prefetch(lab + p - cols);
     __builtin_prefetch(lab + p);
     __builtin_prefetch(lab + p + cols);
@@ -301,9 +362,11 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
       if (r + 1 < rows) __builtin_prefetch(at + img.stride_r);
     }
   };
-  auto heap_push = [&](const SkItem& it) { heap.push(it); };
+  std::uint32_t age = 1;
+  std::uint64_t heap_pops = 0;
   while (!heap.empty() && tied > 0) {
     const SkItem e = heap.pop();
+    ++heap_pops;
     if (!heap.empty()) prefetch_around(heap.top().index);  // most often the next item to expand
     if (O::age(e) == 0) {
       const std::uint32_t comp =
@@ -312,7 +375,11 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
           std::lower_bound(seed_value.begin(), seed_value.end(), SeedKey(comp, O::bits(e))) - seed_value.begin());
       if (seed_count[v]-- >= 2) --tied;  // its value's last seed was tied to this one
     }
-    expand(e, heap_push, heap_age);
+    const std::uint64_t eb = O::bits(e);
+    each_new(e.index, L(e.index), [&](index_t q, T value) {
+      const std::uint64_t vb = value_bits(value);
+      heap.push(O::make(vb < eb ? eb : vb, ++age, static_cast<std::int32_t>(q), e.aux));
+    });
   }
   std::vector<SkItem> rest = heap.take();
   // Group the remaining items by component (a counting sort), each group in (value, age) order.
@@ -331,43 +398,67 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   seed_value = std::vector<SeedKey>();
   seed_count = std::vector<std::uint32_t>();
   // The threads take contiguous stretches of comp_order (of near-equal weight(c)), each with its own
-  // radix heap. Ages pushed from here on order nothing (its buckets are FIFO): each thread counts its own.
+  // radix heap, whose FIFO buckets keep the ages' order without storing them.
+  using Queue = SkRadix<Narrow>;
+  constexpr std::size_t kAhead = 6;  // items of the equal list whose neighbourhoods are fetched ahead
+  using Bits = typename Queue::Bits;
   auto comp_at_rank = [&](std::int64_t i) { return comp_order ? comp_order[i] : static_cast<std::int32_t>(i + 1); };
   const int nt = phase_threads(work, n_comp);
   std::vector<std::int64_t> cut(static_cast<std::size_t>(nt) + 1);
   weighted_parts(
       n_comp, nt, [&](std::int64_t i) { return weight(comp_at_rank(i)); },
       [&](int t, std::int64_t i) { cut[static_cast<std::size_t>(t)] = i; });
+  std::vector<typename Queue::Counts> thread_counts(static_cast<std::size_t>(nt));
   on_threads(nt, [&](int t) {
-    SkRadix<Narrow> queue;
-    std::uint32_t age = heap_age;
-    auto queue_push = [&](const SkItem& it) { queue.push(it); };
+    std::unique_ptr<Queue> queue(new Queue());  // ~50 KB of bucket headers: not on the stack
     for (std::int64_t i = cut[t]; i < cut[t + 1]; ++i) {
       const std::size_t g = static_cast<std::size_t>(comp_at_rank(i) - 1);
       if (i + 1 < cut[t + 1]) warm(comp_at_rank(i + 1));
       if (start[g] == start[g + 1]) continue;
       std::sort(grouped.begin() + static_cast<std::ptrdiff_t>(start[g]), grouped.begin() + static_cast<std::ptrdiff_t>(start[g + 1]),
                 [](const SkItem& a, const SkItem& b) { return O::less(a, b); });
-      queue.reset(O::bits(grouped[start[g]]));
-      for (std::size_t k = start[g]; k < start[g + 1]; ++k) queue_push(grouped[k]);
-      SkItem e;
-      while (queue.pop(e)) {
-        if (const SkItem* n = queue.peek()) prefetch_around(n->index);  // most often the next to expand
-        expand(e, queue_push, age);
+      queue->reset(static_cast<Bits>(O::bits(grouped[start[g]])));
+      for (std::size_t k = start[g]; k < start[g + 1]; ++k)
+        queue->push(static_cast<Bits>(O::bits(grouped[k])), grouped[k].index);
+      std::int32_t p;
+      Bits eb;
+      while (queue->pop(p, eb)) {
+        const std::int32_t n = queue->peek();
+        if (n >= 0) prefetch_around(n);  // most often the next to expand
+        const std::int32_t a = queue->peek_equal(kAhead);
+        if (a >= 0) prefetch_around(a);  // sure to be expanded soon
+        each_new(p, L(p), [&](index_t q, T value) {
+          const Bits vb = static_cast<Bits>(value_bits(value));
+          // Joins the equal list, so is expanded soon; wide (float64) keys only: there the list is
+          // mostly empty and gives no look-ahead (measured: 5-7% on a noisy float page, none on ints).
+          if constexpr (!Narrow)
+            if (vb <= eb) prefetch_around(q);
+          queue->push(vb < eb ? eb : vb, static_cast<std::int32_t>(q));
+        });
       }
     }
+    thread_counts[static_cast<std::size_t>(t)] = queue->counts();
   });
+  if (counts != nullptr) {
+    counts->heap_pops = heap_pops;
+    for (const auto& c : thread_counts) {
+      counts->queue_pushes += c.pushes;
+      counts->queue_moves += c.moves;
+      counts->queue_refills += c.refills;
+    }
+  }
 }
 
 template <class T>
 void flood(const ImageView<const T> img, const index_t* px, const std::int32_t* id, std::size_t n,
            const std::uint8_t* mask, index_t mstride, int connectivity, WatershedMethod method,
-           ImageView<std::int32_t> out) {
+           ImageView<std::int32_t> out, SkimageCounts* counts) {
   if (method == WatershedMethod::canonical) {
     CanonicalWork<T> work;
     canonical<T>(img, px, id, n, mask, mstride, connectivity, out, work);
   } else {
-    skimage_flood<T>(img, px, id, n, mask, mstride, connectivity, out);
+    skimage_flood<T>(img, px, id, n, mask, mstride, connectivity, out, OneComponent(), 1, nullptr, nullptr, NoWarm(),
+                     UnitWeight(), 0, counts);
   }
 }
 
@@ -591,18 +682,23 @@ void canonical_masked(const ImageView<const T> v, const Markers& m, const std::u
 
 // scikit-image's flood without a mask, on a copy of the page framed by one row / column of "outside"
 // pixels (kOutside, never entered): the flood then needs no bounds checks nor a division per pixel,
-// and the copy is contiguous. Markers keep their raster order and neighbours their order, so the
-// labels are those of the unframed flood.
+// and the copy is contiguous, each pixel's value and label side by side (a neighbour costs one cache
+// line, not two: on a page far larger than the caches the flood waits on memory). Markers keep their
+// raster order and neighbours their order, so the labels are those of the unframed flood.
 template <class T>
-void skimage_unmasked(const ImageView<const T> v, const Markers& m, int connectivity, ImageView<std::int32_t> out) {
+void skimage_unmasked(const ImageView<const T> v, const Markers& m, int connectivity, ImageView<std::int32_t> out,
+                      SkimageCounts* counts) {
   const index_t pr = v.rows + 2, pc = v.cols + 2;
-  std::vector<T> img(static_cast<std::size_t>(pr * pc), T(0));
-  std::vector<std::int32_t> lab(img.size(), kOutside);
+  HugeArray<Cell<T>> cells(static_cast<std::size_t>(pr * pc));
+  Cell<T>* const c = cells.get();
+  std::fill(c, c + pc, Cell<T>{T(0), kOutside});
+  std::fill(c + (pr - 1) * pc, c + pr * pc, Cell<T>{T(0), kOutside});
   for (index_t r = 0; r < v.rows; ++r) {
-    const index_t at = (r + 1) * pc + 1;
-    if (v.stride_c == 1) std::copy(v.row(r), v.row(r) + v.cols, img.data() + at);
-    else for (index_t c = 0; c < v.cols; ++c) img[static_cast<std::size_t>(at + c)] = v(r, c);
-    std::fill(lab.data() + at, lab.data() + at + v.cols, 0);
+    Cell<T>* row = c + (r + 1) * pc;
+    row[0] = row[pc - 1] = Cell<T>{T(0), kOutside};
+    const T* src = v.row(r);
+    if (v.stride_c == 1) for (index_t col = 0; col < v.cols; ++col) row[col + 1] = Cell<T>{src[col], 0};
+    else for (index_t col = 0; col < v.cols; ++col) row[col + 1] = Cell<T>{v(r, col), 0};
   }
   std::vector<index_t> px;
   std::vector<std::int32_t> ids;
@@ -611,18 +707,21 @@ void skimage_unmasked(const ImageView<const T> v, const Markers& m, int connecti
       px.push_back((run.row + 1) * pc + col + 1);
       ids.push_back(run.id);
     }
-  skimage_flood<T, true>(ImageView<const T>{img.data(), pr, pc, pc, 1}, px.data(), ids.data(), px.size(), nullptr, pc,
-                         connectivity, make_view(lab.data(), pr, pc));
+  skimage_flood<T, true, OneComponent, NoWarm, UnitWeight, true>(
+      ImageView<const T>{nullptr, pr, pc, pc, 1}, px.data(), ids.data(), px.size(), nullptr, pc, connectivity,
+      ImageView<std::int32_t>{nullptr, pr, pc, pc, 1}, OneComponent(), 1, nullptr, nullptr, NoWarm(), UnitWeight(), 0,
+      counts, c);
   for (index_t r = 0; r < v.rows; ++r) {
-    const std::int32_t* src = lab.data() + (r + 1) * pc + 1;
-    std::copy(src, src + v.cols, out.row(r));
+    const Cell<T>* src = c + (r + 1) * pc + 1;
+    std::int32_t* dst = out.row(r);
+    for (index_t col = 0; col < v.cols; ++col) dst[col] = src[col].label;
   }
 }
 
 }  // namespace
 
 void watershed(const Planes& image, const Markers& m, const Planes& mask, int connectivity, WatershedMethod method,
-               ImageView<std::int32_t> out) {
+               ImageView<std::int32_t> out, SkimageCounts* counts) {
   index_t ms = 0;
   const std::uint8_t* mk = mask_data(mask, ms);
   dispatch(image.dtype, [&](auto tag) {
@@ -645,7 +744,7 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
                                packed.comp.data(), packed.placement().data(),
                                [&packed](std::int32_t c) { packed.prefetch(c); },
                                [&packed](std::int32_t c) { return packed.window_area(c); },
-                               packed.rows * packed.cols);
+                               packed.rows * packed.cols, counts);
         const RunLabels& comps = packed.comps();
         write_rows(
             out, comps,
@@ -657,13 +756,13 @@ void watershed(const Planes& image, const Markers& m, const Planes& mask, int co
       }
     }
     if (mk == nullptr && method == WatershedMethod::skimage) {
-      skimage_unmasked<T>(v, m, connectivity, out);
+      skimage_unmasked<T>(v, m, connectivity, out, counts);
       return;
     }
     std::fill(out.data, out.data + out.rows * out.cols, 0);
     const MarkerPixels mp =
         marker_pixels(m, v.cols, [](const MarkerRun&) { return true; }, [](const MarkerRun& run) { return run.comp; });
-    flood<T>(v, mp.px.data(), mp.ids.data(), mp.px.size(), mk, ms, connectivity, method, out);
+    flood<T>(v, mp.px.data(), mp.ids.data(), mp.px.size(), mk, ms, connectivity, method, out, counts);
   });
 }
 

@@ -31,10 +31,17 @@ struct Markers {
 // Markers (non-zero values of `markers`) inside `mask` (optional; only its pixels are read then).
 Markers find_markers(const Planes& markers, const Planes& mask, int connectivity);
 
+// Operation counts of method="skimage" (for tests of its complexity): items popped from the binary heap
+// (while seeds tie), pushed into the radix heap after it, moved between its buckets, and its refills
+// (the equal list run dry: a bucket moved down).
+struct SkimageCounts {
+  std::uint64_t heap_pops = 0, queue_pushes = 0, queue_moves = 0, queue_refills = 0;
+};
+
 // Floods `image` from the markers inside `mask` (optional) into `out` (rows x cols, zero-initialised,
-// dense labels). connectivity 1 or 2.
+// dense labels). connectivity 1 or 2. counts (optional): filled for method skimage.
 void watershed(const Planes& image, const Markers& m, const Planes& mask, int connectivity, WatershedMethod method,
-               ImageView<std::int32_t> out);
+               ImageView<std::int32_t> out, SkimageCounts* counts = nullptr);
 
 }  // namespace cpu
 }  // namespace dwd

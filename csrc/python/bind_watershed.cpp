@@ -14,19 +14,27 @@ namespace dwd {
 namespace {
 
 // Floods into `out` (int32, rows x cols, contiguous; every pixel is written) and returns the first pixel of
-// each dense label.
+// each dense label. stats (a dict, or None): method skimage's operation counts are added to it.
 py::array watershed(const py::array& image, const py::array& markers, const py::object& mask, int connectivity,
-                    int method, py::array_t<std::int32_t> out) {
+                    int method, py::array_t<std::int32_t> out, const py::object& stats) {
   const cpu::Planes ip = planes_of(image, 0, "image");
   const cpu::Planes mp = planes_of(markers, 0, "markers");
   cpu::Planes kp;
   if (!mask.is_none()) kp = planes_of(mask.cast<py::array>(), 0, "mask");
   ImageView<std::int32_t> ov = make_view(out.mutable_data(), ip.rows, ip.cols);
   cpu::Markers m;
+  cpu::SkimageCounts counts;
   {
     py::gil_scoped_release nogil;
     m = cpu::find_markers(mp, kp, connectivity);
-    cpu::watershed(ip, m, kp, connectivity, static_cast<cpu::WatershedMethod>(method), ov);
+    cpu::watershed(ip, m, kp, connectivity, static_cast<cpu::WatershedMethod>(method), ov, &counts);
+  }
+  if (!stats.is_none()) {
+    py::dict d = stats.cast<py::dict>();
+    d["heap_pops"] = counts.heap_pops;
+    d["queue_pushes"] = counts.queue_pushes;
+    d["queue_moves"] = counts.queue_moves;
+    d["queue_refills"] = counts.queue_refills;
   }
   return to_numpy(m.first_pixel, {static_cast<py::ssize_t>(m.first_pixel.size())});
 }
@@ -115,7 +123,7 @@ py::array_t<double> distance_transform_edt(const py::array& image) {
 
 void bind_watershed(py::module_& m) {
   m.def("watershed", &watershed, py::arg("image"), py::arg("markers"), py::arg("mask"), py::arg("connectivity"),
-        py::arg("method"), py::arg("out"));
+        py::arg("method"), py::arg("out"), py::arg("stats") = py::none());
   m.def("watershed_exec_host", &watershed_exec_host, py::arg("image"), py::arg("markers"), py::arg("mask"),
         py::arg("connectivity"), py::arg("out"), py::arg("order"), py::arg("seed"));
   m.def("watershed_raveled", &watershed_raveled, py::arg("image"), py::arg("seeds"), py::arg("offsets"),
