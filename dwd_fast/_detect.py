@@ -108,7 +108,7 @@ def run(args):
     from ._draw import overlay
     from ._files import atomic_write
     from .torch import DeepWatershedDetector
-    from .torch.infer import predict_outputs, decode_outputs, _decoder_options
+    from .torch.infer import predict_outputs, decode_outputs, decode_kwargs, _decoder_options
 
     rank, world = _dist()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -155,8 +155,7 @@ def run(args):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t1 = time.perf_counter()
-        det = decode_outputs(out, min_size=opts["min_size"], grow_to=opts["grow_to"], seeds=opts["seeds"],
-                             size_reduce=opts["size_reduce"])
+        det = decode_outputs(out, **decode_kwargs(opts))
         t2 = time.perf_counter()
         t_net, t_dec = t_net + t1 - t0, t_dec + t2 - t1
         keep = det.labels > 0  # the background class is no category

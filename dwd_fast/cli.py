@@ -239,7 +239,7 @@ def _model_demo(args, page, model_path):
     from ._bench.evaluate import precision_recall
     from ._draw import overlay
     from .torch import DeepWatershedDetector
-    from .torch.infer import decode_outputs, predict_outputs, _decoder_options
+    from .torch.infer import decode_kwargs, decode_outputs, predict_outputs, _decoder_options
 
     try:
         model = DeepWatershedDetector.load(model_path).to(args.device).eval()
@@ -254,8 +254,7 @@ def _model_demo(args, page, model_path):
     if args.device == "cuda":
         torch.cuda.synchronize()
     t1 = time.perf_counter()
-    det = decode_outputs(out, min_size=opts["min_size"], grow_to=opts["grow_to"], seeds=opts["seeds"],
-                         size_reduce=opts["size_reduce"])
+    det = decode_outputs(out, **decode_kwargs(opts))
     t2 = time.perf_counter()
     keep = det.labels > 0
     gt_boxes, gt_labels, to_gt, how = _demo_ground_truth(page, model.class_names)

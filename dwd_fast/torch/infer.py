@@ -226,6 +226,12 @@ def _decoder_options(model, cutoff, grow_to):
     return opts
 
 
+def decode_kwargs(opts):
+    """:func:`decode_outputs`'s keywords among a model's decoder options (all but the cut-off, which
+    :func:`predict_outputs` takes)."""
+    return {k: v for k, v in opts.items() if k != "cutoff"}
+
+
 def _as_input(model, image, device):
     if isinstance(image, torch.Tensor) and image.dim() == 3 and image.is_floating_point():
         x = image
@@ -512,7 +518,4 @@ def detect_image(model, image, *, tile=(1664, 2048), overlap: Optional[int] = No
             opts[k] = decode_options[k]
     out = predict_outputs(model, image, tile=tile, overlap=overlap, batch=batch, device=device,
                           cutoff=opts["cutoff"], grow_to=opts["grow_to"], seeds=opts["seeds"])
-    return decode_outputs(out, min_size=opts["min_size"], grow_to=opts["grow_to"], seeds=opts["seeds"],
-                          size_reduce=opts["size_reduce"], size_mode=opts["size_mode"],
-                          class_sizes=opts["class_sizes"], class_confidence=opts["class_confidence"],
-                          class_spread=opts["class_spread"])
+    return decode_outputs(out, **decode_kwargs(opts))
