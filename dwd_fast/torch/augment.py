@@ -13,6 +13,19 @@ from ..data.rare import RareSymbolBank, paste_rare_symbols
 __all__ = ["PasteRareSymbols", "ScanDegradation"]
 
 
+def _call_seed(transform, target):
+    """Checks a transform's ``target`` and draws the numpy seed of its next call: from PyTorch's global
+    generator (``transform.seed`` None) or ``(transform.seed, call number)``."""
+    if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
+        raise TypeError("target must be a dict with 'boxes' and 'labels'")
+    if transform.seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    else:
+        seed = np.random.SeedSequence([int(transform.seed), transform._calls])
+    transform._calls += 1
+    return seed
+
+
 class PasteRareSymbols:
     """A dataset transform ``(image, target) -> (image, target)`` applying
     :func:`dwd_fast.data.paste_rare_symbols` (DWD's oversampling of rare classes).
@@ -51,13 +64,7 @@ class PasteRareSymbols:
         return f"PasteRareSymbols({self.bank!r}, n={self.n}, crop={self.crop}, region={self.region!r})"
 
     def __call__(self, image, target):
-        if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
-            raise TypeError("target must be a dict with 'boxes' and 'labels'")
-        if self.seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        else:
-            seed = np.random.SeedSequence([int(self.seed), self._calls])
-        self._calls += 1
+        seed = _call_seed(self, target)
         is_tensor = isinstance(image, torch.Tensor)
         if is_tensor:
             if image.dim() not in (2, 3):
@@ -194,13 +201,7 @@ class ScanDegradation:
                             f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
         if not (image.dtype == torch.uint8 or image.dtype.is_floating_point):
             raise TypeError(f"image must be uint8 or float, got {image.dtype}")
-        if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
-            raise TypeError("target must be a dict with 'boxes' and 'labels'")
-        if self.seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        else:
-            seed = np.random.SeedSequence([int(self.seed), self._calls])
-        self._calls += 1
+        seed = _call_seed(self, target)
         prm = self.draw(np.random.default_rng(seed))
         if not prm["apply"]:
             return image, dict(target)
