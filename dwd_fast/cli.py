@@ -141,7 +141,7 @@ def demo(args):
 
         model_path = default_model_path() if _has_torch() else None
     if model_path is not None:
-        return _model_demo(args, page, model_path)
+        return _model_demo(args, page, model_path, what)
     _progress("encoding training targets and simulating network outputs (blur, noise, missed and merged objects) ...")
     t0 = time.perf_counter()
     targets, objects = box_targets(page.boxes, page.labels, page.image.shape, levels=16)
@@ -192,6 +192,12 @@ def demo(args):
     path = os.path.join(args.out, "dwd_fast_demo.png")
     overlay(page.image, page.boxes, det.boxes, tp, path=path, scale=args.scale)
     print(f"overlay: {path} (page; ground truth green; detections magenta, orange where they match nothing)")
+    _demo_dataset(args, page, what)
+    return 0
+
+
+def _demo_dataset(args, page, what):
+    """``demo --dataset DIR``: the demo's page written as a one-page DeepScoresV2 dataset."""
     if getattr(args, "dataset", None):
         from .data.deepscores import from_engraved, write_deepscores
 
@@ -200,7 +206,6 @@ def demo(args):
         js = write_deepscores([ds_page], args.dataset, "test", info={"description": f"dwd-fast demo page: {what}, "
                                                                                      f"{args.font}"})
         print(f"DeepScores dataset: {js} ({ds_page.n} annotations in DeepScoresV2's classes; images/, segmentation/)")
-    return 0
 
 
 def _has_torch():
@@ -228,7 +233,7 @@ def _demo_ground_truth(page, class_names):
     return page.boxes, np.zeros(len(page.boxes), np.int64), (lambda lab: np.zeros_like(lab)), "class-agnostic"
 
 
-def _model_demo(args, page, model_path):
+def _model_demo(args, page, model_path, what):
     """The demo page through a real model (``--model``, or the packaged default model)."""
     import os
 
@@ -269,6 +274,7 @@ def _model_demo(args, page, model_path):
     path = os.path.join(args.out, "dwd_fast_demo.png")
     overlay(page.image, gt_boxes, boxes, tp, path=path, scale=args.scale)
     print(f"overlay: {path} (page; ground truth green; detections magenta, orange where they match nothing)")
+    _demo_dataset(args, page, what)
     return 0
 
 

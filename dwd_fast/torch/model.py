@@ -98,6 +98,8 @@ class DeepWatershedDetector(nn.Module):
                  decoder: Optional[Any] = None, class_names: Optional[Sequence[str]] = None,
                  class_sizes: Optional[Any] = None):
         super().__init__()
+        if not isinstance(backbone, nn.Module):
+            raise TypeError(f"backbone must be an nn.Module, got {type(backbone).__name__}")
         self.config: Optional[dict] = None
         self.num_classes = num_classes
         if class_names is not None:
