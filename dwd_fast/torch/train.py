@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from .augment import PasteRareSymbols, ScanDegradation
-from .backbone import image_to_tensor
 from .data import Compose, CropDataset, LabelMap, collate
 from .model import FORMAT, DeepWatershedDetector
 
@@ -56,16 +55,18 @@ def default_model_config(num_classes: int, *, widths=(8, 16, 32, 64, 128), level
 
 @torch.no_grad()
 def predict_page(model: DeepWatershedDetector, image: np.ndarray) -> dict:
-    """The detections of a whole page: the model in eval mode on ``image`` (uint8 grey, 255 = paper) at once.
+    """The detections of a whole page: the model in eval mode on ``image`` (uint8 grey, 255 = paper), tiled
+    with bounded memory (:func:`dwd_fast.torch.infer.detect_image`: the same detections as the page in one
+    piece).
 
     The default ``predict`` of :func:`train` and :func:`evaluate_model`; any ``predict(model, image) ->
-    dict(boxes, labels, scores)`` (e.g. a tiled predictor) can replace it."""
+    dict(boxes, labels, scores)`` can replace it."""
+    from .infer import detect_image
+
     was = model.training
     model.eval()
     try:
-        dev = next(model.parameters()).device
-        x = image_to_tensor(np.array(image))[None].to(dev)  # a copy: decoded images may be read-only
-        return {k: v.cpu() for k, v in model(x)[0].items()}
+        return detect_image(model, np.array(image)).as_dict()  # a copy: decoded images may be read-only
     finally:
         model.train(was)
 
@@ -300,7 +301,7 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         the same, bit for bit on the CPU, as the run not interrupted.
     predict : callable, optional
         ``predict(model, image uint8) -> dict(boxes, labels, scores)`` for evaluation (default
-        :func:`predict_page`, the whole page at once).
+        :func:`predict_page`: the whole page, tiled).
     progress : bool
         A tqdm progress bar (rank 0) with each task's raw loss and crops per second.
     **config
