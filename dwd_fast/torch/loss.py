@@ -31,7 +31,8 @@ class DWDLoss(nn.Module):
       one-hot level, as ``tf.nn.softmax_cross_entropy_with_logits``);
     - class: the same with the class logits and the class map;
     - size: ``sum_{p, c} m_s(p) * l(sizes[c, p] - target[c, p]) / (2 H W)``, ``l`` = square (``"l2"``, the
-      original's ``mean_squared_error``) or absolute value (``"l1"``).
+      original's ``mean_squared_error``) or absolute value (``"l1"``); when the outputs hold ``"log_sizes"``
+      (a head with ``size_encoding="log"``) the same with ``log_sizes`` against ``log(max(target, 1/4))``.
 
     Each task loss is the mean over the images (``batch="all"``), or image 0 alone (``batch="first"``: the
     original's ``loss_components[i][0]``, offered for comparisons only).
@@ -115,6 +116,11 @@ class DWDLoss(nn.Module):
         if self.batch == "first":
             e, c, s, te, tc, ts = e[:1], c[:1], s[:1], te[:1], tc[:1], ts[:1]
 
+        if "log_sizes" in outputs:  # the log encoding: the loss in log pixels (background targets are masked)
+            s = outputs["log_sizes"][:1] if self.batch == "first" else outputs["log_sizes"]
+            if tuple(s.shape) != tuple(ts.shape):
+                raise ValueError(f"outputs['log_sizes'] must have shape {tuple(ts.shape)}, got {tuple(s.shape)}")
+            ts = torch.log(ts.clamp_min(0.25))
         losses = ops.dwd_loss(e, c, s, te, tc, ts, self.energy_mask, self.class_mask, self.size_mask,
                               self.size_loss).mean(0)
         loss_e, loss_c, loss_s = losses.unbind()

@@ -88,6 +88,9 @@ class DeepWatershedDetector(nn.Module):
     class_sizes : ClassSizeTable or (num_classes, 2) array, optional
         Per-class (height, width) box sizes of the training boxes (:func:`dwd_fast.class_size_table`), kept
         with the model (``.class_sizes``, a :class:`~dwd_fast.ClassSizeTable`) for the decoder's size modes.
+    size_encoding : str
+        ``"linear"`` (the size channels regress pixels, as the original) or ``"log"`` (they regress log
+        pixels: a relative size loss); :class:`DWDHead`'s. The outputs' ``"sizes"`` are pixels either way.
 
     A detector built by :meth:`from_config` can be saved with its configuration, class names and size table
     (:meth:`save`) and rebuilt from the file alone (:meth:`load`).
@@ -96,7 +99,7 @@ class DeepWatershedDetector(nn.Module):
     def __init__(self, backbone: nn.Module, in_channels: int, num_classes: int, *, levels: int = 20,
                  upsample: bool = True, encoder: Optional[Any] = None, loss: Optional[Any] = None,
                  decoder: Optional[Any] = None, class_names: Optional[Sequence[str]] = None,
-                 class_sizes: Optional[Any] = None):
+                 class_sizes: Optional[Any] = None, size_encoding: str = "linear"):
         super().__init__()
         if not isinstance(backbone, nn.Module):
             raise TypeError(f"backbone must be an nn.Module, got {type(backbone).__name__}")
@@ -109,7 +112,7 @@ class DeepWatershedDetector(nn.Module):
         self.class_names = class_names
         self.class_sizes = _size_table(class_sizes, num_classes)
         self.backbone = backbone
-        self.head = DWDHead(in_channels, num_classes, levels, upsample=upsample)
+        self.head = DWDHead(in_channels, num_classes, levels, upsample=upsample, size_encoding=size_encoding)
         self.encoder = encoder if isinstance(encoder, TargetEncoder) else TargetEncoder(
             levels, num_classes, **(encoder or {}))
         if self.encoder.levels != levels:
@@ -129,11 +132,12 @@ class DeepWatershedDetector(nn.Module):
     def from_config(cls, config: dict, *, class_names: Optional[Sequence[str]] = None,
                     class_sizes: Optional[Any] = None) -> "DeepWatershedDetector":
         """A detector from a configuration dict: ``{"backbone": {"name": "unet", ...}, "num_classes": C,
-        "levels": 20, "upsample": False, "encoder": {...}, "loss": {...}, "decoder": {...}}`` (JSON values;
+        "levels": 20, "upsample": False, "size_encoding": "linear", "encoder": {...}, "loss": {...},
+        "decoder": {...}}`` (JSON values;
         the backbone's keys are :func:`~dwd_fast.torch.backbone.make_backbone`'s)."""
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
-        known = {"backbone", "num_classes", "levels", "upsample", "encoder", "loss", "decoder"}
+        known = {"backbone", "num_classes", "levels", "upsample", "size_encoding", "encoder", "loss", "decoder"}
         unknown = sorted(set(config) - known)
         if unknown or "backbone" not in config or "num_classes" not in config:
             raise ValueError(f"config needs 'backbone' and 'num_classes' and takes only {sorted(known)}; "
@@ -143,7 +147,7 @@ class DeepWatershedDetector(nn.Module):
         model = cls(backbone, backbone.out_channels, config["num_classes"], levels=config.get("levels", 20),
                     upsample=config.get("upsample", False), encoder=config.get("encoder"),
                     loss=config.get("loss"), decoder=config.get("decoder"), class_names=class_names,
-                    class_sizes=class_sizes)
+                    class_sizes=class_sizes, size_encoding=config.get("size_encoding", "linear"))
         model.config = config
         return model
 

@@ -31,21 +31,23 @@ DEFAULTS: dict[str, Any] = dict(
     steps=2000, batch=4, crop=256, lr=2e-3, size_lr=10.0, weight_decay=1e-4, warmup=100, min_lr=0.02, clip=1.0, seed=0,
     eval_every=500, eval_pages=2, eval_crop=1024, checkpoint_every=250, log_every=10, device="auto", workers=0,
     widths=(8, 16, 32, 64, 128), levels=20, threads=None, amp="auto", degrade=0.8, paste_rare=2,
-    cache_mb=1024, model=None, stop_at=0,
+    cache_mb=1024, model=None, stop_at=0, sizes="linear",
 )
 
 
-def default_model_config(num_classes: int, *, widths=(8, 16, 32, 64, 128), levels: int = 20) -> dict:
+def default_model_config(num_classes: int, *, widths=(8, 16, 32, 64, 128), levels: int = 20,
+                         sizes: str = "linear") -> dict:
     """The detector configuration :func:`train` uses: a :class:`UNet` of ``widths``, full-resolution outputs,
     the target encoding that every symbol can be decoded from (box markers, smallest on top, at least 6 px;
     written out in full), the loss's defaults, and a decoder that blends regressed box sizes with the
-    detector's class-size table (``size_mode="blend"``)."""
+    detector's class-size table (``size_mode="blend"``). ``sizes``: the head's size encoding, ``"linear"`` or
+    ``"log"``."""
     # every setting written out, so that a model file says how it was trained whatever later defaults become
     encoder = {"marker": "box", "size": 0.8, "profile": "linear", "overlap": "smallest", "min_marker": 6.0,
                "drop_invalid": True}
     decoder: dict[str, Any] = {"cutoff": 7, "min_size": 4, "size_mode": "blend"}  # the detector's class sizes
     return {"backbone": {"name": "unet", "in_channels": 1, "widths": [int(w) for w in widths]},
-            "num_classes": int(num_classes), "levels": int(levels), "upsample": False,
+            "num_classes": int(num_classes), "levels": int(levels), "upsample": False, "size_encoding": str(sizes),
             "encoder": encoder, "loss": {}, "decoder": decoder}
 
 
@@ -318,7 +320,8 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         (probability of :class:`ScanDegradation` per crop), ``paste_rare`` (rare symbols pasted per crop by
         :class:`PasteRareSymbols`; 0 = off), ``cache_mb`` (decoded pages kept per process), ``stop_at``
         (stop after this step with a checkpoint, as if interrupted, the schedule still spanning ``steps``;
-        0 = run to the end), ``model`` (a full
+        0 = run to the end), ``sizes`` (the size encoding of the default model: ``"linear"`` pixels or ``"log"``
+        log pixels; :class:`DWDHead`), ``model`` (a full
         detector configuration instead of the default one, ``num_classes`` filled in).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes its share of every batch (gloo on CPU, NCCL on
@@ -363,6 +366,8 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
     if cfg["degrade"] > 1:
         raise ValueError(f"degrade is a probability, got {cfg['degrade']}")
     cfg["widths"] = [int(w) for w in cfg["widths"]]
+    if cfg["sizes"] not in ("linear", "log"):
+        raise ValueError(f"sizes must be 'linear' or 'log', got {cfg['sizes']!r}")
 
     # processes and device
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -437,7 +442,8 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         model_cfg = dict(cfg["model"])
         model_cfg["num_classes"] = label_map.num_classes
     else:
-        model_cfg = default_model_config(label_map.num_classes, widths=cfg["widths"], levels=cfg["levels"])
+        model_cfg = default_model_config(label_map.num_classes, widths=cfg["widths"], levels=cfg["levels"],
+                                         sizes=cfg["sizes"])
     # the class-size table of the training boxes (compact labels; NaN row for the background)
     model = DeepWatershedDetector.from_config(model_cfg, class_names=label_map.names, class_sizes=table)
     if state is not None:
@@ -450,9 +456,11 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
                                for p, i in zip(ds.pages, ids)])
         sizes_head = getattr(getattr(model, "head", None), "sizes", None)
         if len(allb) and isinstance(sizes_head, nn.Conv2d) and sizes_head.bias is not None:
+            med = torch.tensor([np.median(allb[:, 3] - allb[:, 1]), np.median(allb[:, 2] - allb[:, 0])])
+            if getattr(model.head, "size_encoding", "linear") == "log":
+                med = torch.log(med.clamp_min(0.25))
             with torch.no_grad():
-                sizes_head.bias.copy_(torch.tensor([np.median(allb[:, 3] - allb[:, 1]),
-                                                    np.median(allb[:, 2] - allb[:, 0])]))
+                sizes_head.bias.copy_(med)
     model.to(device).train()
     groups: dict[tuple, list] = {}
     for n, p in model.named_parameters():  # weight decay on weights only; the size head at size_lr x lr
