@@ -2,11 +2,15 @@
 clean pages and on the same pages with the scan degradation applied; detection time per page.
 
     python benchmarks/measure_detector.py dwd_fast/torch/models/default.pt CORPUS [--pages 10] [--threads 2]
+        [--size-modes regress,blend,class]
 
 ``CORPUS`` is a DeepScoresV2-format folder (``deepscores_test.json``; e.g. made by ``dwd-fast make-dataset``);
 the model's classes are matched to the dataset's by name. Pages are detected whole, tiled
 (:func:`dwd_fast.torch.infer.detect_image`). The scan degradation is :class:`dwd_fast.torch.ScanDegradation`
 with its defaults, seeded per page, boxes moved with the ink. Prints markdown tables; ``--json`` writes them.
+``--size-modes``: the network runs once per page and its outputs are decoded with each of the decoder's size
+modes (``regress``: the regressed sizes; ``class``: the class-size table; ``blend``: both, weighted by the class
+confidence and the class's spread) — the comparison of size encodings; results keyed ``"clean/blend"`` etc.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="PyTorch and dwd_fast threads (default: theirs)")
     ap.add_argument("--min-count", type=int, default=50, help="classes counted in the headline mean (default 50)")
     ap.add_argument("--no-scan", action="store_true", help="clean pages only")
+    ap.add_argument("--size-modes", help="comma-separated decoder size modes to compare (default: the model's own)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
 
@@ -39,7 +44,7 @@ def main(argv=None):
     from dwd_fast.data.deepscores import read_deepscores
     from dwd_fast.torch import DeepWatershedDetector, ScanDegradation
     from dwd_fast.torch.data import LabelMap
-    from dwd_fast.torch.infer import detect_image
+    from dwd_fast.torch.infer import _decoder_options, decode_kwargs, decode_outputs, predict_outputs
     from dwd_fast.torch.train import eval_items
 
     if args.threads:
@@ -64,9 +69,26 @@ def main(argv=None):
           f"torch {torch.get_num_threads()}, dwd_fast {dwd_fast.info()['cpu']['threads']}")
     del keep
 
-    conditions = [("clean", None)] if args.no_scan else [("clean", None), ("scan", ScanDegradation())]
+    base = _decoder_options(model, None, None)
+    modes = args.size_modes.split(",") if args.size_modes else [base["size_mode"]]
+    table = model.class_sizes
+    opts = {}
+    for mode in modes:
+        o = dict(base, size_mode=mode)
+        if mode == "regress":
+            o["class_sizes"] = None
+        elif o["class_sizes"] is None:
+            if table is None:
+                sys.exit(f"size mode {mode!r} needs the model's class-size table; it has none")
+            o["class_sizes"] = table
+        opts[mode] = decode_kwargs(o)
+    base_conditions = [("clean", None)] if args.no_scan else [("clean", None), ("scan", ScanDegradation())]
+    conditions = [(c if not args.size_modes else f"{c}/{m}", d, m) for c, d in base_conditions for m in modes]
+    outs = {}  # (condition, page) -> the network's reduced outputs and the time it took
     results = {}
-    for cond, degrade in conditions:
+    for cond, degrade, mode in conditions:
+        if outs and next(iter(outs))[0] != cond.split("/")[0]:
+            outs.clear()  # one condition's outputs at a time
         dets, gts, secs = [], [], []
         for k, it in enumerate(items):
             img, boxes = it["image"], it["boxes"]
@@ -76,9 +98,15 @@ def main(argv=None):
                                        {"boxes": torch.from_numpy(boxes.astype(np.float32)),
                                         "labels": torch.from_numpy(it["labels"])})
                 img, boxes = t_img.numpy(), t_tgt["boxes"].numpy().astype(np.float64)
+            key = (cond.split("/")[0], k)
+            if key not in outs:
+                t = time.perf_counter()
+                with torch.no_grad():
+                    outs[key] = (predict_outputs(model, img, cutoff=base["cutoff"], grow_to=base["grow_to"],
+                                                 seeds=base["seeds"]), time.perf_counter() - t)
             t = time.perf_counter()
-            d = detect_image(model, img)
-            secs.append(time.perf_counter() - t)
+            d = decode_outputs(outs[key][0], **opts[mode])
+            secs.append(outs[key][1] + time.perf_counter() - t)
             dets.append(d.as_dict())
             gts.append({"boxes": boxes, "labels": it["labels"]})
         r = dwd_fast.evaluate(dets, gts, class_names=names[1:])
@@ -98,13 +126,13 @@ def main(argv=None):
               f"mAP {results[cond][f'mAP_classes_ge_{args.min_count}']:.3f}; "
               f"detect_image median {np.median(secs):.1f} s a page")
 
-    print("\n| class | test count | " + " | ".join(f"AP@0.5 {c} | AP {c} | recall {c}" for c, _ in conditions)
+    print("\n| class | test count | " + " | ".join(f"AP@0.5 {c} | AP {c} | recall {c}" for c, _, _ in conditions)
           + " |")
     print("|---|---:|" + "---:|" * (3 * len(conditions)))
     first = results[conditions[0][0]]["classes"]
     for n in sorted(first, key=lambda n: -first[n]["num_gt"]):
         row = [n, str(first[n]["num_gt"])]
-        for c, _ in conditions:
+        for c, _, _ in conditions:
             v = results[c]["classes"].get(n, {"AP50": float("nan"), "AP": float("nan"), "recall": float("nan")})
             row += [f"{v['AP50']:.3f}", f"{v['AP']:.3f}", f"{v['recall']:.3f}"]
         print("| " + " | ".join(row) + " |")

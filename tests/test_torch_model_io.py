@@ -144,3 +144,60 @@ def test_unet_is_local_so_tiles_equal_the_whole():
         alone = m(x[1:])
     assert torch.allclose(tile[:, :, 56:, 56:], whole[:, :, 88:, 120:], atol=1e-5)  # receptive radius ~45
     assert torch.allclose(alone, whole[1:], atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- size encodings
+
+def test_log_size_encoding_head_and_loss():
+    """The log encoding: "sizes" are exp of the raw channels (clamped), and the size loss is the linear one
+    on (log_sizes, log(max(target, 1/4))), restated here in numpy with the "mask_bg" weights."""
+    from dwd_fast.torch import DWDLoss
+    from dwd_fast.torch.heads import DWDHead
+
+    torch.manual_seed(0)
+    head = DWDHead(6, 3, levels=4, size_encoding="log")
+    out = head(torch.randn(2, 6, 9, 11) * 50)  # raw channels far outside the clamp
+    assert set(out) == {"energy", "classes", "sizes", "log_sizes"}
+    assert torch.equal(out["sizes"], torch.exp(out["log_sizes"].clamp(-8, 12)))
+    assert torch.isfinite(out["sizes"]).all() and (out["sizes"] > 0).all()
+    assert "log_sizes" not in DWDHead(6, 3, levels=4)(torch.randn(1, 6, 5, 5))
+    with pytest.raises(ValueError, match="size_encoding"):
+        DWDHead(6, 3, size_encoding="sqrt")
+
+    rng = np.random.default_rng(1)
+    B, H, W = 2, 7, 8
+    te = torch.from_numpy(rng.integers(0, 4, (B, H, W))).to(torch.int32)
+    ts = torch.from_numpy(np.where(te.numpy()[:, None] > 0, rng.uniform(0.1, 90, (B, 2, H, W)), 0)).float()
+    outs = {"energy": torch.randn(B, 4, H, W), "classes": torch.randn(B, 3, H, W),
+            "log_sizes": torch.randn(B, 2, H, W), "sizes": torch.zeros(B, 2, H, W)}
+    tg = {"energy": te, "classes": te.clamp(max=2), "sizes": ts}
+    got = DWDLoss(running_mean=None)(outs, tg)["loss_size"].item()
+    fg = te.numpy() > 0
+    want = []
+    for b in range(B):
+        m = fg[b] / (fg[b].sum() + 1.0)
+        d = outs["log_sizes"][b].numpy() - np.log(np.maximum(ts[b].numpy(), 0.25))
+        want.append((m[None] * d ** 2).sum() / (2 * H * W))
+    assert got == pytest.approx(np.mean(want), rel=1e-5)
+
+
+def test_log_size_encoding_model_roundtrip(tmp_path):
+    cfg = dict(CFG, size_encoding="log")
+    torch.manual_seed(3)
+    m = DeepWatershedDetector.from_config(cfg, class_names=["background", "a", "b", "c"])
+    assert m.head.size_encoding == "log"
+    m.train()
+    targets = [{"boxes": torch.tensor([[4.0, 4, 20, 12]]), "labels": torch.tensor([2])}]
+    loss = m(torch.rand(1, 1, 24, 32), targets)
+    assert torch.isfinite(loss["loss_size"]) and loss["loss_size"] > 0
+    m.save(tmp_path / "m.pt")
+    m2 = DeepWatershedDetector.load(tmp_path / "m.pt")
+    assert m2.head.size_encoding == "log" and m2.config["size_encoding"] == "log"
+    m.eval()
+    x = torch.rand(1, 1, 24, 32)
+    with torch.no_grad():
+        a, b = m.forward_outputs(x)[0], m2.forward_outputs(x)[0]
+    assert set(a) == set(b) == {"energy", "classes", "sizes", "log_sizes"}
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="size_encoding"):
+        DeepWatershedDetector.from_config(dict(CFG, size_encoding="cube"))

@@ -322,3 +322,21 @@ def test_torchrun_two_processes_equal_one(tiny_dataset, tmp_path):
     torch.manual_seed(0)
     init = DeepWatershedDetector.from_config(s1["config"], class_sizes=s1["class_sizes"]).state_dict()
     assert not torch.equal(s1["state_dict"]["head.energy.weight"], init["head.energy.weight"])  # it trained
+
+
+def test_train_log_size_encoding(tiny_dataset, tmp_path):
+    """--sizes log: the model regresses log pixels, its size head starting at the log of the median box."""
+    out = tmp_path / "log"
+    _run(tiny_dataset, out, sizes="log", steps=2, eval_every=0)
+    m = DeepWatershedDetector.load(out / "last.pt")
+    assert m.config["size_encoding"] == "log" and m.head.size_encoding == "log"
+    ds = read_deepscores(os.path.join(tiny_dataset, "deepscores_train.json"))
+    b = np.concatenate([np.asarray(p.boxes, np.float64).reshape(-1, 4) for p in ds.pages])
+    med = np.log([np.median(b[:, 3] - b[:, 1]), np.median(b[:, 2] - b[:, 0])])
+    # two steps move the bias by about 2 x size_lr x lr (0.04 at warm-up); linear pixels would be e^med away
+    assert np.allclose(m.head.sizes.bias.detach().numpy(), med, atol=0.2)
+    with torch.no_grad():
+        o = m.forward_outputs(torch.rand(1, 1, 40, 52))[0]
+    assert torch.isfinite(o["sizes"]).all() and (o["sizes"] > 0).all()
+    with pytest.raises(ValueError, match="sizes"):
+        _run(tiny_dataset, tmp_path / "bad", sizes="sqrt")
