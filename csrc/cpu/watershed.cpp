@@ -18,6 +18,7 @@
 #include "cpu/flood.h"
 #include "cpu/parallel.h"
 #include "cpu/runs.h"
+#include "cpu/sk_heap.h"
 
 namespace dwd {
 namespace cpu {
@@ -69,58 +70,13 @@ struct SkOrder {
   }
 };
 
-// The array heap of heap_general.pxi: push sifts up while strictly smaller than the parent; pop moves
-// the last item to the root and sifts down, the left child first, equal children keeping the left.
+// scikit-image's array heap over SkItem (sk_heap.h).
 template <bool Narrow>
-class SkHeap {
-  using O = SkOrder<Narrow>;
-
- public:
-  bool empty() const { return v_.empty(); }
-  const SkItem& top() const { return v_[0]; }
-  std::vector<SkItem> take() { return std::move(v_); }
-  void reserve(std::size_t n) { v_.reserve(n); }
-  void push(const SkItem& it) {
-    v_.push_back(it);
-    std::size_t child = v_.size() - 1;
-    while (child > 0) {
-      const std::size_t parent = (child + 1) / 2 - 1;
-      if (!O::less(it, v_[parent])) break;
-      v_[child] = v_[parent];
-      child = parent;
-    }
-    v_[child] = it;
-  }
-  SkItem pop() {
-    const SkItem top = v_[0];
-    const SkItem last = v_.back();
-    v_.pop_back();
-    const std::size_t n = v_.size();
-    if (n == 0) return top;
-    // The hole at i waits for `last`. scikit-image's rule (left child if smaller than the item, then the
-    // right if smaller than that) is: the smaller child, ties to the left, moves up if smaller than
-    // `last`. The child is chosen without a branch; the great-grandchildren are fetched ahead.
-    SkItem* v = v_.data();
-    std::size_t i = 0;
-    while (true) {
-      const std::size_t l = 2 * i + 1;
-      if (l >= n) break;
-      __builtin_prefetch(v + 8 * i + 7);  // the great-grandchildren: 128 bytes, on two or three lines
-      __builtin_prefetch(v + 8 * i + 11);
-      __builtin_prefetch(v + 8 * i + 14);
-      std::size_t c = l;
-      if (l + 1 < n) c += O::less(v[l + 1], v[l]) ? 1 : 0;
-      if (!O::less(v[c], last)) break;
-      v[i] = v[c];
-      i = c;
-    }
-    v[i] = last;
-    return top;
-  }
-
- private:
-  std::vector<SkItem> v_;
+struct SkLess {
+  bool operator()(const SkItem& a, const SkItem& b) const { return SkOrder<Narrow>::less(a, b); }
 };
+template <bool Narrow>
+using SkHeap = SkBinaryHeap<SkItem, SkLess<Narrow>>;
 
 // The flood after the seeds' ties are settled: a monotone priority queue (every pushed value is at
 // least the last popped one) in (value, push order): a radix heap with FIFO buckets and 8-bit digits

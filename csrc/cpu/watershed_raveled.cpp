@@ -23,6 +23,9 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/flood.h"
+#include "cpu/sk_heap.h"
+
 namespace dwd {
 namespace cpu {
 namespace {
@@ -34,63 +37,14 @@ struct Item {
   std::int64_t source;
 };
 
-inline std::uint64_t key_of(double d) {
-  if (d == 0.0) d = 0.0;  // -0 == +0
-  std::uint64_t b;
-  std::memcpy(&b, &d, sizeof b);
-  return (b >> 63) ? ~b : (b | (std::uint64_t(1) << 63));
-}
+inline std::uint64_t key_of(double d) { return OrderBits<double>::to(d); }  // -0 == +0
+inline double value_of(std::uint64_t k) { return OrderBits<double>::from(k); }
 
-inline double value_of(std::uint64_t k) {
-  const std::uint64_t b = (k >> 63) ? (k & ~(std::uint64_t(1) << 63)) : ~k;
-  double d;
-  std::memcpy(&d, &b, sizeof d);
-  return d;
-}
-
-inline bool less(const Item& a, const Item& b) { return a.key < b.key || (a.key == b.key && a.age < b.age); }
-
-// heap_general.pxi's array heap: push sifts up while strictly smaller than the parent; pop moves the
-// last item to the root and sifts it down, the smaller child (ties to the left) moving up while it is
-// smaller than that item.
-class BinaryHeap {
- public:
-  bool empty() const { return v_.empty(); }
-  std::vector<Item> take() { return std::move(v_); }
-  void push(const Item& it) {
-    v_.push_back(it);
-    std::size_t child = v_.size() - 1;
-    while (child > 0) {
-      const std::size_t parent = (child + 1) / 2 - 1;
-      if (!less(it, v_[parent])) break;
-      v_[child] = v_[parent];
-      child = parent;
-    }
-    v_[child] = it;
-  }
-  Item pop() {
-    const Item top = v_[0];
-    const Item last = v_.back();
-    v_.pop_back();
-    const std::size_t n = v_.size();
-    if (n == 0) return top;
-    std::size_t i = 0;
-    while (true) {
-      const std::size_t l = 2 * i + 1;
-      if (l >= n) break;
-      std::size_t c = l;
-      if (l + 1 < n && less(v_[l + 1], v_[l])) c = l + 1;
-      if (!less(v_[c], last)) break;
-      v_[i] = v_[c];
-      i = c;
-    }
-    v_[i] = last;
-    return top;
-  }
-
- private:
-  std::vector<Item> v_;
+struct ItemLess {
+  bool operator()(const Item& a, const Item& b) const { return a.key < b.key || (a.key == b.key && a.age < b.age); }
 };
+// scikit-image's array heap (sk_heap.h).
+using BinaryHeap = SkBinaryHeap<Item, ItemLess>;
 
 // Monotone priority queue in (value, push order): radix heap over the 64 value bits, FIFO buckets
 // (see SkRadix in watershed.cpp for the argument that it pops exact (value, age) order).
@@ -245,7 +199,7 @@ std::int64_t watershed_raveled(const RaveledFlood& f) {
   }
   std::vector<Item> rest = heap.take();
   if (rest.empty()) return pushes;
-  std::sort(rest.begin(), rest.end(), less);
+  std::sort(rest.begin(), rest.end(), ItemLess());
   RadixHeap queue;
   queue.reset(rest.front().key);
   for (const Item& it : rest) queue.push(it);
