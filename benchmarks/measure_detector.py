@@ -16,6 +16,7 @@ confidence and the class's spread) — the comparison of size encodings; results
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -36,6 +37,8 @@ def main(argv=None):
     ap.add_argument("--no-scan", action="store_true", help="clean pages only")
     ap.add_argument("--size-modes", help="comma-separated decoder size modes to compare (default: the model's own)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--dets", help="write every condition's detections and ground truths here (.npz), for "
+                    "benchmarks/bootstrap_detections.py")
     args = ap.parse_args(argv)
 
     import torch
@@ -86,6 +89,7 @@ def main(argv=None):
     conditions = [(c if not args.size_modes else f"{c}/{m}", d, m) for c, d in base_conditions for m in modes]
     outs = {}  # (condition, page) -> the network's reduced outputs and the time it took
     results = {}
+    saved = {}
     for cond, degrade, mode in conditions:
         if outs and next(iter(outs))[0] != cond.split("/")[0]:
             outs.clear()  # one condition's outputs at a time
@@ -109,6 +113,10 @@ def main(argv=None):
             secs.append(outs[key][1] + time.perf_counter() - t)
             dets.append(d.as_dict())
             gts.append({"boxes": boxes, "labels": it["labels"]})
+        for k, (d, g) in enumerate(zip(dets, gts)):
+            for f in ("boxes", "labels", "scores"):
+                saved[f"{cond}|{k}|det_{f}"] = np.asarray(d[f])
+            saved[f"{cond}|{k}|gt_boxes"], saved[f"{cond}|{k}|gt_labels"] = g["boxes"], np.asarray(g["labels"])
         r = dwd_fast.evaluate(dets, gts, class_names=names[1:])
         big = r.num_gt >= args.min_count
         results[cond] = {
@@ -136,6 +144,12 @@ def main(argv=None):
             v = results[c]["classes"].get(n, {"AP50": float("nan"), "AP": float("nan"), "recall": float("nan")})
             row += [f"{v['AP50']:.3f}", f"{v['AP']:.3f}", f"{v['recall']:.3f}"]
         print("| " + " | ".join(row) + " |")
+    if args.dets:
+        from dwd_fast._files import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, class_names=np.array(names[1:]), **saved)
+        atomic_write_bytes(args.dets, buf.getvalue())
     if args.json:
         from dwd_fast._files import atomic_write
 

@@ -31,6 +31,7 @@ def main(argv=None):
     ap.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--corpus", required=True)
+    ap.add_argument("--note", help="anything else about how it was made (e.g. what shared the machine)")
     args = ap.parse_args(argv)
 
     import torch
@@ -51,6 +52,8 @@ def main(argv=None):
         "train_config": tc, "label_map": model.meta.get("label_map"),
         "last_eval": evals[-1]["eval"] if evals else None,
     }
+    if args.note:
+        meta["note"] = args.note
     model.save(args.out, **meta)
     print(json.dumps({k: v for k, v in meta.items() if k not in ("train_config", "label_map", "last_eval")}))
     print(f"{args.out}: {os.path.getsize(args.out) / 2**20:.2f} MB")
