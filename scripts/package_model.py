@@ -31,6 +31,8 @@ def main(argv=None):
     ap.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--corpus", required=True)
+    ap.add_argument("--size-mode", choices=["regress", "class", "blend"],
+                    help="the decoder's size mode in the packaged model (default: the run's)")
     ap.add_argument("--note", help="anything else about how it was made (e.g. what shared the machine)")
     args = ap.parse_args(argv)
 
@@ -41,6 +43,13 @@ def main(argv=None):
 
     src = os.path.join(args.run, args.checkpoint)
     model = DeepWatershedDetector.load(src)
+    if args.size_mode and args.size_mode != model.config["decoder"].get("size_mode", "regress"):
+        config = dict(model.config, decoder=dict(model.config["decoder"], size_mode=args.size_mode))
+        rebuilt = DeepWatershedDetector.from_config(config, class_names=model.class_names,
+                                                    class_sizes=model.class_sizes)
+        rebuilt.load_state_dict(model.state_dict())
+        rebuilt.meta = model.meta
+        model = rebuilt
     records = read_run_metrics(args.run)
     steps = [r for r in records if "loss_energy" in r]
     evals = [r for r in records if "eval" in r]
