@@ -467,8 +467,8 @@ def main(argv=None):
     t.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
     t.add_argument("--widths", help="UNet channels per stage, comma-separated (default 8,16,32,64,128)")
     t.add_argument("--levels", type=int, help="energy levels (default 20)")
-    t.add_argument("--sizes", choices=["linear", "log"], help="the size channels regress pixels (linear, default) or "
-                   "log pixels (a relative size loss)")
+    t.add_argument("--sizes", choices=["linear", "log"], help="the size channels regress log pixels (log, default: "
+                   "a relative size loss) or pixels (linear, as the original DWD)")
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's)")
     t.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"], help="mixed precision (auto: bf16/fp16 on CUDA)")
     t.add_argument("--degrade", type=float, help="probability of the scan degradation per crop (default 0.8)")

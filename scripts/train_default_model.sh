@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/dwd-default-model}
 STEPS=${STEPS:-4000}
-SIZES=${SIZES:-__SIZES__}
+SIZES=${SIZES:-log}
 THREADS=${THREADS:-1}
 mkdir -p "$WORK"
 start=$SECONDS
@@ -19,5 +19,5 @@ dwd-fast train "$WORK/corpus" --out "$WORK/run" $ARGS --quiet
 python scripts/package_model.py "$WORK/run" dwd_fast/torch/models/default.pt \
   --recipe "bash scripts/train_default_model.sh (STEPS=$STEPS SIZES=$SIZES THREADS=$THREADS): dwd-fast train CORPUS $ARGS" \
   --corpus "dwd-fast make-dataset --pages 240 --seed 0 (dwd_fast $(python -c 'import dwd_fast; print(dwd_fast.__version__)'))" \
-  --size-mode "${SIZE_MODE:-__MODE__}"
+  --size-mode "${SIZE_MODE:-blend}"
 echo "done in $((SECONDS - start)) s"

@@ -57,6 +57,6 @@ def test_the_shipped_model_finds_noteheads_on_an_unseen_page():
     assert recall >= RECALL_MIN, f"notehead recall {recall:.3f} of {int(heads.sum())}"
 
 
-# measured 0.811 of 206 noteheads with the model of 2026-12-02 (1,800 steps); the bound keeps a margin for
-# platform rounding and for retraining by the recipe
-RECALL_MIN = 0.65
+# measured 0.835 of 206 noteheads with the model of 2026-12-02 (4,000 steps, log sizes; the 1,800-step model
+# before it: 0.811); the bound keeps a margin for platform rounding and for retraining by the recipe
+RECALL_MIN = 0.7

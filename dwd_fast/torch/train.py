@@ -31,17 +31,17 @@ DEFAULTS: dict[str, Any] = dict(
     steps=2000, batch=4, crop=256, lr=2e-3, size_lr=10.0, weight_decay=1e-4, warmup=100, min_lr=0.02, clip=1.0, seed=0,
     eval_every=500, eval_pages=2, eval_crop=1024, checkpoint_every=250, log_every=10, device="auto", workers=0,
     widths=(8, 16, 32, 64, 128), levels=20, threads=None, amp="auto", degrade=0.8, paste_rare=2,
-    cache_mb=1024, model=None, stop_at=0, sizes="linear",
+    cache_mb=1024, model=None, stop_at=0, sizes="log",
 )
 
 
 def default_model_config(num_classes: int, *, widths=(8, 16, 32, 64, 128), levels: int = 20,
-                         sizes: str = "linear") -> dict:
+                         sizes: str = "log") -> dict:
     """The detector configuration :func:`train` uses: a :class:`UNet` of ``widths``, full-resolution outputs,
     the target encoding that every symbol can be decoded from (box markers, smallest on top, at least 6 px;
     written out in full), the loss's defaults, and a decoder that blends regressed box sizes with the
-    detector's class-size table (``size_mode="blend"``). ``sizes``: the head's size encoding, ``"linear"`` or
-    ``"log"``."""
+    detector's class-size table (``size_mode="blend"``). ``sizes``: the head's size encoding, ``"log"``
+    (log pixels: the best of the encodings compared on held-out pages, README) or ``"linear"``."""
     # every setting written out, so that a model file says how it was trained whatever later defaults become
     encoder = {"marker": "box", "size": 0.8, "profile": "linear", "overlap": "smallest", "min_marker": 6.0,
                "drop_invalid": True}
@@ -320,8 +320,8 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
         (probability of :class:`ScanDegradation` per crop), ``paste_rare`` (rare symbols pasted per crop by
         :class:`PasteRareSymbols`; 0 = off), ``cache_mb`` (decoded pages kept per process), ``stop_at``
         (stop after this step with a checkpoint, as if interrupted, the schedule still spanning ``steps``;
-        0 = run to the end), ``sizes`` (the size encoding of the default model: ``"linear"`` pixels or ``"log"``
-        log pixels; :class:`DWDHead`), ``model`` (a full
+        0 = run to the end), ``sizes`` (the size encoding of the default model: ``"log"`` log pixels, the default, or
+        ``"linear"`` pixels; :class:`DWDHead`), ``model`` (a full
         detector configuration instead of the default one, ``num_classes`` filled in).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes its share of every batch (gloo on CPU, NCCL on
@@ -343,6 +343,7 @@ def train(dataset, out_dir, *, resume: bool = False, predict: Optional[Callable]
             raise ValueError(f"{last_path} is not a dwd-fast training checkpoint")
         saved = state["meta"]["train_config"]
         cfg = dict(DEFAULTS)
+        cfg["sizes"] = "linear"  # runs from before the setting existed regressed pixels
         cfg.update(saved)
         for k, v in config.items():  # only these may change on resume (they do not change the result)
             if k in ("steps", "eval_every", "eval_pages", "eval_crop", "checkpoint_every", "log_every", "workers",
