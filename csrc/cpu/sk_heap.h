@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -63,6 +64,26 @@ class SkBinaryHeap {
  private:
   std::vector<Item> v_;
 };
+
+// The seeds' keys sorted, then made unique in place, each with how many seeds share it (counts); returns
+// the seeds tied to an earlier one of the same key (the count of pops during which the array heap's
+// layout still decides an order).
+template <class Key>
+std::size_t count_seed_ties(std::vector<Key>& keys, std::vector<std::uint32_t>& counts) {
+  std::size_t tied = 0, d = 0;
+  counts.clear();
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    if (k > 0 && keys[k] == keys[d - 1]) {
+      ++counts[d - 1];
+      ++tied;
+    } else {
+      keys[d++] = keys[k];
+      counts.push_back(1);
+    }
+  }
+  keys.resize(d);
+  return tied;
+}
 
 }  // namespace cpu
 }  // namespace dwd

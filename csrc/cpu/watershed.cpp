@@ -258,20 +258,7 @@ void skimage_flood(const ImageView<const T> img, const index_t* marker_px, const
   }
   std::sort(seed_value.begin(), seed_value.end());
   std::vector<std::uint32_t> seed_count;
-  std::size_t tied = 0;
-  {
-    std::size_t d = 0;
-    for (std::size_t k = 0; k < n_markers; ++k) {
-      if (k > 0 && seed_value[k] == seed_value[d - 1]) {
-        ++seed_count[d - 1];
-        ++tied;
-      } else {
-        seed_value[d++] = seed_value[k];
-        seed_count.push_back(1);
-      }
-    }
-    seed_value.resize(d);
-  }
+  std::size_t tied = count_seed_ties(seed_value, seed_count);
   // Labels with le every neighbour q of p not labelled yet (nor outside the mask), in scikit-image's
   // order, and calls f(q, value of q): a pixel is labelled when pushed.
   auto each_new = [&](index_t p, std::int32_t le, auto&& f) {

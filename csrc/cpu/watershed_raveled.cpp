@@ -176,17 +176,7 @@ std::int64_t watershed_raveled(const RaveledFlood& f) {
   }
   std::sort(seed_value.begin(), seed_value.end());
   std::vector<std::uint32_t> seed_count;
-  std::size_t tied = 0, d = 0;
-  for (std::size_t k = 0; k < seed_value.size(); ++k) {
-    if (k > 0 && seed_value[k] == seed_value[d - 1]) {
-      ++seed_count[d - 1];
-      ++tied;
-    } else {
-      seed_value[d++] = seed_value[k];
-      seed_count.push_back(1);
-    }
-  }
-  seed_value.resize(d);
+  std::size_t tied = count_seed_ties(seed_value, seed_count);
   auto heap_push = [&](const Item& it) { heap.push(it); };
   while (!heap.empty() && tied > 0) {
     const Item e = heap.pop();
