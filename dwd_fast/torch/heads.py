@@ -33,18 +33,17 @@ class DWDHead(nn.Module):
         its last RefineNet map to the input size). A 1x1 convolution commutes with bilinear
         interpolation (both are linear and the interpolation weights sum to 1), so the head upsamples
         whichever of the features or the outputs has fewer channels; the result is the same.
+    size_encoding : str
+        How the size channels hold a box size: ``"linear"`` (pixels, the original's) or ``"log"`` (natural
+        logarithm of pixels; ``"sizes"`` is then ``exp`` of the channels, clamped to [e^-8, e^12]). The log
+        encoding makes the size loss relative: a stem 6 px wide instead of 1.6 costs as much as a brace
+        375 px tall instead of 100, where the linear loss barely sees the stem.
 
     Returns (from :meth:`forward`)
     ------------------------------
     dict with ``"energy"`` (B, K, H, W) energy-level logits, ``"classes"`` (B, C, H, W) class logits and
     ``"sizes"`` (B, 2, H, W) box (height, width) in pixels of the output grid; with ``size_encoding="log"``
     also ``"log_sizes"``, the raw channels the loss compares with the logarithm of the target sizes.
-
-    size_encoding : str
-        How the size channels hold a box size: ``"linear"`` (pixels, the original's) or ``"log"`` (natural
-        logarithm of pixels; ``"sizes"`` is then ``exp`` of the channels, clamped to [e^-8, e^12]). The log
-        encoding makes the size loss relative: a stem 6 px wide instead of 1.6 costs as much as a brace
-        375 px tall instead of 100, where the linear loss barely sees the stem.
     """
 
     SIZE_ENCODINGS = ("linear", "log")
